@@ -1,0 +1,50 @@
+"""Actors for ASGI apps: one per connection, one event at a time, a state machine inside.
+
+Start with :class:`WebsocketActor` (or :class:`JsonWebsocketActor`), route it with
+:class:`URLRouter` and :class:`ProtocolTypeRouter`, and pass a channel layer to the
+router so actors can talk to each other.
+"""
+
+from interlock.dsl import IllegalTransition
+
+from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy
+from ._errors import DenyConnection, MalformedMessage, RouteNotFound, StopActor, UnknownMessageType
+from ._generic import Actor
+from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
+from ._sync import async_to_sync, sync_to_async
+from ._websocket import JsonWebsocketActor, WebsocketActor
+from ._worker import run_worker
+
+__all__ = [
+    "Actor",
+    "ActorApp",
+    "BaseActor",
+    "ChannelNameRouter",
+    "DenyConnection",
+    "Flush",
+    "IllegalTransition",
+    "JsonWebsocketActor",
+    "MalformedMessage",
+    "ProtocolTypeRouter",
+    "Route",
+    "RouteNotFound",
+    "StopActor",
+    "URLRouter",
+    "UnhandledPolicy",
+    "UnknownMessageType",
+    "WebsocketActor",
+    "async_to_sync",
+    "path",
+    "re_path",
+    "run_worker",
+    "sync_to_async",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("interlock.actors._"):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # pragma: no cover - type aliases
+            pass
+del _name, _obj

@@ -1,0 +1,387 @@
+"""The actor runtime: one instance per scope, one event at a time, one mailbox.
+
+Theory of operation
+-------------------
+``Actor.as_asgi()`` returns an ASGI app; each call builds one actor and runs it.
+
+* **Mailbox.** Without a channel layer the actor awaits the server's ``receive()``
+  directly. With a layer it gets a ``channel_name`` and two pumps feed one
+  :class:`~interlock.actors._mailbox.Mailbox`: one from the client, one from its
+  channel. The actor handles what the mailbox yields, in order, start to finish.
+* **Handlers** may be ``def`` (run in a worker thread) or ``async def``. Operations
+  that talk to the client (``send``, ``accept``, ``close`` …) are recorded in an
+  outbox and return an awaitable that flushes it: ``await self.send(...)`` in async
+  code sends at once; in a sync handler the call flushes before it returns; anything
+  left is flushed when the handler returns. Order is always preserved.
+* **Layer messages** reach only declared handlers: ``type`` ``"chat.message"`` calls
+  ``chat_message``, which must be a public method defined by the user's class, not
+  one of interlock's own methods (so ``{"type": "close"}`` never closes anything).
+* **Failure.** A handler exception is logged with the actor's identity, the
+  connection is closed (1011 for WebSockets) and the actor stops; whatever happens,
+  its channel is closed and discarded from every group.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+import anyio
+
+from interlock.layers import GroupLayer
+
+from ._errors import StopActor, UnknownMessageType
+from ._mailbox import Mailbox
+from ._sync import current_worker_owner, run_in_worker
+from ._types import LAYER_KEY, Message, Receive, Scope, Send
+
+__all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "library_class"]
+
+logger = logging.getLogger("interlock.actors")
+
+UnhandledPolicy = Literal["raise", "log", "ignore"]
+
+_LIBRARY_CLASSES: list[type] = []
+C = TypeVar("C", bound=type)
+
+
+def library_class(cls: C) -> C:
+    """Mark *cls* as interlock's own: its methods are never layer-message handlers."""
+    _LIBRARY_CLASSES.append(cls)
+    return cls
+
+
+class Flush:
+    """What client-facing operations return: awaiting it sends everything recorded so far.
+
+    Not awaiting it is not an error: the runtime flushes after the handler returns.
+    """
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: BaseActor | None) -> None:
+        self._actor = actor
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._actor is not None:
+            return self._actor._flush().__await__()
+        return _done().__await__()
+
+
+async def _done() -> None:
+    return None
+
+
+_FLUSHED = Flush(None)
+
+
+class ActorApp:
+    """The ASGI application for one actor class: builds an actor per scope and runs it."""
+
+    __slots__ = ("actor_class", "initkwargs")
+
+    def __init__(self, actor_class: type[BaseActor], initkwargs: dict[str, Any]) -> None:
+        self.actor_class = actor_class
+        self.initkwargs = initkwargs
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.initkwargs.items())
+        return f"{self.actor_class.__qualname__}.as_asgi({args})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one scope with a new actor."""
+        await self.actor_class(**self.initkwargs)._run(scope, receive, send)
+
+
+@library_class
+class BaseActor:
+    """What every actor shares: scope, channel layer, mailbox, dispatch, cleanup.
+
+    Subclass :class:`~interlock.actors.WebsocketActor` or
+    :class:`~interlock.actors.Actor` rather than this class.
+    """
+
+    groups: ClassVar[Sequence[str]] = ()
+    """Groups the actor joins when its connection starts and leaves when it ends."""
+
+    unhandled: ClassVar[UnhandledPolicy] = "raise"
+    """What a layer message with no handler does: ``"raise"`` (fail the actor, like
+    Channels), ``"log"`` (log an error and go on) or ``"ignore"`` (drop it silently)."""
+
+    mailbox_size: ClassVar[int] = 64
+    """Events the mailbox holds before the client and the channel are made to wait."""
+
+    channel_layer: GroupLayer | None = None
+    """The layer this actor talks through; set by the router, or by ``as_asgi(channel_layer=…)``."""
+
+    channel_name: str | None
+    """This actor's own channel (its mailbox address) while it runs with a layer."""
+
+    scope: Scope
+    """The connection scope, with ``url_route`` once a router matched it."""
+
+    _handlers: ClassVar[frozenset[str]] = frozenset()
+    _reserved: ClassVar[frozenset[str]] = frozenset()
+    _asyncness: ClassVar[dict[str, bool]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._asyncness = {}
+        cls._reserved = frozenset(
+            name for base in _LIBRARY_CLASSES if issubclass(cls, base) for name in dir(base)
+        )
+        handlers = set()
+        for klass in cls.__mro__:
+            if klass in _LIBRARY_CLASSES or klass is object:
+                continue
+            for name, value in vars(klass).items():
+                if name.startswith("_") or name in cls._reserved:
+                    continue
+                if inspect.isfunction(value):
+                    handlers.add(name)
+        cls._handlers = frozenset(handlers)
+        if not isinstance(cls.groups, (list, tuple)):
+            msg = (
+                f"{cls.__qualname__}.groups must be a list or tuple of group names, "
+                f"not {type(cls.groups).__name__}"
+            )
+            raise TypeError(msg)
+
+    def __init__(self, **initkwargs: Any) -> None:
+        for key, value in initkwargs.items():
+            setattr(self, key, value)
+        self.channel_name = None
+        self._outbox: deque[Message] = deque()
+        self._asgi_send: Send | None = None
+        self._joined: list[str] = []
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ActorApp:
+        """Return an ASGI app that serves each scope with a new ``cls(**initkwargs)``.
+
+        Keyword arguments override class attributes per instance, e.g.
+        ``ChatActor.as_asgi(channel_layer=layer)``; unknown names are refused here,
+        not at the first connection.
+        """
+        for key in initkwargs:
+            if key.startswith("_") or not hasattr(cls, key):
+                msg = (
+                    f"{cls.__qualname__}.as_asgi() got an unexpected keyword argument {key!r}: "
+                    "keywords set existing public class attributes"
+                )
+                raise TypeError(msg)
+        return ActorApp(cls, dict(initkwargs))
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        scope = getattr(self, "scope", None) or {}
+        parts = [type(self).__qualname__]
+        if self.channel_name:
+            parts.append(f"channel={self.channel_name}")
+        if "path" in scope:
+            parts.append(f"path={scope['path']}")
+        client = scope.get("client")
+        if client:
+            parts.append(f"client={client[0]}:{client[1]}")
+        state = getattr(self, "state", None)
+        if state:
+            parts.append(f"state={state}")
+        return f"<{' '.join(parts)}>"
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def _emit(self, message: Message) -> Flush:
+        self._outbox.append(message)
+        if current_worker_owner() is self:
+            anyio.from_thread.run(self._flush)
+            return _FLUSHED
+        return Flush(self)
+
+    async def _flush(self) -> None:
+        outbox = self._outbox
+        send = self._asgi_send
+        if send is None:
+            msg = f"{self!r} is not running: nothing to send to"
+            raise RuntimeError(msg)
+        while outbox:
+            await send(outbox.popleft())
+
+    # -- calling handlers ----------------------------------------------------------------
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        method: Callable[..., Any] = getattr(self, name)
+        is_async = self._asyncness.get(name)
+        if is_async is None:
+            is_async = self._asyncness[name] = inspect.iscoroutinefunction(method)
+        if is_async:
+            await method(*args, **kwargs)
+        else:
+            result = await run_in_worker(self, method, *args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+        if self._outbox:
+            await self._flush()
+
+    def _handler_for(self, message_type: object) -> str | None:
+        """The handler name for a message type, or None (after applying the policy)."""
+        if type(message_type) is str:
+            name = message_type.replace(".", "_")
+            if name in self._handlers and not message_type.startswith("_"):
+                return name
+            if message_type.startswith("_"):
+                reason = "types starting with '_' are private and never dispatched"
+            elif name in self._reserved:
+                reason = f"{name!r} is one of interlock's own methods, not a handler"
+            else:
+                reason = f"define a method named {name!r} to handle it"
+        else:
+            reason = "a message's 'type' must be a str"
+        error = UnknownMessageType(type(self).__qualname__, message_type, reason)
+        if self.unhandled == "raise":
+            raise error
+        if self.unhandled == "log":
+            logger.error("%r dropped a message: %s", self, error)
+        return None
+
+    async def dispatch(self, message: Message) -> None:
+        """Call the handler a layer message's ``type`` names, with the message."""
+        name = self._handler_for(message.get("type"))
+        if name is not None:
+            await self._call(name, message)
+
+    # -- running -------------------------------------------------------------------------
+
+    def _layer_for(self, scope: Scope) -> GroupLayer | None:
+        layer = self.channel_layer
+        if layer is None:
+            layer = scope.get(LAYER_KEY)
+        return layer
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._asgi_send = send
+        layer = self.channel_layer = self._layer_for(scope)
+        try:
+            if layer is None:
+                while True:
+                    if await self._handle_client(await receive()):
+                        break
+            else:
+                self.channel_name = await layer.new_channel()
+                await self._started()
+                await self._run_with_layer(layer, self.channel_name, receive)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._cleanup()
+
+    async def _run_with_layer(self, layer: GroupLayer, channel: str, receive: Receive) -> None:
+        mailbox: Mailbox[tuple[bool, Message]] = Mailbox(self.mailbox_size)
+
+        async def pump_client() -> None:
+            while True:
+                message = await receive()
+                await mailbox.put((True, message))
+                if message.get("type") in self._terminal_events:
+                    return
+
+        async def pump_channel() -> None:
+            while True:
+                await mailbox.put((False, await layer.receive(channel)))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(pump_client)
+            tasks.start_soon(pump_channel)
+            while True:
+                from_client, message = await mailbox.get()
+                if from_client:
+                    stop = await self._handle_client(message)
+                else:
+                    stop = await self._handle_layer(message)
+                if stop:
+                    break
+            tasks.cancel_scope.cancel()
+
+    _terminal_events: ClassVar[frozenset[str]] = frozenset(
+        {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}
+    )
+
+    async def _handle_client(self, message: Message) -> bool:
+        """Handle one event from the server; return True when the actor must stop."""
+        try:
+            return await self._on_client_event(message)
+        except StopActor:
+            return True
+        except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
+            await self._fail(exc)
+            return True
+
+    async def _handle_layer(self, message: Message) -> bool:
+        """Handle one message from the actor's channel; return True when it must stop."""
+        try:
+            if self._accepts_layer_messages():
+                await self.dispatch(message)
+            else:
+                logger.debug("%r dropped layer message %r: not open", self, message.get("type"))
+        except StopActor:
+            return True
+        except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
+            await self._fail(exc)
+            return True
+        return False
+
+    def _log_failure(self, exc: Exception) -> None:
+        logger.error("%r failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)
+
+    async def _fail(self, exc: Exception) -> None:
+        self._log_failure(exc)
+        self._outbox.clear()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._on_failure(exc)
+        except Exception as close_exc:  # noqa: BLE001 - the peer may be gone already
+            logger.debug("%r could not report its failure to the peer: %r", self, close_exc)
+
+    async def _join_groups(self) -> None:
+        layer = self.channel_layer
+        if layer is None or not self.groups:
+            return
+        assert self.channel_name is not None  # noqa: S101 - set whenever a layer is
+        for group in self.groups:
+            await layer.group_add(group, self.channel_name)
+            self._joined.append(group)
+
+    async def _leave_groups(self, groups: Iterable[str]) -> None:
+        layer = self.channel_layer
+        if layer is None or self.channel_name is None:
+            return
+        for group in groups:
+            await layer.group_discard(group, self.channel_name)
+
+    async def _cleanup(self) -> None:
+        layer = self.channel_layer
+        channel = self.channel_name
+        if layer is None or channel is None:
+            return
+        try:
+            await layer.close_channel(channel)
+        except Exception:
+            logger.exception("%r could not close its channel %r", self, channel)
+
+    # -- hooks for subclasses ----------------------------------------------------------------
+
+    async def _on_client_event(self, message: Message) -> bool:
+        raise NotImplementedError  # pragma: no cover - every concrete actor overrides
+
+    async def _on_failure(self, exc: Exception) -> None:
+        """Tell the peer the actor failed (subclasses know how)."""
+
+    async def _started(self) -> None:
+        """Called once the actor has its channel, before its first event."""
+
+    def _accepts_layer_messages(self) -> bool:
+        return True
+

@@ -1,0 +1,53 @@
+"""Errors of the actor runtime, sorted by whose fault they are.
+
+* The application's: :class:`~interlock.dsl.IllegalTransition` (an operation the
+  lifecycle state forbids), :class:`UnknownMessageType`, ``TypeError``/``ValueError``
+  for bad arguments.
+* The peer's: :class:`MalformedMessage` (the client sent data the actor cannot read);
+  the runtime closes the connection with the error's close code.
+* Control flow: :class:`StopActor` and :class:`DenyConnection`, raised by handlers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DenyConnection",
+    "MalformedMessage",
+    "RouteNotFound",
+    "StopActor",
+    "UnknownMessageType",
+]
+
+
+class StopActor(Exception):  # noqa: N818 - control flow, not an error
+    """Raise from a handler to stop the actor cleanly (Channels' ``StopConsumer``)."""
+
+
+class DenyConnection(Exception):  # noqa: N818 - control flow, not an error
+    """Raise from ``connect()`` to refuse the WebSocket handshake with HTTP 403."""
+
+
+class UnknownMessageType(ValueError):
+    """A message's ``type`` names no handler of the actor, or names a private one."""
+
+    def __init__(self, actor: str, message_type: object, reason: str) -> None:
+        self.message_type = message_type
+        super().__init__(f"{actor} cannot handle message type {message_type!r}: {reason}")
+
+
+class MalformedMessage(ValueError):
+    """The peer sent data the actor cannot read; the connection closes with ``close_code``."""
+
+    def __init__(self, text: str, close_code: int = 1007) -> None:
+        self.close_code = close_code
+        super().__init__(text)
+
+
+class RouteNotFound(ValueError):
+    """No route of a :class:`~interlock.actors.URLRouter` matched the path."""
+
+    def __init__(self, path: str, tried: list[str]) -> None:
+        self.path = path
+        self.tried = tried
+        listed = ", ".join(repr(t) for t in tried) or "no routes"
+        super().__init__(f"no route matches path {path!r} (tried {listed})")

@@ -1,0 +1,261 @@
+"""WebSocket actors: the lifecycle table in ``interlock.dsl`` drives every operation.
+
+States (see :mod:`interlock.dsl._lifecycle`): ``connecting`` until ``accept()``,
+``open`` while messages flow, ``closing`` after ``close()``/``deny()`` until the server
+reports the socket gone, ``closed`` after ``disconnect``. Operations check the state
+*when called* and raise :class:`~interlock.dsl.IllegalTransition` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from interlock.dsl import CLOSED, CONNECTING, LIFECYCLE, OPEN, Lifecycle
+
+from ._asgi import Headers, denial_messages, encode_headers, supports_denial
+from ._base import BaseActor, Flush, library_class
+from ._errors import DenyConnection, MalformedMessage
+from ._types import Message
+
+__all__ = ["JsonWebsocketActor", "WebsocketActor"]
+
+logger = logging.getLogger("interlock.actors")
+
+_MAX_REASON_BYTES = 123
+
+
+def _reason(text: str) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= _MAX_REASON_BYTES:
+        return text
+    return encoded[: _MAX_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+@library_class
+class WebsocketActor(BaseActor):
+    """An actor for one WebSocket connection.
+
+    Override ``connect`` (default: accept), ``receive`` and ``disconnect``; add
+    handlers for layer messages (``chat_message`` for ``{"type": "chat.message"}``).
+    Each may be ``def`` (run in a worker thread) or ``async def``.
+    """
+
+    lifecycle: ClassVar[Lifecycle] = LIFECYCLE
+    """The compiled lifecycle shared by every instance (headless: instances hold only ``state``)."""
+
+    state: str
+    """The current lifecycle state: ``connecting``, ``open``, ``closing`` or ``closed``."""
+
+    close_code: int | None
+    """The close code once the connection ended (the peer's, or the one we sent)."""
+
+    def __init__(self, **initkwargs: Any) -> None:
+        super().__init__(**initkwargs)
+        self.state = self.lifecycle.initial
+        self.close_code = None
+
+    # -- handlers users override ------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Called for the handshake; the default accepts. Call ``accept()`` or ``close()``."""
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Called for each message from the client, text or binary."""
+
+    async def disconnect(self, code: int) -> None:
+        """Called once when the connection is gone, with its close code."""
+
+    # -- operations -------------------------------------------------------------------
+
+    def _move(self, trigger: str) -> str:
+        self.state = self.lifecycle.next(self.state, trigger)
+        return self.state
+
+    def accept(self, subprotocol: str | None = None, headers: Headers | None = None) -> Flush:
+        """Accept the handshake, optionally choosing one of the client's subprotocols."""
+        if subprotocol is not None:
+            offered = self.scope.get("subprotocols") or []
+            if subprotocol not in offered:
+                msg = (
+                    f"accept(subprotocol={subprotocol!r}): the client offered "
+                    f"{list(offered)!r}; choose one of those or None"
+                )
+                raise ValueError(msg)
+        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers is not None:
+            message["headers"] = encode_headers(headers)
+        self._move("accept")
+        return self._emit(message)
+
+    def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False
+    ) -> Flush:
+        """Send one text or binary message; ``close=True`` (or a code) closes afterwards."""
+        if (self.state, "send") not in self.lifecycle.table:
+            if text_data is None and bytes_data is None and close:
+                return self.close(None if close is True else close)
+            self.lifecycle.next(self.state, "send")
+        if text_data is not None:
+            if type(text_data) is not str:
+                msg = f"send(text_data=...) takes a str, not {type(text_data).__name__}"
+                raise TypeError(msg)
+            if bytes_data is not None:
+                msg = "send() takes text_data or bytes_data, not both"
+                raise ValueError(msg)
+            self._emit({"type": "websocket.send", "text": text_data})
+        elif bytes_data is not None:
+            if not isinstance(bytes_data, (bytes, bytearray, memoryview)):
+                msg = f"send(bytes_data=...) takes bytes, not {type(bytes_data).__name__}"
+                raise TypeError(msg)
+            self._emit({"type": "websocket.send", "bytes": bytes(bytes_data)})
+        elif not close:
+            msg = "send() needs text_data or bytes_data"
+            raise ValueError(msg)
+        if close:
+            return self.close(None if close is True else close)
+        return self._emit_done()
+
+    def _emit_done(self) -> Flush:
+        return Flush(self) if self._outbox else Flush(None)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> Flush:
+        """Close the connection (before ``accept()``: refuse the handshake, HTTP 403).
+
+        Closing twice is harmless. ``code`` defaults to 1000; ``reason`` is cut to the
+        123 bytes the protocol allows.
+        """
+        state = self.state
+        target = self._move("close")
+        if target == state:  # already closing or closed: ignored
+            return self._emit_done()
+        if state == CONNECTING:
+            return self._emit({"type": "websocket.close", "code": code or 1000})
+        message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
+        if reason:
+            message["reason"] = _reason(reason)
+        self.close_code = message["code"]
+        return self._emit(message)
+
+    def deny(self, status: int = 403, body: bytes | str = b"", headers: Headers | None = None) -> Flush:
+        """Refuse the handshake with an HTTP response.
+
+        Servers with ASGI's WebSocket denial extension send *status*, *headers* and
+        *body*; others can only answer 403, which is what the client then sees.
+        """
+        if not 400 <= status <= 599:
+            msg = f"deny(status={status!r}): a denial status is an HTTP error, 400 to 599"
+            raise ValueError(msg)
+        self._move("deny")
+        data = body.encode() if isinstance(body, str) else body
+        flush = Flush(None)
+        for message in denial_messages(self.scope, status, data, headers):
+            flush = self._emit(message)
+        return flush
+
+    # -- runtime ----------------------------------------------------------------------
+
+    def _accepts_layer_messages(self) -> bool:
+        return self.state == OPEN or self.state == CONNECTING or self.state.startswith("open.")
+
+    async def _on_client_event(self, message: Message) -> bool:
+        kind = message["type"]
+        if kind == "websocket.receive":
+            if (self.state, "receive") not in self.lifecycle.table:
+                logger.debug("%r ignored a client message: state is %s", self, self.state)
+                return False
+            text = message.get("text")
+            if text is not None:
+                await self._call("receive", text_data=text)
+            else:
+                await self._call("receive", bytes_data=message.get("bytes") or b"")
+            return self.state == CLOSED
+        if kind == "websocket.connect":
+            await self._join_groups()
+            try:
+                await self._call("connect")
+            except DenyConnection:
+                if self.state == CONNECTING:
+                    await self.deny(403)
+            return False
+        if kind == "websocket.disconnect":
+            self._move("disconnect")
+            code = message.get("code", 1005)
+            self.close_code = code
+            await self._leave_groups(self._joined)
+            await self._call("disconnect", code)
+            return True
+        logger.warning("%r ignored an unexpected ASGI event %r", self, kind)
+        return False
+
+    async def _on_failure(self, exc: Exception) -> None:
+        state = self.state
+        self.state = self.lifecycle.next(state, "fail") if state != CLOSED else CLOSED
+        if state == CONNECTING:
+            for message in denial_messages(self.scope, 500, b"Internal Server Error"):
+                await self._flush_one(message)
+        elif state != CLOSED and state != "closing":
+            code = exc.close_code if isinstance(exc, MalformedMessage) else 1011
+            reason = str(exc) if isinstance(exc, MalformedMessage) else "internal error"
+            self.close_code = code
+            await self._flush_one({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+
+    async def _flush_one(self, message: Message) -> None:
+        self._outbox.append(message)
+        await self._flush()
+
+    def _log_failure(self, exc: Exception) -> None:
+        if isinstance(exc, MalformedMessage):
+            logger.warning("%r closed: the client sent malformed data: %s", self, exc)
+        else:
+            super()._log_failure(exc)
+
+    @property
+    def supports_denial(self) -> bool:
+        """Whether the server lets :meth:`deny` send its own status and body."""
+        return supports_denial(self.scope)
+
+
+@library_class
+class JsonWebsocketActor(WebsocketActor):
+    """A WebSocket actor that speaks JSON: override ``receive_json``, call ``send_json``.
+
+    Set ``json_loads``/``json_dumps`` (or override ``decode_json``/``encode_json``) to
+    use another codec. A frame that is not valid JSON closes the connection with 1007,
+    a binary frame with 1003; both are logged as the client's fault.
+    """
+
+    json_loads: ClassVar[Callable[[str], Any]] = staticmethod(json.loads)
+    json_dumps: ClassVar[Callable[[Any], str]] = staticmethod(json.dumps)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Decode a text frame as JSON and pass it to ``receive_json``."""
+        if text_data is None:
+            size = len(bytes_data or b"")
+            msg = f"expected a text frame holding JSON, got a binary frame of {size} bytes"
+            raise MalformedMessage(msg, close_code=1003)
+        await self._call("receive_json", self.decode_json(text_data))
+
+    async def receive_json(self, content: Any) -> None:
+        """Called with each decoded JSON message."""
+
+    def send_json(self, content: Any, close: bool | int = False) -> Flush:
+        """Encode *content* as JSON and send it as a text frame."""
+        return self.send(text_data=self.encode_json(content), close=close)
+
+    @classmethod
+    def decode_json(cls, text_data: str) -> Any:
+        """Decode a text frame; raise :class:`MalformedMessage` if it is not JSON."""
+        try:
+            return cls.json_loads(text_data)
+        except ValueError as exc:
+            msg = f"malformed JSON: {exc}"
+            raise MalformedMessage(msg, close_code=1007) from exc
+
+    @classmethod
+    def encode_json(cls, content: Any) -> str:
+        """Encode *content*; a ``TypeError`` names what could not be encoded."""
+        return cls.json_dumps(content)

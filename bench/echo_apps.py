@@ -1,0 +1,132 @@
+"""The three WebSocket echo ASGI apps compared by ``bench/echo.py``.
+
+Every app is exposed as a zero-argument *factory* (``make_raw``,
+``make_interlock``, ``make_channels``) that uvicorn calls with ``--factory``.
+Imports and configuration happen inside the factory, so an app whose
+dependencies are missing (e.g. ``interlock`` not installed yet) fails on its
+own at server start-up and the runner skips it, while the other apps still run.
+
+All three apps do the same work: accept the connection, send every text or
+bytes frame straight back unchanged, and return on disconnect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# What a factory hands to uvicorn: any ASGI 3 callable. Deliberately loose so
+# that framework-specific ASGI signatures (interlock, channels) fit it.
+AnyASGIApp = Callable[..., Awaitable[None]]
+
+
+# --------------------------------------------------------------------------
+# (1) raw ASGI
+# --------------------------------------------------------------------------
+
+
+async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Plain ASGI 3 WebSocket echo: the baseline every other app is compared to."""
+    if scope["type"] == "websocket":
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text: str | None = message.get("text")
+                if text is not None:
+                    await send({"type": "websocket.send", "text": text})
+                else:
+                    await send(
+                        {"type": "websocket.send", "bytes": message.get("bytes")}
+                    )
+            elif kind == "websocket.connect":
+                await send({"type": "websocket.accept"})
+            elif kind == "websocket.disconnect":
+                return
+    elif scope["type"] == "lifespan":  # unused (--lifespan off), kept for completeness
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def make_raw() -> AnyASGIApp:
+    """uvicorn factory for the raw ASGI echo app."""
+    return raw_app
+
+
+# --------------------------------------------------------------------------
+# (2) interlock actor
+# --------------------------------------------------------------------------
+
+
+def make_interlock() -> AnyASGIApp:
+    """uvicorn factory for the interlock ``WebsocketActor`` echo app.
+
+    Raises ``ImportError`` (and so makes the server exit at start-up) when
+    ``interlock`` is not importable; the runner then skips this app.
+    """
+    # The ignores only matter while interlock is not installed in the venv;
+    # ``unused-ignore`` keeps ``mypy --strict`` quiet once it is.
+    from interlock.actors import (  # type: ignore[import-not-found,attr-defined,unused-ignore]
+        WebsocketActor,
+    )
+
+    class Echo(WebsocketActor):  # type: ignore[misc,unused-ignore]
+        async def receive(
+            self, text_data: str | None = None, bytes_data: bytes | None = None
+        ) -> None:
+            await self.send(text_data=text_data, bytes_data=bytes_data)
+
+    app: AnyASGIApp = Echo.as_asgi()
+    return app
+
+
+# --------------------------------------------------------------------------
+# (3) Django Channels consumer
+# --------------------------------------------------------------------------
+
+
+def _configure_django() -> None:
+    """Minimal in-code Django settings; no CHANNEL_LAYERS, so channels uses no layer."""
+    import django  # type: ignore[import-untyped,unused-ignore]
+    from django.conf import settings  # type: ignore[import-untyped,unused-ignore]
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="interlock-bench-not-secret",
+            INSTALLED_APPS=[],
+            ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+            USE_TZ=True,
+        )
+        django.setup()
+
+
+def make_channels() -> AnyASGIApp:
+    """uvicorn factory for the Django Channels ``AsyncWebsocketConsumer`` echo app."""
+    _configure_django()
+    from channels.generic.websocket import (  # type: ignore[import-untyped,unused-ignore]
+        AsyncWebsocketConsumer,
+    )
+    from channels.routing import ProtocolTypeRouter  # type: ignore[import-untyped,unused-ignore]
+
+    class EchoConsumer(AsyncWebsocketConsumer):  # type: ignore[misc,unused-ignore]
+        async def receive(
+            self, text_data: str | None = None, bytes_data: bytes | None = None
+        ) -> None:
+            await self.send(text_data=text_data, bytes_data=bytes_data)
+
+    app: AnyASGIApp = ProtocolTypeRouter({"websocket": EchoConsumer.as_asgi()})
+    return app

@@ -1,0 +1,43 @@
+"""Channel layers: named channels and groups that let actors talk across tasks and processes.
+
+The contract is :class:`ChannelLayer` / :class:`GroupLayer` / :class:`ListableGroupLayer`,
+written out in ``docs/layer-spec.md`` and checked by :mod:`interlock.layers.testing`.
+"""
+
+from ._errors import (
+    ChannelFull,
+    ChannelLayerError,
+    InvalidChannelName,
+    InvalidGroupName,
+    InvalidMessage,
+    LayerClosed,
+    UnserializableMessage,
+)
+from ._memory import InMemoryChannelLayer
+from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
+from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "ChannelFull",
+    "ChannelLayer",
+    "ChannelLayerError",
+    "GroupLayer",
+    "InMemoryChannelLayer",
+    "InvalidChannelName",
+    "InvalidGroupName",
+    "InvalidMessage",
+    "LayerClosed",
+    "ListableGroupLayer",
+    "Message",
+    "UnserializableMessage",
+    "check_message",
+    "require_channel_name",
+    "require_group_name",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("interlock.layers."):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,46 @@
+"""Errors raised by channel layers.
+
+Each error subclasses the builtin that fits, so callers can catch by meaning:
+bad names and bad messages are ``ValueError``/``TypeError``, a full channel is
+a ``RuntimeError`` a sender may retry later.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChannelFull",
+    "ChannelLayerError",
+    "InvalidChannelName",
+    "InvalidGroupName",
+    "InvalidMessage",
+    "LayerClosed",
+    "UnserializableMessage",
+]
+
+
+class ChannelLayerError(Exception):
+    """Base class of every error a channel layer raises on purpose."""
+
+
+class ChannelFull(ChannelLayerError, RuntimeError):  # noqa: N818 - Channels' name, kept for compatibility
+    """A channel already holds as many undelivered messages as its capacity allows."""
+
+
+class LayerClosed(ChannelLayerError, RuntimeError):
+    """The layer was closed while an operation waited on it."""
+
+
+class InvalidChannelName(ChannelLayerError, ValueError):
+    """A channel name broke the naming rules (see :doc:`the layer spec </layer-spec>`)."""
+
+
+class InvalidGroupName(ChannelLayerError, ValueError):
+    """A group name broke the naming rules (see :doc:`the layer spec </layer-spec>`)."""
+
+
+class InvalidMessage(ChannelLayerError, TypeError):
+    """A message was not a dict with a string ``type`` and string keys."""
+
+
+class UnserializableMessage(InvalidMessage):
+    """A message held a value a layer cannot carry (only JSON-like values and bytes travel)."""

@@ -1,0 +1,248 @@
+"""An in-process channel layer: channels are deques, groups are dicts.
+
+Theory of operation: each channel holds a deque of ``(expires_at, message)`` and
+at most one :class:`anyio.Event` that receivers wait on.  ``send`` checks and
+copies the message once, appends it and wakes the waiters; ``receive`` pops from
+the left, skipping expired messages.  Nothing is ever scanned across channels,
+so ``group_send`` to *n* members costs *n* appends and draining them *n* pops.
+
+A reverse index (channel → groups) lets :meth:`close_channel` drop a stopped
+actor's memberships without scanning every group.
+
+An instance belongs to one event loop at a time (asyncio or trio); sync code
+reaches it through the actor's thread bridge.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self, final
+
+import anyio
+
+from ._errors import ChannelFull
+from ._types import Message
+from ._validation import check_message, copy_message, require_channel_name, require_group_name
+
+__all__ = ["InMemoryChannelLayer"]
+
+logger = logging.getLogger("interlock.layers")
+
+
+class _Channel:
+    __slots__ = ("capacity", "queue", "waiter")
+
+    def __init__(self, capacity: int) -> None:
+        self.queue: deque[tuple[float, Message]] = deque()
+        self.waiter: anyio.Event | None = None
+        self.capacity = capacity
+
+
+@final
+class InMemoryChannelLayer:
+    """A channel layer that lives in this process's memory.
+
+    :param capacity: undelivered messages a channel may hold before ``send`` raises
+        :class:`~interlock.layers.ChannelFull`.
+    :param expiry: seconds an undelivered message is kept.
+    :param group_expiry: seconds a group membership lasts unless renewed by ``group_add``.
+    :param channel_capacity: per-channel capacities, keyed by glob patterns
+        (``{"http.*": 500}``); the first matching pattern wins.
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 100,
+        expiry: float = 60.0,
+        group_expiry: float = 86400.0,
+        channel_capacity: Mapping[str, int] | None = None,
+    ) -> None:
+        if capacity < 1:
+            msg = f"capacity must be at least 1, got {capacity!r}"
+            raise ValueError(msg)
+        if expiry <= 0 or group_expiry <= 0:
+            msg = f"expiry and group_expiry must be positive, got {expiry!r} and {group_expiry!r}"
+            raise ValueError(msg)
+        self.capacity = capacity
+        self.expiry = expiry
+        self.group_expiry = group_expiry
+        self._capacity_patterns = [
+            (re.compile(fnmatch.translate(pattern)), size)
+            for pattern, size in (channel_capacity or {}).items()
+        ]
+        self._process = secrets.token_hex(6)
+        self._channels: dict[str, _Channel] = {}
+        self._groups: dict[str, dict[str, float]] = {}
+        self._memberships: dict[str, set[str]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<InMemoryChannelLayer channels={len(self._channels)} groups={len(self._groups)} "
+            f"capacity={self.capacity} expiry={self.expiry}>"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Nothing to start: present so every layer can be started the same way."""
+
+    async def close(self) -> None:
+        """Drop everything; the layer is usable again afterwards."""
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Drop every message, channel and group."""
+        for channel in self._channels.values():
+            if channel.waiter is not None:
+                channel.waiter.set()
+        self._channels.clear()
+        self._groups.clear()
+        self._memberships.clear()
+
+    # -- channels --------------------------------------------------------------------------
+
+    def _capacity_for(self, name: str) -> int:
+        for pattern, size in self._capacity_patterns:
+            if pattern.match(name):
+                return size
+        return self.capacity
+
+    def _channel(self, name: str) -> _Channel:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel(self._capacity_for(name))
+        return channel
+
+    def _put(self, name: str, message: Message, now: float) -> None:
+        channel = self._channel(name)
+        queue = channel.queue
+        if len(queue) >= channel.capacity:
+            while queue and queue[0][0] <= now:
+                queue.popleft()
+            if len(queue) >= channel.capacity:
+                msg = f"channel {name!r} is full ({channel.capacity} undelivered messages)"
+                raise ChannelFull(msg)
+        queue.append((now + self.expiry, copy_message(message)))
+        waiter = channel.waiter
+        if waiter is not None:
+            channel.waiter = None
+            waiter.set()
+
+    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+        """Queue a copy of *message* on *channel*."""
+        require_channel_name(channel)
+        self._put(channel, check_message(message), time.monotonic())
+
+    async def receive(self, channel: str, /) -> Message:
+        """Wait for the next unexpired message on *channel*."""
+        require_channel_name(channel)
+        while True:
+            state = self._channel(channel)
+            queue = state.queue
+            now = time.monotonic()
+            while queue:
+                expires_at, message = queue.popleft()
+                if expires_at > now:
+                    if not queue and state.waiter is None:
+                        del self._channels[channel]
+                    return message
+            if state.waiter is None:
+                state.waiter = anyio.Event()
+            await state.waiter.wait()
+
+    async def new_channel(self, prefix: str = "specific", /) -> str:
+        """Return a new process-local channel name, ``PREFIX.PROCESS!TOKEN``."""
+        require_group_name(prefix)  # a prefix follows the group rules: no '!'
+        name = f"{prefix}.{self._process}!{secrets.token_hex(8)}"
+        return require_channel_name(name)
+
+    async def close_channel(self, channel: str, /) -> None:
+        """Drop *channel*'s queue and remove it from all its groups."""
+        require_channel_name(channel)
+        state = self._channels.pop(channel, None)
+        if state is not None and state.waiter is not None:
+            state.waiter.set()
+        for group in self._memberships.pop(channel, ()):
+            members = self._groups.get(group)
+            if members is not None:
+                members.pop(channel, None)
+                if not members:
+                    del self._groups[group]
+
+    # -- groups ----------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str, /) -> None:
+        """Add *channel* to *group*, or renew its membership."""
+        require_group_name(group)
+        require_channel_name(channel)
+        self._groups.setdefault(group, {})[channel] = time.monotonic()
+        self._memberships.setdefault(channel, set()).add(group)
+
+    async def group_discard(self, group: str, channel: str, /) -> None:
+        """Remove *channel* from *group*; no error if it was not there."""
+        require_group_name(group)
+        require_channel_name(channel)
+        self._discard(group, channel)
+
+    def _discard(self, group: str, channel: str) -> None:
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._groups[group]
+        groups = self._memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._memberships[channel]
+
+    def _live_members(self, group: str, now: float) -> list[str]:
+        members = self._groups.get(group)
+        if not members:
+            return []
+        oldest = now - self.group_expiry
+        expired = [channel for channel, joined in members.items() if joined <= oldest]
+        for channel in expired:
+            self._discard(group, channel)
+        return list(members)
+
+    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+        """Send a copy of *message* to every member; full members miss it (logged)."""
+        require_group_name(group)
+        checked = check_message(message)
+        now = time.monotonic()
+        for channel in self._live_members(group, now):
+            try:
+                self._put(channel, checked, now)
+            except ChannelFull:
+                logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+
+    async def group_members(self, group: str, /) -> frozenset[str]:
+        """Return the channels currently in *group*."""
+        require_group_name(group)
+        return frozenset(self._live_members(group, time.monotonic()))
+
+    async def groups(self) -> dict[str, int]:
+        """Return every non-empty group with its member count."""
+        now = time.monotonic()
+        counts = {group: len(self._live_members(group, now)) for group in list(self._groups)}
+        return {group: count for group, count in counts.items() if count}

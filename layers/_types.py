@@ -1,0 +1,77 @@
+"""The channel-layer contract as types.
+
+A layer's capabilities are ``typing.Protocol`` classes, not ``NotImplementedError``
+stubs: code that needs groups asks for a :class:`GroupLayer`, code that lists
+members asks for a :class:`ListableGroupLayer`, and a type checker (or
+``isinstance``, the protocols being runtime-checkable) tells whether a layer fits.
+The written contract is ``docs/layer-spec.md``; ``interlock.layers.testing`` checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message"]
+
+Message = dict[str, Any]
+"""A layer message: a dict with a str ``"type"`` and JSON-like values (see the spec)."""
+
+
+@runtime_checkable
+class ChannelLayer(Protocol):
+    """Point-to-point delivery between named channels."""
+
+    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+        """Queue *message* on *channel*; raise ``ChannelFull`` when it is at capacity."""
+        ...
+
+    async def receive(self, channel: str, /) -> Message:
+        """Wait for and return the next unexpired message on *channel*, in send order."""
+        ...
+
+    async def new_channel(self, prefix: str = "specific", /) -> str:
+        """Return a new, unique, process-local channel name starting with *prefix*."""
+        ...
+
+    async def close_channel(self, channel: str, /) -> None:
+        """Drop *channel*'s queue and remove it from every group (its owner stopped)."""
+        ...
+
+    async def flush(self) -> None:
+        """Drop every message, channel and group this layer holds."""
+        ...
+
+    async def close(self) -> None:
+        """Release the layer's resources; the next call starts it again."""
+        ...
+
+
+@runtime_checkable
+class GroupLayer(ChannelLayer, Protocol):
+    """A layer with groups: named sets of channels that receive a message together."""
+
+    async def group_add(self, group: str, channel: str, /) -> None:
+        """Add *channel* to *group* (idempotent; renews the membership)."""
+        ...
+
+    async def group_discard(self, group: str, channel: str, /) -> None:
+        """Remove *channel* from *group* (idempotent)."""
+        ...
+
+    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+        """Send *message* to every channel in *group*; members at capacity miss it."""
+        ...
+
+
+@runtime_checkable
+class ListableGroupLayer(GroupLayer, Protocol):
+    """A layer that can say who is in a group, and which groups exist."""
+
+    async def group_members(self, group: str, /) -> frozenset[str]:
+        """Return the channels currently in *group* (empty if the group does not exist)."""
+        ...
+
+    async def groups(self) -> dict[str, int]:
+        """Return every non-empty group with its member count."""
+        ...

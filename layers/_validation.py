@@ -1,0 +1,149 @@
+"""Checks every layer applies before it accepts a name or a message.
+
+Rules (the layer spec in ``docs/layer-spec.md`` states them for users):
+
+1. Channel and group names are 1 to 100 ASCII characters from ``A-Z a-z 0-9 - _ .``.
+   A channel name may hold one ``!``: what comes before it names the process that
+   owns the channel (``specific.abc123!x9``); such channels are *process-local*.
+2. A message is a ``dict`` whose keys are ``str`` and whose ``"type"`` is a non-empty
+   ``str``. Values are ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, and
+   lists, tuples and dicts (with ``str`` keys) of those, nested at most 32 deep.
+3. Messages are checked when they are *sent*, never when received, and the receiver
+   gets its own copy: tuples arrive as lists, as they would through any wire format.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from ._errors import InvalidChannelName, InvalidGroupName, InvalidMessage, UnserializableMessage
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "check_message",
+    "copy_message",
+    "require_channel_name",
+    "require_group_name",
+]
+
+MAX_NAME_LENGTH: Final = 100
+MAX_DEPTH: Final = 32
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+_CHANNEL = re.compile(r"[A-Za-z0-9_.\-]+(?:![A-Za-z0-9_.\-]*)?")
+_SCALARS: Final = (str, int, float, bool, bytes, type(None))
+_ALLOWED_CHARS = "ASCII letters, digits, '-', '_' and '.'"
+
+
+def _describe(name: object) -> str:
+    text = repr(name)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _name_problem(name: str, allowed: str) -> str:
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"it is {len(name)} characters long, the limit is {MAX_NAME_LENGTH}"
+    bad = next((c for c in name if not (c.isascii() and (c.isalnum() or c in allowed))), None)
+    if bad is not None:
+        return f"it contains {bad!r}"
+    return "it is malformed"
+
+
+def require_channel_name(name: object) -> str:
+    """Return *name* if it is a valid channel name, else raise :class:`InvalidChannelName`."""
+    if type(name) is str and len(name) <= MAX_NAME_LENGTH and _CHANNEL.fullmatch(name):
+        return name
+    if not isinstance(name, str):
+        msg = f"channel name must be a str, not {type(name).__name__} ({_describe(name)})"
+        raise InvalidChannelName(msg)
+    if name.count("!") > 1 or name.startswith("!"):
+        problem = "a '!' may appear once, after a non-empty prefix"
+    else:
+        problem = _name_problem(name, "-_.!")
+    msg = (
+        f"invalid channel name {_describe(name)}: {problem}; channel names are 1 to "
+        f"{MAX_NAME_LENGTH} {_ALLOWED_CHARS}, with at most one '!' marking a process-local channel"
+    )
+    raise InvalidChannelName(msg)
+
+
+def require_group_name(name: object) -> str:
+    """Return *name* if it is a valid group name, else raise :class:`InvalidGroupName`."""
+    if type(name) is str and _NAME.fullmatch(name):
+        return name
+    if not isinstance(name, str):
+        msg = f"group name must be a str, not {type(name).__name__} ({_describe(name)})"
+        raise InvalidGroupName(msg)
+    problem = _name_problem(name, "-_.")
+    msg = (
+        f"invalid group name {_describe(name)}: {problem}; group names are 1 to "
+        f"{MAX_NAME_LENGTH} {_ALLOWED_CHARS}"
+    )
+    raise InvalidGroupName(msg)
+
+
+def _check_value(value: object, path: str, depth: int) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if depth >= MAX_DEPTH:
+        msg = f"message value at {path} is nested deeper than {MAX_DEPTH} levels"
+        raise UnserializableMessage(msg)
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                msg = f"message key {key!r} at {path} must be a str, not {type(key).__name__}"
+                raise InvalidMessage(msg)
+            _check_value(item, f"{path}[{key!r}]", depth + 1)
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):  # type: ignore[call-overload]
+            _check_value(item, f"{path}[{index}]", depth + 1)
+        return
+    msg = (
+        f"message value at {path} is a {kind.__name__} ({_describe(value)}), which a channel "
+        "layer cannot carry; use None, bool, int, float, str, bytes, list, tuple or dict"
+    )
+    raise UnserializableMessage(msg)
+
+
+def check_message(message: object) -> dict[str, Any]:
+    """Raise unless *message* may travel through a layer; return it, typed."""
+    if type(message) is not dict:
+        msg = (
+            f"a message must be a dict with a 'type' key, not {type(message).__name__} "
+            f"({_describe(message)})"
+        )
+        raise InvalidMessage(msg)
+    kind = message.get("type")
+    if type(kind) is not str or not kind:
+        msg = f"a message needs a non-empty str 'type', got {_describe(kind)} in {_describe(message)}"
+        raise InvalidMessage(msg)
+    for key, value in message.items():
+        if type(key) is not str:
+            msg = f"message key {key!r} must be a str, not {type(key).__name__}"
+            raise InvalidMessage(msg)
+        if type(value) not in _SCALARS:
+            _check_value(value, f"[{key!r}]", 1)
+    return message
+
+
+def _copy_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_value(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_copy_value(v) for v in value]
+    return value
+
+
+def copy_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Copy a checked message: containers are new, immutable scalars are shared."""
+    out = message.copy()
+    for key, value in out.items():
+        if type(value) not in _SCALARS:
+            out[key] = _copy_value(value)
+    return out

@@ -1,0 +1,1 @@
+"""Test-support helpers: a backend-neutral WebSocket client and real-server runners."""
