@@ -12,10 +12,12 @@ from ._errors import DenyConnection, MalformedMessage, RouteNotFound, StopActor,
 from ._generic import Actor
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
 from ._sync import async_to_sync, sync_to_async
+from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._websocket import JsonWebsocketActor, WebsocketActor
 from ._worker import run_worker
 
 __all__ = [
+    "ASGIApp",
     "Actor",
     "ActorApp",
     "BaseActor",
@@ -25,9 +27,13 @@ __all__ = [
     "IllegalTransition",
     "JsonWebsocketActor",
     "MalformedMessage",
+    "Message",
     "ProtocolTypeRouter",
+    "Receive",
     "Route",
     "RouteNotFound",
+    "Scope",
+    "Send",
     "StopActor",
     "URLRouter",
     "UnhandledPolicy",

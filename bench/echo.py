@@ -48,7 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TypeVar
 
-import psutil  # type: ignore[import-untyped,unused-ignore]
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
@@ -115,7 +115,7 @@ class BenchError(Exception):
     """A phase failed; the message says which and why."""
 
 
-class AppUnavailable(BenchError):
+class AppUnavailableError(BenchError):
     """The server exited before accepting connections (e.g. an import failed)."""
 
 
@@ -169,9 +169,7 @@ def _tail(stream: IO[bytes], lines: int = 15) -> list[str]:
 class Server:
     """uvicorn serving one of the echo apps in a child process."""
 
-    def __init__(
-        self, app: str, loop: str, ws: str, ready_timeout: float, log: IO[bytes]
-    ) -> None:
+    def __init__(self, app: str, loop: str, ws: str, ready_timeout: float, log: IO[bytes]) -> None:
         self.app = app
         self.port = free_port()
         self.log = log
@@ -206,7 +204,7 @@ class Server:
             if self.proc.poll() is not None:
                 tail = _tail(self.log)
                 reason = tail[-1] if tail else f"exit code {self.proc.returncode}"
-                raise AppUnavailable(f"server exited at start-up: {reason}")
+                raise AppUnavailableError(f"server exited at start-up: {reason}")
             try:
                 with socket.create_connection((HOST, self.port), timeout=0.5):
                     return
@@ -239,9 +237,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(
-    app: str, loop: str, ws: str, ready_timeout: float
-) -> Iterator[Server]:
+def running_server(app: str, loop: str, ws: str, ready_timeout: float) -> Iterator[Server]:
     with tempfile.TemporaryFile() as log:
         server = Server(app, loop, ws, ready_timeout, log)
         try:
@@ -260,9 +256,7 @@ def own_cpu_s() -> float:
     return times.user + times.system
 
 
-async def open_many(
-    uri: str, count: int, batch: int, into: list[ClientConnection]
-) -> None:
+async def open_many(uri: str, count: int, batch: int, into: list[ClientConnection]) -> None:
     """Open ``count`` connections, at most ``batch`` handshakes in flight at once.
 
     Connections are appended to ``into`` as soon as they are open, so the
@@ -287,12 +281,10 @@ async def open_many(
                 tg.create_task(open_one())
 
 
-async def close_many(
-    conns: list[ClientConnection], batch: int, timeout: float = 60
-) -> None:
+async def close_many(conns: list[ClientConnection], batch: int, time_limit: float = 60) -> None:
     """Close all connections (bounded in time; aborts whatever is left)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             for start in range(0, len(conns), batch):
                 await asyncio.gather(
                     *(ws.close() for ws in conns[start : start + batch]),
@@ -304,9 +296,7 @@ async def close_many(
     conns.clear()
 
 
-async def echo_loop(
-    ws: ClientConnection, count: int, payload: str | bytes, latencies_ns: list[int]
-) -> None:
+async def echo_loop(ws: ClientConnection, count: int, payload: str | bytes, latencies_ns: list[int]) -> None:
     """Send ``count`` messages one at a time, awaiting (and checking) each echo."""
     for _ in range(count):
         t0 = time.perf_counter_ns()
@@ -317,9 +307,7 @@ async def echo_loop(
             raise BenchError(f"echo mismatch: sent {payload!r:.40}, got {reply!r:.40}")
 
 
-async def exchange(
-    conns: list[ClientConnection], count: int, payload: str | bytes
-) -> list[int]:
+async def exchange(conns: list[ClientConnection], count: int, payload: str | bytes) -> list[int]:
     """Every connection runs ``echo_loop`` concurrently; returns all latencies (ns)."""
     latencies_ns: list[int] = []
     async with asyncio.TaskGroup() as tg:
@@ -334,18 +322,16 @@ def percentile(sorted_values: Sequence[int], q: float) -> float:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
-async def phase(name: str, timeout: float, coro: Coroutine[Any, Any, T]) -> T:
+async def phase(name: str, time_limit: float, coro: Coroutine[Any, Any, T]) -> T:
     """Run one phase under a time bound, turning a timeout into a ``BenchError``."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             return await coro
     except TimeoutError:
-        raise BenchError(f"phase {name!r} exceeded {timeout:.0f} s") from None
+        raise BenchError(f"phase {name!r} exceeded {time_limit:.0f} s") from None
 
 
-async def bench_app(
-    server: Server, args: argparse.Namespace, result: AppResult
-) -> None:
+async def bench_app(server: Server, args: argparse.Namespace, result: AppResult) -> None:
     """All measurement phases against one running server; fills ``result``."""
     uri = f"ws://{HOST}:{server.port}/"
     payload: str | bytes = b"x" * args.size if args.binary else "x" * args.size
@@ -369,9 +355,7 @@ async def bench_app(
             await asyncio.sleep(args.settle)
             cpu1 = server.cpu_s()
             result.rss_idle_kib = server.rss_kib()
-            result.kib_per_idle_conn = (
-                result.rss_idle_kib - result.rss_baseline_kib
-            ) / args.idle
+            result.kib_per_idle_conn = (result.rss_idle_kib - result.rss_baseline_kib) / args.idle
             result.server_cpu_us_per_connect = (cpu1 - cpu0) / args.idle * 1e6
             await close_many(conns, batch)
             await asyncio.sleep(args.settle)
@@ -407,9 +391,7 @@ async def bench_app(
         result.p50_ms = statistics.median(r.p50_ms for r in rounds)
         result.p99_ms = statistics.median(r.p99_ms for r in rounds)
         result.max_ms = max(r.max_ms for r in rounds)
-        result.server_cpu_us_per_msg = statistics.median(
-            r.server_cpu_us_per_msg for r in rounds
-        )
+        result.server_cpu_us_per_msg = statistics.median(r.server_cpu_us_per_msg for r in rounds)
         result.server_cpu_util = statistics.median(r.server_cpu_util for r in rounds)
         result.client_cpu_util = statistics.median(r.client_cpu_util for r in rounds)
     finally:
@@ -419,7 +401,7 @@ async def bench_app(
 def new_loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
     if kind == "uvloop":
         try:
-            import uvloop
+            import uvloop  # noqa: PLC0415 (optional)
         except ImportError:
             pass
         else:
@@ -433,15 +415,13 @@ def run_one(app: str, args: argparse.Namespace) -> AppResult:
     try:
         with running_server(app, args.loop, args.ws, args.ready_timeout) as server:
             try:
-                with asyncio.Runner(
-                    loop_factory=new_loop_factory(args.client_loop)
-                ) as runner:
+                with asyncio.Runner(loop_factory=new_loop_factory(args.client_loop)) as runner:
                     runner.run(bench_app(server, args, result))
-            except Exception as exc:  # noqa: BLE001 (one broken app must not stop the rest)
+            except Exception as exc:  # one broken app must not stop the rest
                 result.status, result.reason = "failed", describe(exc)
             # anything the server logged at warning level or above
             result.server_stderr_tail = server.stderr_tail()
-    except AppUnavailable as exc:
+    except AppUnavailableError as exc:
         result.status, result.reason = "skipped", str(exc)
     except BenchError as exc:
         result.status, result.reason = "failed", str(exc)
@@ -477,17 +457,11 @@ def comparisons(results: list[AppResult]) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     for r in results:
         kib_delta: float | None = None
-        if (
-            raw is not None
-            and r.kib_per_idle_conn is not None
-            and raw.kib_per_idle_conn is not None
-        ):
+        if raw is not None and r.kib_per_idle_conn is not None and raw.kib_per_idle_conn is not None:
             kib_delta = r.kib_per_idle_conn - raw.kib_per_idle_conn
         out[r.app] = {
             "throughput_vs_raw": ratio(r.msgs_per_s, raw.msgs_per_s if raw else None),
-            "cpu_per_msg_vs_raw": ratio(
-                r.server_cpu_us_per_msg, raw.server_cpu_us_per_msg if raw else None
-            ),
+            "cpu_per_msg_vs_raw": ratio(r.server_cpu_us_per_msg, raw.server_cpu_us_per_msg if raw else None),
             "kib_per_idle_conn_minus_raw": kib_delta,
         }
     return out
@@ -497,11 +471,11 @@ def print_table(results: list[AppResult], args: argparse.Namespace) -> None:
     comp = comparisons(results)
     header = (
         f"{'app':<10} {'msgs/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/msg':>10} "
-        f"{'KiB/idle':>8} {'thr×raw':>7} {'CPU×raw':>7} {'ΔKiB/raw':>8}"
+        f"{'KiB/idle':>8} {'thr/raw':>7} {'CPU/raw':>7} {'ΔKiB/raw':>8}"
     )
     print()
     print(
-        f"{args.clients} clients × {args.messages} msgs × {args.rounds} rounds "
+        f"{args.clients} clients x {args.messages} msgs x {args.rounds} rounds "
         f"(medians; {args.size} B "
         f"{'bytes' if args.binary else 'text'}), {args.idle} idle conns; "
         f"uvicorn --loop {args.loop} --ws {args.ws}; {os.cpu_count()} CPUs"
@@ -575,50 +549,26 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
-    p.add_argument(
-        "--clients", type=int, default=100, help="concurrent clients (default 100)"
-    )
-    p.add_argument(
-        "--messages", type=int, default=200, help="messages per client (default 200)"
-    )
-    p.add_argument(
-        "--idle", type=int, default=1000, help="idle connections (default 1000)"
-    )
-    p.add_argument(
-        "--only", default=",".join(APPS), help="comma list of " + ",".join(APPS)
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--clients", type=int, default=100, help="concurrent clients (default 100)")
+    p.add_argument("--messages", type=int, default=200, help="messages per client (default 200)")
+    p.add_argument("--idle", type=int, default=1000, help="idle connections (default 1000)")
+    p.add_argument("--only", default=",".join(APPS), help="comma list of " + ",".join(APPS))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument(
-        "--rounds", type=int, default=3, help="load rounds, median reported (default 3)"
-    )
-    p.add_argument(
-        "--size", type=int, default=64, help="payload size in bytes (default 64)"
-    )
-    p.add_argument(
-        "--binary", action="store_true", help="send bytes frames instead of text"
-    )
+    p.add_argument("--rounds", type=int, default=3, help="load rounds, median reported (default 3)")
+    p.add_argument("--size", type=int, default=64, help="payload size in bytes (default 64)")
+    p.add_argument("--binary", action="store_true", help="send bytes frames instead of text")
     p.add_argument(
         "--warmup-messages",
         type=int,
         default=50,
         help="per warm-up client (10 clients)",
     )
-    p.add_argument(
-        "--batch", type=int, default=100, help="max concurrent handshakes (default 100)"
-    )
+    p.add_argument("--batch", type=int, default=100, help="max concurrent handshakes (default 100)")
     p.add_argument("--settle", type=float, default=0.5, help="pause between phases, s")
-    p.add_argument(
-        "--phase-timeout", type=float, default=120.0, help="bound per phase, s"
-    )
-    p.add_argument(
-        "--ready-timeout", type=float, default=30.0, help="server start bound, s"
-    )
-    p.add_argument(
-        "--loop", default="uvloop", choices=["uvloop", "asyncio"], help="server loop"
-    )
+    p.add_argument("--phase-timeout", type=float, default=120.0, help="bound per phase, s")
+    p.add_argument("--ready-timeout", type=float, default=30.0, help="server start bound, s")
+    p.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"], help="server loop")
     p.add_argument(
         "--ws",
         default="websockets",

@@ -10,6 +10,9 @@ All three apps do the same work: accept the connection, send every text or
 bytes frame straight back unchanged, and return on disconnect.
 """
 
+# Imports live inside the factories on purpose (see above).
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -41,9 +44,7 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
                 if text is not None:
                     await send({"type": "websocket.send", "text": text})
                 else:
-                    await send(
-                        {"type": "websocket.send", "bytes": message.get("bytes")}
-                    )
+                    await send({"type": "websocket.send", "bytes": message.get("bytes")})
             elif kind == "websocket.connect":
                 await send({"type": "websocket.accept"})
             elif kind == "websocket.disconnect":
@@ -84,9 +85,7 @@ def make_interlock() -> AnyASGIApp:
     )
 
     class Echo(WebsocketActor):  # type: ignore[misc,unused-ignore]
-        async def receive(
-            self, text_data: str | None = None, bytes_data: bytes | None = None
-        ) -> None:
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
             await self.send(text_data=text_data, bytes_data=bytes_data)
 
     app: AnyASGIApp = Echo.as_asgi()
@@ -100,8 +99,8 @@ def make_interlock() -> AnyASGIApp:
 
 def _configure_django() -> None:
     """Minimal in-code Django settings; no CHANNEL_LAYERS, so channels uses no layer."""
-    import django  # type: ignore[import-untyped,unused-ignore]
-    from django.conf import settings  # type: ignore[import-untyped,unused-ignore]
+    import django
+    from django.conf import settings
 
     if not settings.configured:
         settings.configure(
@@ -117,15 +116,13 @@ def _configure_django() -> None:
 def make_channels() -> AnyASGIApp:
     """uvicorn factory for the Django Channels ``AsyncWebsocketConsumer`` echo app."""
     _configure_django()
-    from channels.generic.websocket import (  # type: ignore[import-untyped,unused-ignore]
+    from channels.generic.websocket import (
         AsyncWebsocketConsumer,
     )
-    from channels.routing import ProtocolTypeRouter  # type: ignore[import-untyped,unused-ignore]
+    from channels.routing import ProtocolTypeRouter
 
     class EchoConsumer(AsyncWebsocketConsumer):  # type: ignore[misc,unused-ignore]
-        async def receive(
-            self, text_data: str | None = None, bytes_data: bytes | None = None
-        ) -> None:
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
             await self.send(text_data=text_data, bytes_data=bytes_data)
 
     app: AnyASGIApp = ProtocolTypeRouter({"websocket": EchoConsumer.as_asgi()})

@@ -1,0 +1,133 @@
+"""Room chat: the seed's chat, as an interlock actor, with a page to try it in a browser.
+
+Run it (the README's first command does the set-up too)::
+
+    python examples/chat.py            # http://127.0.0.1:8000
+
+* ``GET /`` serves ``chat.html``; ``GET /api/rooms`` lists rooms and who is in them.
+* ``/ws/chat/<room>/?name=Ada`` joins a room. Send ``{"message": "..."}``; every member
+  of the room, sender included, receives ``{"room", "from", "message"}`` in order.
+
+The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``memory`` (default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, path
+from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer
+
+HERE = Path(__file__).resolve().parent
+ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_LIMIT = 32
+
+
+def make_layer() -> GroupLayer:
+    """The layer named by ``INTERLOCK_CHAT_LAYER``."""
+    kind = os.environ.get("INTERLOCK_CHAT_LAYER", "memory")
+    if kind == "memory":
+        return InMemoryChannelLayer()
+    msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'memory'"
+    raise SystemExit(msg)
+
+
+class ChatActor(JsonWebsocketActor):
+    """One chat member: joins its room's group, relays messages to and from it."""
+
+    room: str
+    group: str
+    name: str
+
+    async def connect(self) -> None:
+        """Check the room and the name, join the room's group, accept."""
+        room = self.scope["url_route"]["kwargs"]["room"]
+        if not ROOM.fullmatch(room):
+            await self.deny(400, "room names are 1 to 64 letters, digits, '-' or '_'")
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.name = (query.get("name", ["anonymous"])[0].strip() or "anonymous")[:NAME_LIMIT]
+        self.room = room
+        self.group = f"chat.{room}"
+        assert self.channel_layer is not None
+        assert self.channel_name is not None
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def receive_json(self, content: Any) -> None:
+        """Relay ``{"message": "..."}`` to the room; explain anything else."""
+        message = content.get("message") if isinstance(content, dict) else None
+        if not isinstance(message, str) or not message.strip():
+            await self.send_json({"error": 'send {"message": "some text"}'})
+            return
+        assert self.channel_layer is not None
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.message", "from": self.name, "message": message}
+        )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A message for the room: pass it to this member's browser."""
+        await self.send_json({"room": self.room, "from": event["from"], "message": event["message"]})
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_http(layer: GroupLayer) -> Any:
+    """The page and the room listing."""
+    page = (HERE / "chat.html").read_bytes()
+
+    async def http(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/":
+            await _respond(send, 200, page, b"text/html; charset=utf-8")
+        elif scope["path"] == "/api/rooms" and isinstance(layer, ListableGroupLayer):
+            rooms = {
+                group.removeprefix("chat."): count
+                for group, count in (await layer.groups()).items()
+                if group.startswith("chat.")
+            }
+            await _respond(send, 200, json.dumps(rooms).encode(), b"application/json")
+        else:
+            await _respond(send, 404, b"Not Found", b"text/plain")
+
+    return http
+
+
+def make_app(layer: GroupLayer | None = None) -> ProtocolTypeRouter:
+    """The whole chat app on *layer* (by default the one the environment names)."""
+    layer = make_layer() if layer is None else layer
+    return ProtocolTypeRouter(
+        {
+            "http": make_http(layer),
+            "websocket": URLRouter([path("ws/chat/<str:room>/", ChatActor.as_asgi())]),
+        },
+        channel_layer=layer,
+    )
+
+
+app = make_app()
+
+
+def main() -> None:
+    """Serve the chat with uvicorn."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    import uvicorn
+
+    print(f"chat: open http://{args.host}:{args.port}/ in two browser tabs")  # noqa: T201
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The chat example under a real server (uvicorn on asyncio, hypercorn on trio), real clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from ..support.servers import RunningServer, serve
+from ..support.wsclient import HandshakeRejected, WSClient, try_connect
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(anyio_backend: str) -> Iterator[RunningServer]:
+    with serve("chat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env={"INTERLOCK_CHAT_LAYER": "memory"}) as running:
+        yield running
+
+
+async def join(server: RunningServer, room: str, name: str) -> WSClient:
+    return await WSClient.connect(server.host, server.port, f"/ws/chat/{room}/?name={name}")
+
+
+async def test_messages_reach_exactly_their_room_in_order(server: RunningServer) -> None:
+    red = [await join(server, "red", f"r{i}") for i in range(3)]
+    blue = [await join(server, "blue", f"b{i}") for i in range(2)]
+    try:
+        per_sender = 5
+        async with anyio.create_task_group() as tasks:
+            for client in red + blue:
+                for n in range(per_sender):
+                    tasks.start_soon(client.send_json, {"message": f"m{n}"})
+                    await anyio.sleep(0)
+        # each send_json is scheduled in order per client, but make order explicit:
+        # read everything each member got and check per-sender order and exact membership
+        for members, names in ((red, [f"r{i}" for i in range(3)]), (blue, [f"b{i}" for i in range(2)])):
+            for member in members:
+                got = [await member.receive_json() for _ in range(per_sender * len(names))]
+                assert {m["room"] for m in got} == {"red" if names[0].startswith("r") else "blue"}
+                for name in names:
+                    assert sorted(m["message"] for m in got if m["from"] == name) == [
+                        f"m{n}" for n in range(per_sender)
+                    ]
+                await member.receive_nothing(0.2)
+    finally:
+        for client in red + blue:
+            await client.close()
+
+
+async def test_each_sender_order_is_preserved(server: RunningServer) -> None:
+    a = await join(server, "order", "a")
+    b = await join(server, "order", "b")
+    try:
+        for n in range(50):
+            await a.send_json({"message": str(n)})
+        got = [await b.receive_json() for _ in range(50)]
+        assert [m["message"] for m in got] == [str(n) for n in range(50)]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_room_listing_counts_members(server: RunningServer) -> None:
+    a = await join(server, "listed", "a")
+    b = await join(server, "listed", "b")
+    try:
+        async with httpx.AsyncClient() as http:
+            rooms = (await http.get(server.http_url("/api/rooms"))).json()
+            assert rooms["listed"] == 2
+            page = await http.get(server.http_url("/"))
+            assert page.status_code == 200
+            assert "interlock chat" in page.text
+    finally:
+        await a.close()
+        await b.close()
+    async with httpx.AsyncClient() as http:
+        for _ in range(50):
+            rooms = (await http.get(server.http_url("/api/rooms"))).json()
+            if "listed" not in rooms:
+                break
+            await anyio.sleep(0.05)
+        assert "listed" not in rooms
+
+
+async def test_malformed_json_closes_only_that_connection(server: RunningServer) -> None:
+    bad = await join(server, "bad-json", "bad")
+    good = await join(server, "bad-json", "good")
+    try:
+        await bad.send_text("{not json")
+        code, reason = await bad.wait_closed()
+        assert code == 1007
+        assert "malformed JSON" in reason
+        await good.send_json({"message": "still here"})
+        assert (await good.receive_json())["message"] == "still here"
+    finally:
+        await good.close()
+        await bad.close()
+
+
+async def test_message_without_text_gets_an_explanation(server: RunningServer) -> None:
+    client = await join(server, "explain", "x")
+    try:
+        await client.send_json(["not", "an", "object"])
+        assert "error" in await client.receive_json()
+        await client.send_json({"message": "ok"})
+        assert (await client.receive_json())["message"] == "ok"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("room", ["x" * 65, "semi;colon", "%C3%A9t%C3%A9"])
+async def test_invalid_room_names_are_refused(server: RunningServer, room: str) -> None:
+    handshake = await try_connect(server.host, server.port, f"/ws/chat/{room}/")
+    assert not handshake.accepted
+    assert handshake.status in (400, 403)  # 403 where the server lacks the denial extension
+    client = await join(server, "after-refusal", "ok")
+    await client.send_json({"message": "served"})
+    assert (await client.receive_json())["message"] == "served"
+    await client.close()
+
+
+async def test_unknown_path_is_refused(server: RunningServer) -> None:
+    with pytest.raises(HandshakeRejected) as refused:
+        await WSClient.connect(server.host, server.port, "/nowhere/")
+    assert refused.value.status in (403, 404)
