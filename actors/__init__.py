@@ -5,6 +5,8 @@ Start with :class:`WebsocketActor` (or :class:`JsonWebsocketActor`), route it wi
 router so actors can talk to each other.
 """
 
+import contextlib
+
 from interlock.dsl import IllegalTransition
 
 from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy
@@ -49,8 +51,6 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("interlock.actors._"):
-        try:
+        with contextlib.suppress(AttributeError, TypeError):  # type aliases keep theirs
             _obj.__module__ = __name__
-        except (AttributeError, TypeError):  # pragma: no cover - type aliases
-            pass
 del _name, _obj

@@ -30,7 +30,6 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
-
 from interlock.layers import GroupLayer
 
 from ._errors import StopActor, UnknownMessageType
@@ -349,7 +348,7 @@ class BaseActor:
         layer = self.channel_layer
         if layer is None or not self.groups:
             return
-        assert self.channel_name is not None  # noqa: S101 - set whenever a layer is
+        assert self.channel_name is not None
         for group in self.groups:
             await layer.group_add(group, self.channel_name)
             self._joined.append(group)
@@ -384,4 +383,3 @@ class BaseActor:
 
     def _accepts_layer_messages(self) -> bool:
         return True
-

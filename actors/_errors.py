@@ -19,11 +19,11 @@ __all__ = [
 ]
 
 
-class StopActor(Exception):  # noqa: N818 - control flow, not an error
+class StopActor(Exception):
     """Raise from a handler to stop the actor cleanly (Channels' ``StopConsumer``)."""
 
 
-class DenyConnection(Exception):  # noqa: N818 - control flow, not an error
+class DenyConnection(Exception):
     """Raise from ``connect()`` to refuse the WebSocket handshake with HTTP 403."""
 
 

@@ -125,7 +125,10 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -245,7 +248,12 @@ class ProtocolTypeRouter:
                         await layer.start()
                 except Exception as exc:
                     logger.exception("channel layer failed to start")
-                    await send({"type": "lifespan.startup.failed", "message": f"channel layer failed to start: {exc}"})
+                    await send(
+                        {
+                            "type": "lifespan.startup.failed",
+                            "message": f"channel layer failed to start: {exc}",
+                        }
+                    )
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
@@ -43,7 +43,7 @@ async def run_in_worker(owner: object, fn: Callable[..., T], *args: Any, **kwarg
     return await anyio.to_thread.run_sync(_call_owned, owner, fn, args, kwargs)
 
 
-def async_to_sync(fn: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+def async_to_sync(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     """Wrap an async callable so sync code can call it.
 
     From a worker thread (a sync handler) it runs *fn* on the actor's event loop and

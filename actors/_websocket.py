@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from interlock.dsl import CLOSED, CONNECTING, LIFECYCLE, OPEN, Lifecycle
+from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, library_class
@@ -159,7 +159,7 @@ class WebsocketActor(BaseActor):
     # -- runtime ----------------------------------------------------------------------
 
     def _accepts_layer_messages(self) -> bool:
-        return self.state == OPEN or self.state == CONNECTING or self.state.startswith("open.")
+        return self.state in (OPEN, CONNECTING) or self.state.startswith("open.")
 
     async def _on_client_event(self, message: Message) -> bool:
         kind = message["type"]
@@ -197,7 +197,7 @@ class WebsocketActor(BaseActor):
         if state == CONNECTING:
             for message in denial_messages(self.scope, 500, b"Internal Server Error"):
                 await self._flush_one(message)
-        elif state != CLOSED and state != "closing":
+        elif state not in (CLOSED, CLOSING):
             code = exc.close_code if isinstance(exc, MalformedMessage) else 1011
             reason = str(exc) if isinstance(exc, MalformedMessage) else "internal error"
             self.close_code = code

@@ -6,10 +6,9 @@ import functools
 from collections.abc import Sequence
 
 import anyio
-
 from interlock.layers import GroupLayer, require_channel_name
 
-from ._types import LAYER_KEY, ASGIApp, Message
+from ._types import LAYER_KEY, ASGIApp, Message, Receive, Scope
 
 __all__ = ["run_worker"]
 
@@ -20,6 +19,10 @@ async def _no_client(message: Message) -> None:
         "talk to other actors through self.channel_layer"
     )
     raise RuntimeError(msg)
+
+
+async def _serve(application: ASGIApp, scope: Scope, receive: Receive) -> None:
+    await application(scope, receive, _no_client)
 
 
 async def run_worker(application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer) -> None:
@@ -38,5 +41,6 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
         raise ValueError(msg)
     async with anyio.create_task_group() as tasks:
         for name in names:
-            scope = {"type": "channel", "channel": name, LAYER_KEY: channel_layer}
-            tasks.start_soon(application, scope, functools.partial(channel_layer.receive, name), _no_client)
+            scope: Scope = {"type": "channel", "channel": name, LAYER_KEY: channel_layer}
+            receive: Receive = functools.partial(channel_layer.receive, name)
+            tasks.start_soon(_serve, application, scope, receive)

@@ -69,7 +69,7 @@ class ApplicationCommunicator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tasks is not None  # noqa: S101 - set by __aenter__
+        assert self._tasks is not None
         self._tasks.cancel_scope.cancel()
         try:
             await self._tasks.__aexit__(None, None, None)
@@ -230,7 +230,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
                 body += part.get("body", b"")
                 if not part.get("more_body", False):
                     break
-            result = Handshake(False, headers=list(first.get("headers") or []), status=first["status"], body=body)
+            result = Handshake(
+                False, headers=list(first.get("headers") or []), status=first["status"], body=body
+            )
         else:
             msg = f"expected websocket.accept, websocket.close or a denial response, got {first!r}"
             raise AssertionError(msg)

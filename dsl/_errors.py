@@ -15,9 +15,7 @@ class IllegalTransition(RuntimeError):
     and, where one exists, the usual fix.
     """
 
-    def __init__(
-        self, operation: str, state: str, allowed: Iterable[str], hint: str | None = None
-    ) -> None:
+    def __init__(self, operation: str, state: str, allowed: Iterable[str], hint: str | None = None) -> None:
         self.operation = operation
         self.state = state
         self.allowed = tuple(sorted(allowed))

@@ -53,7 +53,7 @@ class _State(NestedState):
     separator = SEPARATOR
 
 
-class _Machine(HierarchicalMachine):  # type: ignore[misc]  # transitions is untyped
+class _Machine(HierarchicalMachine):
     state_cls = _State
 
 
@@ -88,7 +88,8 @@ EDGES: Final[Sequence[Edge]] = (
 INTERNAL: Final[frozenset[str]] = frozenset({"receive", "disconnect", "fail"})
 """Triggers the runtime fires; error messages do not offer them to the application."""
 
-IGNORED: Final[frozenset[tuple[str, str]]] = frozenset({("close", CLOSING), ("close", CLOSED)})
+IGNORED: Final[frozenset[tuple[str, str]]] = frozenset({(CLOSING, "close"), (CLOSED, "close")})
+"""(state, trigger) pairs that are legal but do nothing."""
 
 HINTS: Final[Mapping[tuple[str, str], str]] = {
     ("send", CONNECTING): "call accept() first",
@@ -163,11 +164,9 @@ class Lifecycle:
 
     def allowed(self, state: str) -> list[str]:
         """Operations the application may perform in *state*."""
-        return [
-            trigger
-            for (source, trigger) in self.table
-            if source == state and trigger not in self.internal
-        ]
+        legal = [source_trigger for source_trigger in self.table if source_trigger[0] == state]
+        legal += [pair for pair in self.ignored if pair[0] == state]
+        return [trigger for _, trigger in legal if trigger not in self.internal]
 
     def next(self, state: str, trigger: str) -> str:
         """Return the state *trigger* leads to from *state*, or raise :class:`IllegalTransition`."""
@@ -176,9 +175,7 @@ class Lifecycle:
             return target
         if (state, trigger) in self.ignored:
             return state
-        raise IllegalTransition(
-            trigger, state, self.allowed(state), self.hints.get((trigger, state))
-        )
+        raise IllegalTransition(trigger, state, self.allowed(state), self.hints.get((trigger, state)))
 
     def can(self, state: str, trigger: str) -> bool:
         """Whether *trigger* is legal (or harmlessly ignored) in *state*."""

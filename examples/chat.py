@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import uvicorn
 from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, path
 from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer
 
@@ -123,7 +124,6 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    import uvicorn
 
     print(f"chat: open http://{args.host}:{args.port}/ in two browser tabs")  # noqa: T201
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

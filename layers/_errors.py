@@ -22,7 +22,7 @@ class ChannelLayerError(Exception):
     """Base class of every error a channel layer raises on purpose."""
 
 
-class ChannelFull(ChannelLayerError, RuntimeError):  # noqa: N818 - Channels' name, kept for compatibility
+class ChannelFull(ChannelLayerError, RuntimeError):
     """A channel already holds as many undelivered messages as its capacity allows."""
 
 

@@ -15,7 +15,7 @@ Rules (the layer spec in ``docs/layer-spec.md`` states them for users):
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._errors import InvalidChannelName, InvalidGroupName, InvalidMessage, UnserializableMessage
 
@@ -93,14 +93,14 @@ def _check_value(value: object, path: str, depth: int) -> None:
         msg = f"message value at {path} is nested deeper than {MAX_DEPTH} levels"
         raise UnserializableMessage(msg)
     if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key, item in cast("dict[object, object]", value).items():
             if type(key) is not str:
                 msg = f"message key {key!r} at {path} must be a str, not {type(key).__name__}"
                 raise InvalidMessage(msg)
             _check_value(item, f"{path}[{key!r}]", depth + 1)
         return
     if kind is list or kind is tuple:
-        for index, item in enumerate(value):  # type: ignore[call-overload]
+        for index, item in enumerate(cast("list[object]", value)):
             _check_value(item, f"{path}[{index}]", depth + 1)
         return
     msg = (
@@ -114,8 +114,7 @@ def check_message(message: object) -> dict[str, Any]:
     """Raise unless *message* may travel through a layer; return it, typed."""
     if type(message) is not dict:
         msg = (
-            f"a message must be a dict with a 'type' key, not {type(message).__name__} "
-            f"({_describe(message)})"
+            f"a message must be a dict with a 'type' key, not {type(message).__name__} ({_describe(message)})"
         )
         raise InvalidMessage(msg)
     kind = message.get("type")
