@@ -27,6 +27,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
+from threading import get_ident
 from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
@@ -34,7 +35,7 @@ from interlock.layers import GroupLayer
 
 from ._errors import StopActor, UnknownMessageType
 from ._mailbox import Mailbox
-from ._sync import current_worker_owner, run_in_worker
+from ._sync import run_in_worker
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
 
 __all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "library_class"]
@@ -155,6 +156,7 @@ class BaseActor:
         self.channel_name = None
         self._outbox: deque[Message] = deque()
         self._asgi_send: Send | None = None
+        self._loop_thread = get_ident()
         self._joined: list[str] = []
 
     @classmethod
@@ -195,7 +197,7 @@ class BaseActor:
 
     def _emit(self, message: Message) -> Flush:
         self._outbox.append(message)
-        if current_worker_owner() is self:
+        if get_ident() != self._loop_thread:  # a sync handler, in a worker thread
             anyio.from_thread.run(self._flush)
             return _FLUSHED
         return Flush(self)
@@ -219,7 +221,7 @@ class BaseActor:
         if is_async:
             await method(*args, **kwargs)
         else:
-            result = await run_in_worker(self, method, *args, **kwargs)
+            result = await run_in_worker(method, *args, **kwargs)
             if inspect.isawaitable(result):
                 await result
         if self._outbox:
@@ -263,6 +265,7 @@ class BaseActor:
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._asgi_send = send
+        self._loop_thread = get_ident()
         layer = self.channel_layer = self._layer_for(scope)
         try:
             if layer is None:

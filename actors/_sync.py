@@ -9,7 +9,6 @@ the guarantee sync code needs.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -17,30 +16,15 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-__all__ = ["async_to_sync", "current_worker_owner", "run_in_worker", "sync_to_async"]
+__all__ = ["async_to_sync", "run_in_worker", "sync_to_async"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_local = threading.local()
 
-
-def current_worker_owner() -> object | None:
-    """The actor whose sync handler runs in this thread, if any."""
-    return getattr(_local, "owner", None)
-
-
-def _call_owned(owner: object, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    _local.owner = owner
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        _local.owner = None
-
-
-async def run_in_worker(owner: object, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run sync *fn* in a worker thread, marking the thread as working for *owner*."""
-    return await anyio.to_thread.run_sync(_call_owned, owner, fn, args, kwargs)
+async def run_in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run sync *fn* in an anyio worker thread, from which :func:`async_to_sync` works."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
 def async_to_sync(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -95,10 +95,8 @@ class WebsocketActor(BaseActor):
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False
     ) -> Flush:
         """Send one text or binary message; ``close=True`` (or a code) closes afterwards."""
-        if (self.state, "send") not in self.lifecycle.table:
-            if text_data is None and bytes_data is None and close:
-                return self.close(None if close is True else close)
-            self.lifecycle.next(self.state, "send")
+        if self.state not in self.lifecycle.sources["send"]:
+            self.lifecycle.next(self.state, "send")  # raises, naming the state
         if text_data is not None:
             if type(text_data) is not str:
                 msg = f"send(text_data=...) takes a str, not {type(text_data).__name__}"
@@ -106,21 +104,21 @@ class WebsocketActor(BaseActor):
             if bytes_data is not None:
                 msg = "send() takes text_data or bytes_data, not both"
                 raise ValueError(msg)
-            self._emit({"type": "websocket.send", "text": text_data})
+            message: Message = {"type": "websocket.send", "text": text_data}
         elif bytes_data is not None:
             if not isinstance(bytes_data, (bytes, bytearray, memoryview)):
                 msg = f"send(bytes_data=...) takes bytes, not {type(bytes_data).__name__}"
                 raise TypeError(msg)
-            self._emit({"type": "websocket.send", "bytes": bytes(bytes_data)})
-        elif not close:
+            message = {"type": "websocket.send", "bytes": bytes(bytes_data)}
+        elif close:
+            return self.close(None if close is True else close)
+        else:
             msg = "send() needs text_data or bytes_data"
             raise ValueError(msg)
         if close:
+            self._emit(message)
             return self.close(None if close is True else close)
-        return self._emit_done()
-
-    def _emit_done(self) -> Flush:
-        return Flush(self) if self._outbox else Flush(None)
+        return self._emit(message)
 
     def close(self, code: int | None = None, reason: str | None = None) -> Flush:
         """Close the connection (before ``accept()``: refuse the handshake, HTTP 403).
@@ -131,7 +129,7 @@ class WebsocketActor(BaseActor):
         state = self.state
         target = self._move("close")
         if target == state:  # already closing or closed: ignored
-            return self._emit_done()
+            return Flush(self) if self._outbox else Flush(None)
         if state == CONNECTING:
             return self._emit({"type": "websocket.close", "code": code or 1000})
         message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
@@ -164,7 +162,7 @@ class WebsocketActor(BaseActor):
     async def _on_client_event(self, message: Message) -> bool:
         kind = message["type"]
         if kind == "websocket.receive":
-            if (self.state, "receive") not in self.lifecycle.table:
+            if self.state not in self.lifecycle.sources["receive"]:
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
             text = message.get("text")

@@ -133,6 +133,14 @@ class Lifecycle:
     ignored: frozenset[tuple[str, str]]
     hints: Mapping[tuple[str, str], str]
     internal: frozenset[str] = INTERNAL
+    sources: Mapping[str, frozenset[str]] = attrs.field(init=False)
+    """For each trigger, the states where it is legal (a fast path for hot operations)."""
+
+    def __attrs_post_init__(self) -> None:
+        sources: dict[str, set[str]] = {}
+        for state, trigger in self.table:
+            sources.setdefault(trigger, set()).add(state)
+        object.__setattr__(self, "sources", {t: frozenset(s) for t, s in sources.items()})
 
     @classmethod
     def compile(
