@@ -12,6 +12,7 @@ from interlock.dsl import IllegalTransition
 from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy
 from ._errors import DenyConnection, MalformedMessage, RouteNotFound, StopActor, UnknownMessageType
 from ._generic import Actor
+from ._machine import JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
 from ._sync import async_to_sync, sync_to_async
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ __all__ = [
     "DenyConnection",
     "Flush",
     "IllegalTransition",
+    "JsonStateActor",
     "JsonWebsocketActor",
     "MalformedMessage",
     "Message",
@@ -36,8 +38,11 @@ __all__ = [
     "RouteNotFound",
     "Scope",
     "Send",
+    "StateActor",
     "StopActor",
+    "TransitionRecord",
     "URLRouter",
+    "UnhandledEvent",
     "UnhandledPolicy",
     "UnknownMessageType",
     "WebsocketActor",

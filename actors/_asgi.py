@@ -37,9 +37,7 @@ def supports_denial(scope: Scope) -> bool:
     return DENIAL_EXTENSION in extensions
 
 
-def denial_messages(
-    scope: Scope, status: int, body: bytes = b"", headers: Headers | None = None
-) -> list[Message]:
+def denial_messages(scope: Scope, status: int, body: bytes = b"", headers: Headers | None = None) -> list[Message]:
     """Messages that refuse a WebSocket handshake: an HTTP response if the server allows.
 
     Without the denial extension the only refusal ASGI offers is ``websocket.close``

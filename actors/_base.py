@@ -28,9 +28,10 @@ import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from threading import get_ident
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 from interlock.layers import GroupLayer
 
 from ._errors import StopActor, UnknownMessageType
@@ -42,7 +43,11 @@ __all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "library_class"]
 
 logger = logging.getLogger("interlock.actors")
 
-UnhandledPolicy = Literal["raise", "log", "ignore"]
+UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
+
+CLIENT: Final = 0
+LAYER: Final = 1
+INTERNAL: Final = 2
 
 _LIBRARY_CLASSES: list[type] = []
 C = TypeVar("C", bound=type)
@@ -108,8 +113,12 @@ class BaseActor:
     """Groups the actor joins when its connection starts and leaves when it ends."""
 
     unhandled: ClassVar[UnhandledPolicy] = "raise"
-    """What a layer message with no handler does: ``"raise"`` (fail the actor, like
-    Channels), ``"log"`` (log an error and go on) or ``"ignore"`` (drop it silently)."""
+    """What an event with no handler does: ``"raise"`` (fail the actor, like Channels),
+    ``"log"`` (log an error and go on), ``"ignore"`` (drop it silently) or ``"close"``
+    (close the connection with ``unhandled_close_code``)."""
+
+    unhandled_close_code: ClassVar[int] = 1008
+    """The close code of the ``"close"`` policy (1008: policy violation)."""
 
     mailbox_size: ClassVar[int] = 64
     """Events the mailbox holds before the client and the channel are made to wait."""
@@ -123,6 +132,9 @@ class BaseActor:
     scope: Scope
     """The connection scope, with ``url_route`` once a router matched it."""
 
+    _needs_mailbox: ClassVar[bool] = False
+    _mailbox: Mailbox[tuple[int, Any]]
+    _tasks: TaskGroup
     _handlers: ClassVar[frozenset[str]] = frozenset()
     _reserved: ClassVar[frozenset[str]] = frozenset()
     _asyncness: ClassVar[dict[str, bool]]
@@ -130,9 +142,7 @@ class BaseActor:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._asyncness = {}
-        cls._reserved = frozenset(
-            name for base in _LIBRARY_CLASSES if issubclass(cls, base) for name in dir(base)
-        )
+        cls._reserved = frozenset(name for base in _LIBRARY_CLASSES if issubclass(cls, base) for name in dir(base))
         handlers = set()
         for klass in cls.__mro__:
             if klass in _LIBRARY_CLASSES or klass is object:
@@ -144,10 +154,7 @@ class BaseActor:
                     handlers.add(name)
         cls._handlers = frozenset(handlers)
         if not isinstance(cls.groups, (list, tuple)):
-            msg = (
-                f"{cls.__qualname__}.groups must be a list or tuple of group names, "
-                f"not {type(cls.groups).__name__}"
-            )
+            msg = f"{cls.__qualname__}.groups must be a list or tuple of group names, not {type(cls.groups).__name__}"
             raise TypeError(msg)
 
     def __init__(self, **initkwargs: Any) -> None:
@@ -241,12 +248,20 @@ class BaseActor:
                 reason = f"define a method named {name!r} to handle it"
         else:
             reason = "a message's 'type' must be a str"
-        error = UnknownMessageType(type(self).__qualname__, message_type, reason)
-        if self.unhandled == "raise":
-            raise error
-        if self.unhandled == "log":
-            logger.error("%r dropped a message: %s", self, error)
+        self._apply_unhandled(UnknownMessageType(type(self).__qualname__, message_type, reason))
         return None
+
+    def _apply_unhandled(self, error: Exception) -> None:
+        """Follow the class's ``unhandled`` policy for an event nothing handles."""
+        policy = self.unhandled
+        if policy == "raise" or (policy == "close" and not self._close_for_unhandled(error)):
+            raise error
+        if policy == "log":
+            logger.error("%r dropped an event: %s", self, error)
+
+    def _close_for_unhandled(self, error: Exception) -> bool:
+        """Close the connection for the ``"close"`` policy; False if this actor cannot."""
+        return False
 
     async def dispatch(self, message: Message) -> None:
         """Call the handler a layer message's ``type`` names, with the message."""
@@ -268,42 +283,42 @@ class BaseActor:
         self._loop_thread = get_ident()
         layer = self.channel_layer = self._layer_for(scope)
         try:
-            if layer is None:
-                while True:
-                    if await self._handle_client(await receive()):
-                        break
-            else:
+            if layer is not None:
                 self.channel_name = await layer.new_channel()
                 await self._started()
-                await self._run_with_layer(layer, self.channel_name, receive)
+            if layer is None and not self._needs_mailbox:
+                while not await self._handle(CLIENT, await receive()):
+                    pass
+            else:
+                await self._run_mailbox(layer, receive)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._cleanup()
 
-    async def _run_with_layer(self, layer: GroupLayer, channel: str, receive: Receive) -> None:
-        mailbox: Mailbox[tuple[bool, Message]] = Mailbox(self.mailbox_size)
+    async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
+        mailbox: Mailbox[tuple[int, Any]] = Mailbox(self.mailbox_size)
+        self._mailbox = mailbox
 
         async def pump_client() -> None:
             while True:
                 message = await receive()
-                await mailbox.put((True, message))
+                await mailbox.put((CLIENT, message))
                 if message.get("type") in self._terminal_events:
                     return
 
-        async def pump_channel() -> None:
+        async def pump_channel(layer: GroupLayer, channel: str) -> None:
             while True:
-                await mailbox.put((False, await layer.receive(channel)))
+                await mailbox.put((LAYER, await layer.receive(channel)))
 
         async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
             tasks.start_soon(pump_client)
-            tasks.start_soon(pump_channel)
+            if layer is not None and self.channel_name is not None:
+                tasks.start_soon(pump_channel, layer, self.channel_name)
+            await self._mailbox_started()
             while True:
-                from_client, message = await mailbox.get()
-                if from_client:
-                    stop = await self._handle_client(message)
-                else:
-                    stop = await self._handle_layer(message)
-                if stop:
+                kind, payload = await mailbox.get()
+                if await self._handle(kind, payload):
                     break
             tasks.cancel_scope.cancel()
 
@@ -311,29 +326,23 @@ class BaseActor:
         {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}
     )
 
-    async def _handle_client(self, message: Message) -> bool:
-        """Handle one event from the server; return True when the actor must stop."""
+    async def _handle(self, kind: int, payload: Any) -> bool:
+        """Handle one mailbox item, start to finish; return True when the actor must stop."""
         try:
-            return await self._on_client_event(message)
+            if kind == CLIENT:
+                return await self._on_client_event(payload)
+            if kind == LAYER:
+                if self._accepts_layer_messages():
+                    await self.dispatch(payload)
+                else:
+                    logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
+                return False
+            return await self._on_internal(payload)
         except StopActor:
             return True
         except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
             await self._fail(exc)
             return True
-
-    async def _handle_layer(self, message: Message) -> bool:
-        """Handle one message from the actor's channel; return True when it must stop."""
-        try:
-            if self._accepts_layer_messages():
-                await self.dispatch(message)
-            else:
-                logger.debug("%r dropped layer message %r: not open", self, message.get("type"))
-        except StopActor:
-            return True
-        except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
-            await self._fail(exc)
-            return True
-        return False
 
     def _log_failure(self, exc: Exception) -> None:
         logger.error("%r failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)
@@ -383,6 +392,13 @@ class BaseActor:
 
     async def _started(self) -> None:
         """Called once the actor has its channel, before its first event."""
+
+    async def _mailbox_started(self) -> None:
+        """Called in mailbox mode once ``self._tasks`` and ``self._mailbox`` exist."""
+
+    async def _on_internal(self, payload: Any) -> bool:
+        """Handle an item the actor put in its own mailbox (timers, tasks)."""
+        raise NotImplementedError  # pragma: no cover - only actors that post them get them
 
     def _accepts_layer_messages(self) -> bool:
         return True

@@ -62,9 +62,7 @@ class Route:
         if remaining and not isinstance(self.app, URLRouter):
             return None
         kwargs = {
-            key: self.converters.get(key, str)(value)
-            for key, value in found.groupdict().items()
-            if value is not None
+            key: self.converters.get(key, str)(value) for key, value in found.groupdict().items() if value is not None
         }
         args = () if kwargs else tuple(v for v in found.groups() if v is not None)
         return args, kwargs, remaining
@@ -96,11 +94,22 @@ def _compile_path(route: str, *, prefix: bool) -> tuple[re.Pattern[str], dict[st
     return re.compile("".join(parts)), converters
 
 
+def _check_app(where: str, app: object) -> None:
+    """Refuse an actor class (or anything else not callable) where an ASGI app belongs."""
+    if isinstance(app, type):
+        msg = f"{where}: the app is a class; use {app.__qualname__}.as_asgi()"
+        raise TypeError(msg)
+    if not callable(app):
+        msg = f"{where}: the app is not an ASGI callable: {app!r}"
+        raise TypeError(msg)
+
+
 def path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
     """Route a Django-style pattern, ``"rooms/<int:room_id>/"``, to *app*.
 
     Converters: ``str`` (default, no ``/``), ``int``, ``slug``, ``uuid``, ``path``.
     """
+    _check_app(f"path({route!r})", app)
     route = route.removeprefix("/")
     regex, converters = _compile_path(route, prefix=isinstance(app, URLRouter))
     return Route(route, app, regex, converters, name)
@@ -108,6 +117,7 @@ def path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
 
 def re_path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
     """Route a regular expression (matched from the start; end it with ``$`` yourself)."""
+    _check_app(f"re_path({route!r})", app)
     cleaned = route.removeprefix("^").removeprefix("/")
     try:
         regex = re.compile("^" + cleaned)
@@ -161,8 +171,8 @@ class URLRouter:
         if "path_remaining" in scope:
             return str(scope["path_remaining"])
         full = str(scope.get("path", ""))
-        root = str(scope.get("root_path", ""))
-        if root and full.startswith(root):
+        root = str(scope.get("root_path", "")).rstrip("/")
+        if root and (full == root or full.startswith(root + "/")):  # whole segments only
             full = full[len(root) :]
         return full.removeprefix("/")
 
@@ -257,8 +267,18 @@ class ProtocolTypeRouter:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if layer is not None:
-                    await layer.close()
+                try:
+                    if layer is not None:
+                        await layer.close()
+                except Exception as exc:
+                    logger.exception("channel layer failed to close")
+                    await send(
+                        {
+                            "type": "lifespan.shutdown.failed",
+                            "message": f"channel layer failed to close: {exc}",
+                        }
+                    )
+                    return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -268,6 +288,8 @@ class ChannelNameRouter:
 
     def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
         self.application_mapping = dict(application_mapping)
+        for name, app in self.application_mapping.items():
+            _check_app(f"ChannelNameRouter: the app for channel {name!r}", app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a worker scope with the app registered for its channel."""

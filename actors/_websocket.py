@@ -91,9 +91,7 @@ class WebsocketActor(BaseActor):
         self._move("accept")
         return self._emit(message)
 
-    def send(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False
-    ) -> Flush:
+    def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False) -> Flush:
         """Send one text or binary message; ``close=True`` (or a code) closes afterwards."""
         if self.state not in self.lifecycle.sources["send"]:
             self.lifecycle.next(self.state, "send")  # raises, naming the state
@@ -181,6 +179,7 @@ class WebsocketActor(BaseActor):
             return False
         if kind == "websocket.disconnect":
             self._move("disconnect")
+            await self._settle()
             code = message.get("code", 1005)
             self.close_code = code
             await self._leave_groups(self._joined)
@@ -204,6 +203,16 @@ class WebsocketActor(BaseActor):
     async def _flush_one(self, message: Message) -> None:
         self._outbox.append(message)
         await self._flush()
+
+    async def _settle(self) -> None:
+        """Run what state changes imply (state actors run exit and entry hooks here)."""
+
+    def _close_for_unhandled(self, error: Exception) -> bool:
+        if self.state not in self.lifecycle.sources["close"]:
+            return False
+        logger.warning("%r closes: %s", self, error)
+        self.close(self.unhandled_close_code, str(error))
+        return True
 
     def _log_failure(self, exc: Exception) -> None:
         if isinstance(exc, MalformedMessage):

@@ -14,10 +14,7 @@ __all__ = ["run_worker"]
 
 
 async def _no_client(message: Message) -> None:
-    msg = (
-        f"a worker has no client to send {message.get('type')!r} to; "
-        "talk to other actors through self.channel_layer"
-    )
+    msg = f"a worker has no client to send {message.get('type')!r} to; talk to other actors through self.channel_layer"
     raise RuntimeError(msg)
 
 

@@ -40,7 +40,8 @@ __all__ = [
 class ApplicationCommunicator:
     """Run one ASGI app instance for *scope*; feed it input, read its output.
 
-    If the app raises, the next ``receive_output``/``wait`` re-raises its exception.
+    If the app raises, the next ``receive_output``/``receive_nothing``/``wait`` re-raises its
+    exception.
     """
 
     def __init__(self, application: ASGIApp, scope: Scope, *, timeout: float = 1.0) -> None:
@@ -49,15 +50,17 @@ class ApplicationCommunicator:
         self.timeout = timeout
         self._input_send: MemoryObjectSendStream[Message]
         self._input_receive: MemoryObjectReceiveStream[Message]
-        self._input_send, self._input_receive = anyio.create_memory_object_stream[Message](math.inf)
         self._output_send: MemoryObjectSendStream[Message]
         self._output_receive: MemoryObjectReceiveStream[Message]
-        self._output_send, self._output_receive = anyio.create_memory_object_stream[Message](math.inf)
         self._tasks: TaskGroup | None = None
         self._done = anyio.Event()
         self._error: BaseException | None = None
 
     async def __aenter__(self) -> Self:
+        # The streams are made here, not in __init__: a communicator that is never entered
+        # must not leave unclosed streams behind (a ResourceWarning, an error under pytest).
+        self._input_send, self._input_receive = anyio.create_memory_object_stream[Message](math.inf)
+        self._output_send, self._output_receive = anyio.create_memory_object_stream[Message](math.inf)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._run_app)
@@ -127,6 +130,8 @@ class ApplicationCommunicator:
             try:
                 message = await self._output_receive.receive()
             except anyio.EndOfStream:
+                if self._error is not None:
+                    raise self._error from None
                 return
             msg = f"expected no output, but the application sent {message!r}"
             raise AssertionError(msg)
@@ -230,9 +235,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
                 body += part.get("body", b"")
                 if not part.get("more_body", False):
                     break
-            result = Handshake(
-                False, headers=list(first.get("headers") or []), status=first["status"], body=body
-            )
+            result = Handshake(False, headers=list(first.get("headers") or []), status=first["status"], body=body)
         else:
             msg = f"expected websocket.accept, websocket.close or a denial response, got {first!r}"
             raise AssertionError(msg)

@@ -1,13 +1,42 @@
-"""The state-machine core of interlock: pure tables, no I/O and no event loop.
+"""The state-machine DSL of interlock: declare an actor's states, events and timers.
 
-Today it holds the built-in actor lifecycle (``connecting → open → closing → closed``);
-the user-facing DSL that nests states under ``open`` builds on the same compiled form.
+Pure: no I/O and no event loop. :mod:`interlock.actors` runs what this package
+compiles (``StateActor``, ``JsonStateActor``); :mod:`interlock.dsl` declares, checks
+and draws it.
 """
 
+from ._compile import MachineDefinitionError, MachineSpec, StateInfo, Transition, compile_machine
+from ._declare import EventKind, Frame, HandlerDecl, State, StateRef, TaskFailed, Timeout, on
 from ._errors import IllegalTransition
 from ._lifecycle import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Edge, Lifecycle
+from ._messages import MessageFormatError, from_message, to_message
 
-__all__ = ["CLOSED", "CLOSING", "CONNECTING", "LIFECYCLE", "OPEN", "Edge", "IllegalTransition", "Lifecycle"]
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "CONNECTING",
+    "LIFECYCLE",
+    "OPEN",
+    "Edge",
+    "EventKind",
+    "Frame",
+    "HandlerDecl",
+    "IllegalTransition",
+    "Lifecycle",
+    "MachineDefinitionError",
+    "MachineSpec",
+    "MessageFormatError",
+    "State",
+    "StateInfo",
+    "StateRef",
+    "TaskFailed",
+    "Timeout",
+    "Transition",
+    "compile_machine",
+    "from_message",
+    "on",
+    "to_message",
+]
 
 for _name in __all__:
     _obj = globals()[_name]

@@ -68,9 +68,7 @@ class ChatActor(JsonWebsocketActor):
             await self.send_json({"error": 'send {"message": "some text"}'})
             return
         assert self.channel_layer is not None
-        await self.channel_layer.group_send(
-            self.group, {"type": "chat.message", "from": self.name, "message": message}
-        )
+        await self.channel_layer.group_send(self.group, {"type": "chat.message", "from": self.name, "message": message})
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A message for the room: pass it to this member's browser."""

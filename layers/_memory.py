@@ -75,8 +75,7 @@ class InMemoryChannelLayer:
         self.expiry = expiry
         self.group_expiry = group_expiry
         self._capacity_patterns = [
-            (re.compile(fnmatch.translate(pattern)), size)
-            for pattern, size in (channel_capacity or {}).items()
+            (re.compile(fnmatch.translate(pattern)), size) for pattern, size in (channel_capacity or {}).items()
         ]
         self._process = secrets.token_hex(6)
         self._channels: dict[str, _Channel] = {}

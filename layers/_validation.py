@@ -78,10 +78,7 @@ def require_group_name(name: object) -> str:
         msg = f"group name must be a str, not {type(name).__name__} ({_describe(name)})"
         raise InvalidGroupName(msg)
     problem = _name_problem(name, "-_.")
-    msg = (
-        f"invalid group name {_describe(name)}: {problem}; group names are 1 to "
-        f"{MAX_NAME_LENGTH} {_ALLOWED_CHARS}"
-    )
+    msg = f"invalid group name {_describe(name)}: {problem}; group names are 1 to {MAX_NAME_LENGTH} {_ALLOWED_CHARS}"
     raise InvalidGroupName(msg)
 
 
@@ -113,9 +110,7 @@ def _check_value(value: object, path: str, depth: int) -> None:
 def check_message(message: object) -> dict[str, Any]:
     """Raise unless *message* may travel through a layer; return it, typed."""
     if type(message) is not dict:
-        msg = (
-            f"a message must be a dict with a 'type' key, not {type(message).__name__} ({_describe(message)})"
-        )
+        msg = f"a message must be a dict with a 'type' key, not {type(message).__name__} ({_describe(message)})"
         raise InvalidMessage(msg)
     kind = message.get("type")
     if type(kind) is not str or not kind:

@@ -1,0 +1,388 @@
+"""State actors: WebSocket actors that run a machine declared with :mod:`interlock.dsl`.
+
+Theory of operation
+-------------------
+The class is compiled once (``interlock.dsl.compile_machine``) into a
+:class:`~interlock.dsl.MachineSpec`; instances are headless and keep only ``state``
+(a dotted path such as ``open.lobby``) plus whatever timers, tasks and deferred
+events are live.
+
+1. Every event — client message, layer message, timeout, timer, task result — goes
+   through :meth:`_event`: one dict lookup finds the candidate transitions for
+   ``(state, kind, event)``; the first whose guard passes runs its handler *in the
+   source state*, then, if it has a target, the actor leaves and enters states.
+2. Leaving a state cancels its timeout and invoked tasks and runs its exit hooks;
+   entering one runs enter hooks, arms its timeout and starts its tasks. Lifecycle
+   operations (``accept``, ``close``, a disconnect) go the same way: ``accept`` enters
+   ``open``'s initial state, a close or disconnect exits every user state.
+3. Timeouts and task results are events in the mailbox, stamped with a generation:
+   one that arrives after its state was left (or its timer re-armed) is dropped, so
+   timers never race user events. One clock task per actor serves all its timers,
+   on ``anyio.current_time()`` (trio's virtual clock works).
+4. An event a state cannot handle is postponed if the state ``defer``\\s it and
+   replayed in order after the next state change; otherwise the ``unhandled`` policy
+   applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import anyio
+import attrs
+from interlock.dsl import (
+    CLOSED,
+    CONNECTING,
+    OPEN,
+    EventKind,
+    Frame,
+    MachineSpec,
+    TaskFailed,
+    Timeout,
+    Transition,
+    compile_machine,
+)
+from interlock.dsl._messages import MessageFormatError, from_message
+
+from ._base import INTERNAL, library_class
+from ._errors import MalformedMessage
+from ._websocket import JsonWebsocketActor, WebsocketActor
+
+__all__ = ["JsonStateActor", "StateActor", "TransitionRecord", "UnhandledEvent"]
+
+logger = logging.getLogger("interlock.actors")
+
+_IDLE = "idle"
+
+
+class UnhandledEvent(ValueError):
+    """No transition of the actor's current state accepts an event."""
+
+    def __init__(self, actor: str, kind: str, event: str, state: str, reason: str) -> None:
+        self.kind = kind
+        self.event = event
+        self.state = state
+        super().__init__(f"{actor} in state {state!r} has no handler for {kind} event {event!r}: {reason}")
+
+
+@attrs.frozen
+class TransitionRecord:
+    """What :meth:`StateActor.on_transition` observes, once per event or lifecycle move."""
+
+    actor: str
+    """The actor's identity: its class and channel name (or ``id()`` without a layer)."""
+    kind: str
+    """``client``, ``message``, ``timeout``, ``idle``, ``timer``, ``done``, ``error`` or ``lifecycle``."""
+    event: str
+    source: str
+    target: str
+    accepted: bool
+    time: float
+    """Wall-clock time (``time.time()``)."""
+    handler: str | None = None
+
+
+@attrs.frozen
+class _Fired:
+    """A timer or task result the actor posted to its own mailbox."""
+
+    key: str
+    generation: int
+    kind: EventKind
+    event: str
+    payload: Any
+
+
+@library_class
+class _MachineActor(WebsocketActor):
+    """The DSL runtime shared by :class:`StateActor` and :class:`JsonStateActor`."""
+
+    machine: ClassVar[MachineSpec]
+    """The compiled state machine of this class."""
+
+    idle_timeout: ClassVar[float | None] = None
+    """Seconds without any handled event after which ``@on.idle()`` fires (None: never)."""
+
+    _observed: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.machine = compile_machine(cls)
+        cls.lifecycle = cls.machine.lifecycle
+        cls._needs_mailbox = cls.machine.uses_clock
+        cls._observed = cls.on_transition is not _MachineActor.on_transition
+
+    def __init__(self, **initkwargs: Any) -> None:
+        super().__init__(**initkwargs)
+        self._moves: list[tuple[str, str, bool]] = []
+        self._deferred: list[tuple[EventKind, str, Any]] | None = None
+        self._timers: dict[str, list[Any]] | None = None
+        self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
+        self._generation = 0
+        self._clock_wake: anyio.Event | None = None
+        self._clock_due = math.inf
+        self._settling = False
+
+    # -- observation -----------------------------------------------------------------------
+
+    def on_transition(self, record: TransitionRecord) -> None:
+        """Override to observe every event and lifecycle move (logging, metrics)."""
+
+    def _observe(
+        self, kind: str, event: str, source: str, target: str, *, accepted: bool, handler: str | None = None
+    ) -> None:
+        identity = f"{type(self).__qualname__}:{self.channel_name or id(self)}"
+        self.on_transition(TransitionRecord(identity, kind, event, source, target, accepted, time.time(), handler))
+
+    def has_tag(self, tag: str) -> bool:
+        """Whether the current state, or a state enclosing it, carries *tag*."""
+        return tag in self.machine.tags_of(self.state)
+
+    # -- lifecycle moves -------------------------------------------------------------------
+
+    def _move(self, trigger: str) -> str:
+        old = self.state
+        try:
+            new = self.lifecycle.next(old, trigger)
+        except Exception:
+            if self._observed:
+                self._observe("lifecycle", trigger, old, old, accepted=False)
+            raise
+        if new == OPEN:
+            new = self.machine.initial_leaf
+        self.state = new
+        if new != old:
+            self._moves.append((old, new, False))
+        if self._observed:
+            self._observe("lifecycle", trigger, old, new, accepted=True)
+        return new
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        await super()._call(name, *args, **kwargs)
+        if self._moves and not self._settling:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Run exit and entry work for every recorded move, then replay deferred events."""
+        if self._settling:
+            return
+        self._settling = True
+        try:
+            while self._moves:
+                old, new, external = self._moves.pop(0)
+                await self._cross(old, new, external=external)
+        finally:
+            self._settling = False
+        if self._deferred and self.state != CLOSED:
+            replay, self._deferred = self._deferred, None
+            for kind, event, payload in replay:
+                await self._event(kind, event, payload)
+
+    async def _cross(self, old: str, new: str, *, external: bool) -> None:
+        spec = self.machine
+        old_chain, new_chain = spec.chain(old), spec.chain(new)
+        common = 0
+        while common < min(len(old_chain), len(new_chain)) and old_chain[common] == new_chain[common]:
+            common += 1
+        if external and common == len(new_chain) and common:
+            common -= 1  # a self- or parent-targeted external transition re-enters the target
+        for path in reversed(old_chain[common:]):
+            info = spec.states[path]
+            self._disarm(f"state:{path}")
+            for _, scope in (self._task_scopes or {}).pop(path, ()):
+                scope.cancel()
+            for hook in info.exit:
+                await self._call(hook)
+        for path in new_chain[common:]:
+            if self.state != new:  # an exit or enter hook moved the actor on
+                return
+            info = spec.states[path]
+            for hook in info.enter:
+                await self._call(hook)
+            if info.timeout is not None:
+                self._arm(f"state:{path}", info.timeout, "timeout", path)
+            for task in info.invoke:
+                self._start_task(path, task)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def _event(self, kind: EventKind, event: str, payload: Any) -> None:
+        state = self.state
+        spec = self.machine
+        if spec.idle_timeout is not None and kind != "idle":
+            self._arm(_IDLE, spec.idle_timeout, "idle", _IDLE)
+        candidates = spec.dispatch.get((state, kind, event))
+        if candidates is not None:
+            for transition in candidates:
+                value = payload
+                if transition.message_class is not None:
+                    value = self._structure(transition, payload)
+                if transition.guard is None or transition.guard(self, value):
+                    await self._fire(transition, value)
+                    return
+            if self._observed:
+                self._observe(kind, event, state, state, accepted=False)
+            reason = "every guard rejected it"
+        else:
+            if kind in ("client", "message"):
+                deferred = spec.deferred.get(state)
+                if state == CONNECTING or (deferred is not None and event in deferred):
+                    if self._deferred is None:
+                        self._deferred = []
+                    self._deferred.append((kind, event, payload))
+                    return
+            if kind == "done":
+                logger.debug("%r ignored the result of task %r", self, event)
+                return
+            if kind == "error":
+                raise payload.error
+            reason = "no transition of this state accepts it"
+            if self._observed:
+                self._observe(kind, event, state, state, accepted=False)
+        self._apply_unhandled(UnhandledEvent(type(self).__qualname__, kind, event, state, reason))
+
+    def _structure(self, transition: Transition, payload: Any) -> Any:
+        assert transition.message_class is not None
+        try:
+            return from_message(payload, transition.message_class)
+        except MessageFormatError as exc:
+            if transition.kind == "client":
+                raise MalformedMessage(str(exc), close_code=1007) from exc
+            raise
+
+    async def _fire(self, transition: Transition, value: Any) -> None:
+        source = self.state
+        await self._call(transition.handler, value)
+        target = self.state
+        if transition.target is not None and self.state == source:
+            target = self.machine.resolve(transition.target)
+            self.state = target
+            self._moves.append((source, target, True))
+            await self._settle()
+        if self._observed:
+            self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
+
+    # -- layer messages -------------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:  # type: ignore[override]
+        """Deliver a layer message to the state machine as a ``message`` event."""
+        kind = message.get("type")
+        await self._event("message", kind if isinstance(kind, str) else repr(kind), message)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def start_timer(self, name: str, seconds: float) -> None:
+        """(Re)start the named timer; its ``@on.timer(name)`` handler runs after *seconds*."""
+        if name not in self.machine.timer_names:
+            known = ", ".join(sorted(self.machine.timer_names)) or "none"
+            msg = f"start_timer({name!r}): no @on.timer({name!r}) handler is declared (timers: {known})"
+            raise ValueError(msg)
+        if not isinstance(seconds, (int, float)) or seconds < 0:
+            msg = f"start_timer({name!r}, {seconds!r}): seconds must be a number >= 0"
+            raise ValueError(msg)
+        self._arm(f"timer:{name}", seconds, "timer", name)
+
+    def cancel_timer(self, name: str) -> None:
+        """Cancel the named timer; nothing happens if it is not running."""
+        self._disarm(f"timer:{name}")
+
+    def _arm(self, key: str, seconds: float, kind: EventKind, event: str) -> None:
+        if self._timers is None:
+            self._timers = {}
+        self._generation += 1
+        deadline = anyio.current_time() + seconds
+        self._timers[key] = [deadline, self._generation, kind, event, seconds]
+        if deadline < self._clock_due and self._clock_wake is not None:
+            self._clock_wake.set()
+
+    def _disarm(self, key: str) -> None:
+        if self._timers:
+            self._timers.pop(key, None)
+
+    async def _mailbox_started(self) -> None:
+        if self.machine.uses_clock:
+            self._tasks.start_soon(self._clock)
+
+    async def _clock(self) -> None:
+        while True:
+            wake = self._clock_wake = anyio.Event()
+            timers = self._timers or {}
+            due = min((entry[0] for entry in timers.values()), default=math.inf)
+            self._clock_due = due
+            with anyio.CancelScope(deadline=due):
+                await wake.wait()
+            now = anyio.current_time()
+            for key, entry in list(timers.items()):
+                deadline, generation, kind, event, seconds = entry
+                if deadline <= now:
+                    entry[0] = math.inf  # fired: stays live until handled or disarmed
+                    payload = Timeout(event if kind != "timeout" else event.rsplit(".", 1)[-1], seconds)
+                    await self._mailbox.put((INTERNAL, _Fired(key, generation, kind, event, payload)))
+
+    # -- invoked tasks ----------------------------------------------------------------------
+
+    def _start_task(self, state: str, task: str) -> None:
+        if self._task_scopes is None:
+            self._task_scopes = {}
+        self._generation += 1
+        scope = anyio.CancelScope()
+        self._task_scopes.setdefault(state, []).append((task, scope))
+        key = f"task:{state}:{task}"
+        if self._timers is None:
+            self._timers = {}
+        self._timers[key] = [math.inf, self._generation, "done", task, 0.0]
+        self._tasks.start_soon(self._run_task, key, self._generation, task, scope)
+
+    async def _run_task(self, key: str, generation: int, task: str, scope: anyio.CancelScope) -> None:
+        with scope:
+            method: Callable[[], Any] = getattr(self, task)
+            try:
+                result = await method()
+            except Exception as exc:  # noqa: BLE001 - delivered as an @on.error event
+                item = _Fired(key, generation, "error", task, TaskFailed(task, exc))
+            else:
+                item = _Fired(key, generation, "done", task, result)
+            await self._mailbox.put((INTERNAL, item))
+
+    async def _on_internal(self, payload: Any) -> bool:
+        fired: _Fired = payload
+        entry = (self._timers or {}).get(fired.key)
+        if entry is None or entry[1] != fired.generation:
+            return False  # its state was left, or it was re-armed: stale
+        del self._timers[fired.key]  # type: ignore[union-attr]
+        await self._event(fired.kind, fired.event, fired.payload)
+        return self.state == CLOSED
+
+
+@library_class
+class StateActor(_MachineActor):
+    """A WebSocket actor whose behaviour is a declared state machine.
+
+    Client frames are the event ``"receive"`` (a :class:`~interlock.dsl.Frame`); layer
+    messages are ``message`` events by their ``type``. See :mod:`interlock.dsl`.
+    """
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Feed a client frame to the machine as the client event ``receive``."""
+        await self._event("client", "receive", Frame(text_data, bytes_data))
+
+
+@library_class
+class JsonStateActor(_MachineActor, JsonWebsocketActor):
+    """A state actor that speaks JSON: client event types come from the ``"type"`` key.
+
+    A client message that is not a JSON object with a str ``"type"`` closes the
+    connection with 1007, as malformed JSON does.
+    """
+
+    async def receive_json(self, content: Any) -> None:
+        """Feed ``{"type": ..., ...}`` to the machine as a client event."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        if not isinstance(kind, str) or not kind:
+            msg = f"expected a JSON object with a str 'type' naming the event, got {str(content)[:60]}"
+            raise MalformedMessage(msg, close_code=1007)
+        await self._event("client", kind, content)

@@ -1,0 +1,477 @@
+"""Compile a declared class into a checked, flattened :class:`MachineSpec`.
+
+Rules checked when the class is created (each error names the class, the state and
+the event):
+
+1. Every state a handler, hook or ``parent=`` names exists; built-in states other
+   than ``open`` are the lifecycle's, not the user's.
+2. Every state is reachable: an initial state, or the target of some transition.
+3. Every leaf state has a way out (a transition to another state), unless it is
+   ``terminal=True`` or the only one.
+4. A handler applies in states that can receive its event: a state timeout in the
+   state that declares it, an invoked task's result in the states where it runs, the
+   idle event only if ``idle_timeout`` is set; a state never defers what it handles.
+5. Every timeout has a handler.
+6. Guards are synchronous predicates; invoked tasks are ``async def`` methods.
+
+Theory of operation: the user's states are nested under ``open`` in a ``transitions``
+``HierarchicalMachine`` (with the built-in lifecycle around them), which validates the
+hierarchy; the result is flattened into dicts so that the running actor needs one
+lookup per event: ``dispatch[(state, kind, event)]`` gives the candidate transitions,
+deepest state first, then in declaration order.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._declare import HANDLERS_ATTR, HOOKS_ATTR, EventKind, HandlerDecl, State, StateRef
+from ._lifecycle import CLOSED, CLOSING, CONNECTING, EDGES, LIFECYCLE, OPEN, SEPARATOR, Lifecycle
+
+__all__ = ["MachineDefinitionError", "MachineSpec", "StateInfo", "Transition", "compile_machine"]
+
+BUILTIN: Final = frozenset({CONNECTING, OPEN, CLOSING, CLOSED})
+
+
+class MachineDefinitionError(TypeError):
+    """A state-machine declaration is inconsistent; raised when the class is created."""
+
+    def __init__(self, owner: str, problem: str) -> None:
+        self.owner = owner
+        self.problem = problem
+        super().__init__(f"{owner}: {problem}")
+
+
+@attrs.frozen
+class StateInfo:
+    """A compiled user state."""
+
+    path: str
+    name: str
+    parent: str
+    children: tuple[str, ...]
+    initial: str | None
+    tags: frozenset[str]
+    timeout: float | None
+    defer: frozenset[str]
+    invoke: tuple[str, ...]
+    terminal: bool
+    enter: tuple[str, ...]
+    exit: tuple[str, ...]
+
+
+@attrs.frozen
+class Transition:
+    """A compiled handler: in *source* (or below), *event* runs *handler*, then moves to *target*."""
+
+    kind: EventKind
+    event: str
+    handler: str
+    source: str
+    target: str | None
+    guard: Callable[[Any, Any], bool] | None
+    guard_label: str | None
+    message_class: type | None
+    order: int
+
+    @property
+    def internal(self) -> bool:
+        """Whether the transition leaves the state as it is."""
+        return self.target is None
+
+
+@attrs.frozen
+class MachineSpec:
+    """Everything a running state actor and a diagram need, computed once per class."""
+
+    owner: str
+    states: Mapping[str, StateInfo]
+    transitions: tuple[Transition, ...]
+    lifecycle: Lifecycle
+    dispatch: Mapping[tuple[str, str, str], tuple[Transition, ...]]
+    deferred: Mapping[str, frozenset[str]]
+    idle_timeout: float | None
+    initial_leaf: str
+    timer_names: frozenset[str]
+
+    @property
+    def uses_clock(self) -> bool:
+        """Whether instances need the timer clock and a task group."""
+        return bool(self.idle_timeout or self.timer_names or any(s.timeout or s.invoke for s in self.states.values()))
+
+    def chain(self, path: str) -> list[str]:
+        """User states from the outermost down to *path* (empty for built-in states)."""
+        out: list[str] = []
+        while path in self.states:
+            out.append(path)
+            path = self.states[path].parent
+        return out[::-1]
+
+    def resolve(self, path: str) -> str:
+        """Follow initial children from *path* down to a leaf."""
+        if path == OPEN:
+            return self.initial_leaf
+        info = self.states.get(path)
+        while info is not None and info.initial is not None:
+            path = info.initial
+            info = self.states.get(path)
+        return path
+
+    def tags_of(self, path: str) -> frozenset[str]:
+        """Tags of *path* and its enclosing states."""
+        tags: frozenset[str] = frozenset()
+        for state in self.chain(path):
+            tags |= self.states[state].tags
+        return tags
+
+
+def _ancestors_or_self(path: str) -> list[str]:
+    parts = path.split(SEPARATOR)
+    return [SEPARATOR.join(parts[: i + 1]) for i in range(len(parts))][::-1]
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith(outer + SEPARATOR)
+
+
+class _Compiler:
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.owner = cls.__qualname__
+        self.declared: dict[str, State] = {}
+        self.paths: dict[int, str] = {}  # id(State) -> path
+
+    def fail(self, problem: str) -> MachineDefinitionError:
+        return MachineDefinitionError(self.owner, problem)
+
+    # -- states ---------------------------------------------------------------------------
+
+    def collect_states(self) -> None:
+        for klass in reversed(self.cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, State):
+                    if name in BUILTIN:
+                        raise self.fail(f"{name!r} is a built-in lifecycle state; name yours differently")
+                    if not name.isidentifier():
+                        raise self.fail(f"state name {name!r} must be an identifier")
+                    self.declared.pop(name, None)
+                    self.declared[name] = value
+
+    def path_of(self, state: State, seen: tuple[str, ...] = ()) -> str:
+        known = self.paths.get(id(state))
+        if known is not None:
+            return known
+        if state.name in seen:
+            raise self.fail(f"states {' -> '.join((*seen, state.name))} are nested in a cycle")
+        if state.parent is None:
+            path = f"{OPEN}{SEPARATOR}{state.name}"
+        else:
+            parent = self.ref(state.parent, f"state {state.name!r} (parent=)", seen=(*seen, state.name))
+            if parent in BUILTIN and parent != OPEN:
+                raise self.fail(f"state {state.name!r} cannot be nested under the built-in {parent!r}")
+            path = f"{parent}{SEPARATOR}{state.name}"
+        self.paths[id(state)] = path
+        return path
+
+    def ref(self, ref: StateRef, where: str, seen: tuple[str, ...] = ()) -> str:
+        if isinstance(ref, State):
+            if ref.name not in self.declared or self.declared[ref.name] is not ref:
+                raise self.fail(f"{where} names {ref!r}, which is not a state of this class")
+            return self.path_of(ref, seen)
+        if not isinstance(ref, str):
+            raise self.fail(f"{where} names {ref!r}; expected a State or a state name")
+        if ref in BUILTIN:
+            return ref
+        leaf = ref.rsplit(SEPARATOR, 1)[-1]
+        state = self.declared.get(leaf)
+        if state is not None:
+            path = self.path_of(state, seen)
+            if ref in (leaf, path, path.removeprefix(OPEN + SEPARATOR)):
+                return path
+        names = ", ".join(sorted(self.declared)) or "none declared"
+        raise self.fail(f"{where} names unknown state {ref!r}; the states are: {names}")
+
+    # -- methods ----------------------------------------------------------------------------
+
+    def members(self) -> Iterable[tuple[str, Any]]:
+        seen: set[str] = set()
+        for klass in self.cls.__mro__:
+            for name, value in vars(klass).items():
+                if name not in seen:
+                    seen.add(name)
+                    yield name, value
+
+    def guard(self, guard: Any, where: str) -> tuple[Callable[[Any, Any], bool] | None, str | None]:
+        if guard is None:
+            return None, None
+        if isinstance(guard, str):
+            method = getattr(self.cls, guard, None)
+            if method is None or not callable(method):
+                raise self.fail(f"{where}: guard {guard!r} is not a method of the class")
+            label = guard
+            guard = method
+        else:
+            label = getattr(guard, "__name__", "guard")
+            if label == "<lambda>":
+                label = "guard"
+        if inspect.iscoroutinefunction(guard):
+            raise self.fail(f"{where}: guard {label!r} is async; guards are synchronous predicates")
+        return guard, label
+
+    # -- the whole class ----------------------------------------------------------------------
+
+    def compile(self) -> MachineSpec:
+        self.collect_states()
+        for state in self.declared.values():
+            self.path_of(state)
+        infos = self.state_infos()
+        transitions = self.transitions(infos)
+        spec_states = {info.path: info for info in infos}
+        idle = getattr(self.cls, "idle_timeout", None)
+        if idle is not None and (not isinstance(idle, (int, float)) or idle <= 0):
+            raise self.fail(f"idle_timeout = {idle!r}: expected a positive number of seconds or None")
+        self.check(spec_states, transitions, idle)
+        lifecycle = self.lifecycle(spec_states)
+        dispatch, deferred = self.flatten(spec_states, transitions)
+        open_initial = self.initial_of(OPEN, spec_states)
+        leaf = OPEN
+        if open_initial is not None:
+            leaf = open_initial
+            while spec_states[leaf].initial is not None:
+                leaf = spec_states[leaf].initial  # type: ignore[assignment]
+        return MachineSpec(
+            owner=self.owner,
+            states=spec_states,
+            transitions=tuple(transitions),
+            lifecycle=lifecycle,
+            dispatch=dispatch,
+            deferred=deferred,
+            idle_timeout=idle,
+            initial_leaf=leaf,
+            timer_names=frozenset(t.event for t in transitions if t.kind == "timer"),
+        )
+
+    def initial_of(self, parent: str, states: Mapping[str, StateInfo]) -> str | None:
+        children = [info for info in states.values() if info.parent == parent]
+        if not children:
+            return None
+        return next((c.path for c in children if self.declared[c.name].initial), children[0].path)
+
+    def state_infos(self) -> list[StateInfo]:
+        hooks: dict[str, dict[str, list[str]]] = {}
+        for name, value in self.members():
+            for kind, state in getattr(value, HOOKS_ATTR, ()):
+                path = self.ref(state, f"{kind} hook {name!r}")
+                hooks.setdefault(path, {"enter": [], "exit": []})[kind].append(name)
+        paths = {name: self.path_of(state) for name, state in self.declared.items()}
+        infos: list[StateInfo] = []
+        for name, state in self.declared.items():
+            path = paths[name]
+            children = tuple(p for p in paths.values() if p.rsplit(SEPARATOR, 1)[0] == path)
+            initial = [p for p in children if self.declared[p.rsplit(SEPARATOR, 1)[1]].initial]
+            if len(initial) > 1:
+                raise self.fail(f"state {path!r} has several initial children: {', '.join(initial)}")
+            for task in state.invoke:
+                method = getattr(self.cls, task, None)
+                if method is None or not inspect.iscoroutinefunction(method):
+                    raise self.fail(f"state {path!r} invokes {task!r}, which is not an async def method of the class")
+            infos.append(
+                StateInfo(
+                    path=path,
+                    name=name,
+                    parent=path.rsplit(SEPARATOR, 1)[0],
+                    children=children,
+                    initial=(initial[0] if initial else children[0]) if children else None,
+                    tags=state.tags,
+                    timeout=state.timeout,
+                    defer=frozenset(state.defer),
+                    invoke=state.invoke,
+                    terminal=state.terminal,
+                    enter=tuple(hooks.get(path, {}).get("enter", ())),
+                    exit=tuple(hooks.get(path, {}).get("exit", ())),
+                )
+            )
+        siblings_initial = [s for s in self.declared.values() if s.initial and s.parent is None]
+        if len(siblings_initial) > 1:
+            names = ", ".join(s.name for s in siblings_initial)
+            raise self.fail(f"state 'open' has several initial children: {names}")
+        return infos
+
+    def transitions(self, infos: list[StateInfo]) -> list[Transition]:
+        by_path = {info.path: info for info in infos}
+        out: list[Transition] = []
+        for name, value in self.members():
+            decls: list[HandlerDecl] = getattr(value, HANDLERS_ATTR, [])
+            for decl in decls:
+                where = f"handler {name!r} ({decl.kind} event {decl.event or 'timeout'!r})"
+                if not callable(value):
+                    raise self.fail(f"{where} decorates something that is not a method")
+                target = None if decl.target is None else self.ref(decl.target, f"{where} target")
+                if target is not None and target in BUILTIN and target != OPEN:
+                    raise self.fail(f"{where} targets the built-in {target!r}; call self.close() to end the connection")
+                guard, label = self.guard(decl.guard, where)
+                for source_ref in decl.sources:
+                    source = self.ref(source_ref, f"{where} source")
+                    if source in BUILTIN and source != OPEN:
+                        raise self.fail(
+                            f"{where} has source {source!r}; events are handled only while the "
+                            "connection is open (in 'open' or a state under it)"
+                        )
+                    event = decl.event
+                    if decl.kind == "timeout":
+                        info = by_path.get(source)
+                        if info is None or info.timeout is None:
+                            raise self.fail(
+                                f"{where}: state {source!r} declares no timeout; give it State(timeout=seconds)"
+                            )
+                        event = source
+                    out.append(
+                        Transition(
+                            decl.kind,
+                            event,
+                            name,
+                            source,
+                            target,
+                            guard,
+                            label,
+                            decl.message_class,
+                            decl.order,
+                        )
+                    )
+        out.sort(key=lambda t: t.order)
+        return out
+
+    def check(self, states: Mapping[str, StateInfo], transitions: list[Transition], idle: float | None) -> None:
+        for info in states.values():
+            if info.timeout is not None and not any(t.kind == "timeout" and t.event == info.path for t in transitions):
+                raise self.fail(
+                    f"state {info.path!r} has a {info.timeout} s timeout but no handler; add @on.timeout({info.name})"
+                )
+            for event in info.defer:
+                handled = [
+                    t
+                    for t in transitions
+                    if t.event == event and t.kind in ("client", "message") and t.source == info.path
+                ]
+                if handled:
+                    raise self.fail(
+                        f"state {info.path!r} both defers and handles {event!r} (handler {handled[0].handler!r})"
+                    )
+        if idle is not None and not any(t.kind == "idle" for t in transitions):
+            raise self.fail(f"idle_timeout = {idle} but no handler; add @on.idle()")
+        for t in transitions:
+            if t.kind == "idle" and idle is None:
+                raise self.fail(f"handler {t.handler!r} handles the idle timeout, but idle_timeout is not set")
+            if t.kind in ("done", "error"):
+                runners = [info.path for info in states.values() if t.event in info.invoke]
+                if not runners:
+                    raise self.fail(f"handler {t.handler!r} handles task {t.event!r}, which no state invokes")
+                if not any(_within(t.source, r) or _within(r, t.source) for r in runners):
+                    raise self.fail(
+                        f"handler {t.handler!r} has source {t.source!r}, where task {t.event!r} never runs "
+                        f"(it runs in {', '.join(runners)})"
+                    )
+        self.check_reachable(states, transitions)
+        self.check_ways_out(states, transitions)
+
+    def check_reachable(self, states: Mapping[str, StateInfo], transitions: list[Transition]) -> None:
+        reachable: set[str] = set()
+
+        def add(path: str) -> None:
+            for outer in _ancestors_or_self(path):
+                reachable.add(outer)
+            info = states.get(path)
+            while info is not None and info.initial is not None:
+                reachable.add(info.initial)
+                info = states.get(info.initial)
+
+        add(OPEN)
+        open_initial = self.initial_of(OPEN, states)
+        if open_initial:
+            add(open_initial)
+        changed = True
+        while changed:
+            changed = False
+            for t in transitions:
+                if t.target is None or not any(_within(r, t.source) for r in reachable):
+                    continue
+                before = len(reachable)
+                add(t.target)
+                changed = changed or len(reachable) != before
+        for path in states:
+            if path not in reachable:
+                raise self.fail(
+                    f"state {path!r} is unreachable: no transition targets it and it is not an initial state"
+                )
+
+    def check_ways_out(self, states: Mapping[str, StateInfo], transitions: list[Transition]) -> None:
+        leaves = [info for info in states.values() if not info.children]
+        if len(leaves) <= 1:
+            return
+        for leaf in leaves:
+            if leaf.terminal:
+                continue
+            exits = [
+                t
+                for t in transitions
+                if t.target is not None and _within(leaf.path, t.source) and not _within(leaf.path, t.target)
+            ]
+            if not exits:
+                raise self.fail(
+                    f"state {leaf.path!r} has no way out: no transition leaves it; add one, or declare "
+                    f"State(terminal=True) if the actor stays there until the connection ends"
+                )
+
+    def lifecycle(self, states: Mapping[str, StateInfo]) -> Lifecycle:
+        if not states:
+            return LIFECYCLE
+
+        def node(path: str) -> str | dict[str, Any]:
+            info = states[path]
+            if not info.children:
+                return info.name
+            return {
+                "name": info.name,
+                "children": [node(child) for child in info.children],
+                "initial": states[info.initial].name if info.initial else None,
+            }
+
+        top = [path for path, info in states.items() if info.parent == OPEN]
+        initial = self.initial_of(OPEN, states)
+        open_node = {
+            "name": OPEN,
+            "children": [node(path) for path in top],
+            "initial": states[initial].name if initial else None,
+        }
+        return Lifecycle.compile([CONNECTING, open_node, CLOSING, CLOSED], EDGES)
+
+    def flatten(
+        self, states: Mapping[str, StateInfo], transitions: list[Transition]
+    ) -> tuple[dict[tuple[str, str, str], tuple[Transition, ...]], dict[str, frozenset[str]]]:
+        dispatch: dict[tuple[str, str, str], tuple[Transition, ...]] = {}
+        deferred: dict[str, frozenset[str]] = {}
+        for path in [OPEN, *states]:
+            scopes = _ancestors_or_self(path)  # deepest first
+            candidates: dict[tuple[str, str], list[Transition]] = {}
+            for scope in scopes:
+                for t in transitions:
+                    if t.source == scope:
+                        candidates.setdefault((t.kind, t.event), []).append(t)
+            for (kind, event), found in candidates.items():
+                dispatch[path, kind, event] = tuple(found)
+            defer: frozenset[str] = frozenset()
+            for scope in scopes:
+                if scope in states:
+                    defer |= states[scope].defer
+            if defer:
+                deferred[path] = defer
+        return dispatch, deferred
+
+
+def compile_machine(cls: type) -> MachineSpec:
+    """Compile and check the state machine declared on *cls*."""
+    return _Compiler(cls).compile()

@@ -1,0 +1,285 @@
+"""The declaration vocabulary: :class:`State` attributes and ``@on...`` decorators.
+
+A state machine is declared in the actor's class body::
+
+    class Chat(JsonStateActor):
+        authenticating = State(initial=True, timeout=10, defer=["chat.message"])
+        lobby = State()
+        in_room = State(terminal=True)
+
+        @on.client("login", source=authenticating, target=lobby, guard="token_ok")
+        async def login(self, event: dict[str, Any]) -> None: ...
+
+        @on.timeout(authenticating)
+        async def too_slow(self, event: Timeout) -> None:
+            await self.close(4001, "log in within 10 s")
+
+Nothing here runs anything: decorators only attach :class:`HandlerDecl` records to
+the functions, and ``interlock.dsl._compile`` turns a class into a checked
+:class:`~interlock.dsl.MachineSpec` when the class is created.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal, TypeVar
+
+import attrs
+
+__all__ = ["EventKind", "Frame", "HandlerDecl", "State", "StateRef", "TaskFailed", "Timeout", "on"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EventKind = Literal["client", "message", "timeout", "idle", "timer", "done", "error"]
+"""Where an event comes from: the client, the channel layer, a clock, or an invoked task."""
+
+HANDLERS_ATTR: Final = "__interlock_handlers__"
+HOOKS_ATTR: Final = "__interlock_hooks__"
+
+_order = itertools.count()
+
+
+class State:
+    """A user state, nested under the built-in ``open`` state (or under another State).
+
+    :param initial: entered when the parent is entered (default: the first declared child).
+    :param parent: the enclosing user state; by default ``open``.
+    :param tags: labels for :meth:`~interlock.actors.StateActor.has_tag` and diagrams.
+    :param timeout: seconds after entry at which an ``@on.timeout(state)`` event fires,
+        unless the state was left first.
+    :param defer: event types postponed while in this state and replayed, in order,
+        after the next state change.
+    :param invoke: names of ``async def`` methods started on entry and cancelled on
+        exit; each one's result arrives as an ``@on.done(name)`` event, its exception
+        as ``@on.error(name)``.
+    :param terminal: the actor may stay here until the connection ends (no way out is
+        then not an error).
+    """
+
+    __slots__ = ("defer", "initial", "invoke", "name", "parent", "tags", "terminal", "timeout")
+
+    def __init__(
+        self,
+        *,
+        initial: bool = False,
+        parent: StateRef | None = None,
+        tags: Iterable[str] = (),
+        timeout: float | None = None,
+        defer: Iterable[str] = (),
+        invoke: Iterable[str] = (),
+        terminal: bool = False,
+    ) -> None:
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            msg = f"State(timeout={timeout!r}): a timeout is a positive number of seconds"
+            raise ValueError(msg)
+        for what, values in (("tags", tags), ("defer", defer), ("invoke", invoke)):
+            if isinstance(values, str):
+                msg = f"State({what}={values!r}): pass a list of names, not a single str"
+                raise TypeError(msg)
+        self.initial = initial
+        self.parent = parent
+        self.tags = frozenset(tags)
+        self.timeout = timeout
+        self.defer = tuple(defer)
+        self.invoke = tuple(invoke)
+        self.terminal = terminal
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<State {self.name or '?'}>"
+
+    def enter(self, fn: F) -> F:
+        """Decorate a method to run each time this state is entered."""
+        _hooks(fn).append(("enter", self))
+        return fn
+
+    def exit(self, fn: F) -> F:
+        """Decorate a method to run each time this state is left."""
+        _hooks(fn).append(("exit", self))
+        return fn
+
+
+StateRef = State | str
+"""A state, as the object declared in the class body or by its (dotted) name."""
+
+
+def _hooks(fn: Callable[..., Any]) -> list[tuple[str, State]]:
+    hooks: list[tuple[str, State]] | None = getattr(fn, HOOKS_ATTR, None)
+    if hooks is None:
+        hooks = []
+        setattr(fn, HOOKS_ATTR, hooks)
+    return hooks
+
+
+Guard = Callable[[Any, Any], bool] | str
+
+
+@attrs.frozen
+class HandlerDecl:
+    """One ``@on...`` decoration: which event, from which states, to which state, if."""
+
+    kind: EventKind
+    event: str
+    message_class: type | None
+    sources: tuple[StateRef, ...]
+    target: StateRef | None
+    guard: Guard | None
+    order: int
+
+
+def _decorate(
+    kind: EventKind,
+    event: str | type | None,
+    source: StateRef | Iterable[StateRef] | None,
+    target: StateRef | None,
+    guard: Guard | None,
+) -> Callable[[F], F]:
+    message_class: type | None = None
+    if isinstance(event, type):
+        message_class = event
+        declared = getattr(event, "type", None)
+        if not isinstance(declared, str) or not declared:
+            msg = (
+                f"{event.__qualname__} cannot be an event: give it a class attribute "
+                '`type: ClassVar[str] = "..."` naming its message type'
+            )
+            raise TypeError(msg)
+        if not attrs.has(event):
+            msg = f"{event.__qualname__} cannot be an event: it must be an attrs class"
+            raise TypeError(msg)
+        event = declared
+    if event is None:  # a state timeout: the event is named after its state, once compiled
+        event = ""
+    elif not isinstance(event, str) or not event:
+        msg = f"an event type must be a non-empty str or an attrs class, not {event!r}"
+        raise TypeError(msg)
+    if source is None:
+        sources: tuple[StateRef, ...] = ("open",)
+    elif isinstance(source, (State, str)):
+        sources = (source,)
+    else:
+        sources = tuple(source)
+    if guard is not None and not (callable(guard) or isinstance(guard, str)):
+        msg = f"guard must be a predicate (self, event) -> bool or a method name, not {guard!r}"
+        raise TypeError(msg)
+    decl = HandlerDecl(kind, event, message_class, sources, target, guard, next(_order))
+
+    def decorator(fn: F) -> F:
+        declared: list[HandlerDecl] | None = getattr(fn, HANDLERS_ATTR, None)
+        if declared is None:
+            declared = []
+            setattr(fn, HANDLERS_ATTR, declared)
+        declared.append(decl)
+        return fn
+
+    return decorator
+
+
+class on:  # noqa: N801 - reads as a preposition: @on.client("join")
+    """Decorators binding events to handler methods.
+
+    Every decorator takes ``source`` (a state or states the handler applies in,
+    including their nested states; default ``open``: everywhere while connected),
+    ``target`` (the state to move to after the handler; none for an internal
+    transition that leaves the state as it is) and ``guard`` (a synchronous predicate
+    ``(self, event) -> bool``, or a method name; handlers for one event are tried in
+    declaration order, the first whose guard passes runs).
+    """
+
+    @staticmethod
+    def client(
+        event: str | type,
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle a client message: JSON ``{"type": event, ...}`` (``"receive"`` for raw frames)."""
+        return _decorate("client", event, source, target, guard)
+
+    @staticmethod
+    def message(
+        event: str | type,
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle a channel-layer message of type *event* (or an attrs message class)."""
+        return _decorate("message", event, source, target, guard)
+
+    @staticmethod
+    def timeout(state: StateRef, *, target: StateRef | None = None, guard: Guard | None = None) -> Callable[[F], F]:
+        """Handle *state*'s timeout (declared with ``State(timeout=...)``)."""
+        return _decorate("timeout", None, state, target, guard)
+
+    @staticmethod
+    def idle(
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle the idle timeout (class attribute ``idle_timeout``), reset by every event."""
+        return _decorate("idle", "idle", source, target, guard)
+
+    @staticmethod
+    def timer(
+        name: str,
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle the named timer *name*, started with ``self.start_timer(name, seconds)``."""
+        return _decorate("timer", name, source, target, guard)
+
+    @staticmethod
+    def done(
+        task: str,
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle the result of the invoked task *task* (the event is its return value)."""
+        return _decorate("done", task, source, target, guard)
+
+    @staticmethod
+    def error(
+        task: str,
+        *,
+        source: StateRef | Iterable[StateRef] | None = None,
+        target: StateRef | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle the failure of the invoked task *task* (the event is a :class:`TaskFailed`)."""
+        return _decorate("error", task, source, target, guard)
+
+
+@attrs.frozen
+class Frame:
+    """A raw client frame, the event of ``@on.client("receive")`` in a ``StateActor``."""
+
+    text: str | None = None
+    bytes: bytes | None = None
+
+
+@attrs.frozen
+class Timeout:
+    """The event of a state timeout, the idle timeout or a named timer."""
+
+    name: str
+    seconds: float
+
+
+@attrs.frozen
+class TaskFailed:
+    """The event of ``@on.error(task)``: the exception an invoked task raised."""
+
+    task: str
+    error: BaseException

@@ -1,0 +1,143 @@
+"""Leases: how a layer instance says it is alive, and how the dead are pruned.
+
+Theory of operation: a started :class:`~interlock.layers.SQLiteChannelLayer` owns a row in
+the ``processes`` table whose ``lease_until`` a daemon thread (:class:`LeaseKeeper`, with
+its own connection) pushes forward every ``lease / 3`` seconds.  The thread lives exactly
+as long as the layer is started in a live process, and it does not depend on any event
+loop: a busy or blocked loop does not make the process look dead, a SIGKILL does.
+
+On each beat the keeper also prunes: every process whose lease ended more than its grace
+ago loses its row, its ``!`` channels' memberships and their queued messages (see
+:mod:`._sqlite_store`), and expired messages are deleted.  Every live process does this,
+so whichever notices first cleans up after the dead; the ``layer prune`` command does the
+same once.
+
+If this process's own row is found missing or replaced (it stalled longer than its lease
+and grace, and another process pruned it), the keeper registers it again and restores the
+memberships of its own channels from :class:`OwnMemberships`, the in-memory copy the
+layer keeps of them, so a long pause costs the messages queued meanwhile, not the groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from . import _sqlite_store as store
+
+__all__ = ["LeaseKeeper", "OwnMemberships"]
+
+logger = logging.getLogger("interlock.layers.sqlite")
+
+
+class OwnMemberships:
+    """The groups of the channels this process created, shared with its lease thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[str, set[str]] = {}
+
+    def add(self, group: str, channel: str) -> None:
+        """Record that *channel* joined *group*."""
+        with self._lock:
+            self._groups.setdefault(channel, set()).add(group)
+
+    def discard(self, group: str, channel: str) -> None:
+        """Record that *channel* left *group*."""
+        with self._lock:
+            groups = self._groups.get(channel)
+            if groups is not None:
+                groups.discard(group)
+                if not groups:
+                    del self._groups[channel]
+
+    def drop(self, channel: str) -> None:
+        """Forget *channel* (it was closed)."""
+        with self._lock:
+            self._groups.pop(channel, None)
+
+    def clear(self) -> None:
+        """Forget every membership (the layer was flushed or closed)."""
+        with self._lock:
+            self._groups.clear()
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        """Every ``(group, channel)`` recorded."""
+        with self._lock:
+            return [(group, channel) for channel, groups in self._groups.items() for group in groups]
+
+
+class LeaseKeeper:
+    """Renews one process's lease and prunes dead processes, in a daemon thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        me: store.Owner,
+        *,
+        lease: float,
+        group_expiry: float | None,
+        memberships: OwnMemberships,
+    ) -> None:
+        self.path = path
+        self.me = me
+        self.lease = lease
+        self.group_expiry = group_expiry
+        self.memberships = memberships
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"interlock-lease-{me.id}", daemon=True)
+
+    def start(self) -> None:
+        """Start beating."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (it ends within one SQLite call); safe from any thread."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(self.lease / 3):
+                try:
+                    if conn is None:
+                        conn = store.connect(self.path, create=False)
+                    self.beat(conn)
+                except Exception:
+                    logger.exception("lease of layer process %s on %s: beat failed", self.me.id, self.path)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def beat(self, conn: store.sqlite3.Connection) -> None:
+        """Renew the lease (re-registering if it was lost), then prune."""
+        now = time.time()
+        if not store.call(conn, store.renew, self.me, now + self.lease):
+            restored = self.memberships.snapshot()
+            store.call(conn, store.register, self.me._replace(lease_until=now + self.lease), restored)
+            logger.warning(
+                "layer process %s on %s had been pruned (it did not renew its lease for over %.1f s); "
+                "registered again and restored %d memberships",
+                self.me.id,
+                self.path,
+                self.lease + self.me.grace,
+                len(restored),
+            )
+        report = store.call(conn, store.prune, now)
+        if report.processes:
+            logger.info(
+                "pruned dead layer processes %s on %s: %d memberships, %d messages",
+                ", ".join(report.processes),
+                self.path,
+                report.memberships,
+                report.messages,
+            )
+        if self.group_expiry is not None:
+            store.call(conn, store.expire_memberships, now - self.group_expiry)

@@ -1,0 +1,496 @@
+"""The SQLite side of :class:`~interlock.layers.SQLiteChannelLayer`: schema, opening, queries.
+
+Everything here is synchronous and runs in worker threads, never on an event loop.
+
+Rules:
+
+1. A layer file holds three tables.  ``processes`` has a row per live layer instance
+   (its *lease*: ``lease_until``, renewed while it lives, and ``grace``, how long after
+   that it may still come back).  ``memberships`` has a row per (group, channel), with
+   the channel's ``owner`` process for process-local (``!``) channels and NULL for named
+   ones.  ``messages`` has a row per undelivered message, with the same ``owner`` so a
+   process can claim everything addressed to its channels with one indexed query.
+2. A process-local channel lives as long as its owner: pruning a process whose lease
+   ended more than ``grace`` seconds ago deletes its row, its channels' memberships and
+   their queued messages in one transaction.  Named channels are never pruned.  An owner
+   that has no row yet (a ``!`` name nobody registered) gets a placeholder row whose lease
+   has already ended, so every owned membership is pruned by the same rule.
+3. Writes run in ``BEGIN IMMEDIATE`` transactions on a WAL file with a busy timeout, and
+   :func:`call` retries a whole transaction when SQLite still answers "database is
+   locked", so that error never reaches a caller (after :data:`PATIENCE` seconds of
+   it, :class:`LayerBusy` says so plainly).
+4. Times in the file are wall-clock seconds (``time.time()``): several processes read them.
+5. The file says what it is: ``PRAGMA application_id`` marks a layer file and
+   ``PRAGMA user_version`` its schema version.  Opening refuses, with an error naming the
+   path and the cause, a missing directory, an unwritable file or directory, a file that
+   is not SQLite, a SQLite file of another application, and a schema newer than this code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Concatenate, Final, NamedTuple, ParamSpec, TypeVar
+
+from ._errors import ChannelFull, ChannelLayerError
+
+__all__ = [
+    "APPLICATION_ID",
+    "PATIENCE",
+    "SCHEMA_VERSION",
+    "LayerBusy",
+    "LayerFileError",
+    "Owner",
+    "PruneReport",
+    "call",
+    "connect",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+APPLICATION_ID: Final = 0x494C_434B  # "ILCK"
+BUSY_TIMEOUT_MS: Final = 5000
+PATIENCE: Final = 30.0
+CLAIM_BATCH: Final = 500
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS processes (
+        id TEXT PRIMARY KEY,
+        incarnation TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started REAL NOT NULL,
+        lease_until REAL NOT NULL,
+        grace REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS memberships (
+        grp TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        owner TEXT,
+        joined REAL NOT NULL,
+        PRIMARY KEY (grp, channel)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS memberships_by_channel ON memberships (channel)",
+    "CREATE INDEX IF NOT EXISTS memberships_by_owner ON memberships (owner) WHERE owner IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        owner TEXT,
+        expires REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_owner ON messages (owner, id) WHERE owner IS NOT NULL",
+)
+_TABLES: Final = frozenset({"processes", "memberships", "messages"})
+_BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class LayerFileError(ChannelLayerError, ValueError):
+    """A layer file cannot be used: not SQLite, corrupt, another application's, or too new."""
+
+
+class LayerBusy(ChannelLayerError, RuntimeError):
+    """Another process kept the layer file locked for longer than the layer waits."""
+
+
+class Owner(NamedTuple):
+    """A process row: who owns the ``!`` channels named after ``id``."""
+
+    id: str
+    incarnation: str
+    pid: int
+    host: str
+    started: float
+    lease_until: float
+    grace: float
+
+
+class PruneReport(NamedTuple):
+    """What one pruning pass removed."""
+
+    processes: tuple[str, ...]
+    memberships: int
+    messages: int
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def _unwritable(path: Path, exc: BaseException) -> PermissionError:
+    return PermissionError(
+        errno.EACCES,
+        f"cannot write the layer file {str(path)!r}: the file or its directory is read-only "
+        f"(SQLite also creates {path.name}-wal and {path.name}-shm beside it) ({exc})",
+        str(path),
+    )
+
+
+def _not_a_layer(path: Path, why: str) -> LayerFileError:
+    return LayerFileError(f"{str(path)!r} is not a usable interlock layer file: {why}")
+
+
+def connect(path: str | os.PathLike[str], *, create: bool = True, read_only: bool = False) -> sqlite3.Connection:
+    """Open (and with *create*, initialise) the layer file at *path*; raise clearly if unusable.
+
+    The connection is in autocommit mode (transactions are explicit), WAL, and may be
+    used from any thread as long as one thread uses it at a time (:func:`call` sees to it).
+    """
+    path = Path(path).absolute()
+    if not path.parent.is_dir():
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        msg = f"cannot open the layer file {str(path)!r}: its directory {str(path.parent)!r} {what}"
+        raise FileNotFoundError(errno.ENOENT, msg, str(path.parent))
+    if path.is_dir():
+        msg = f"the layer file {str(path)!r} is a directory"
+        raise IsADirectoryError(errno.EISDIR, msg, str(path))
+    if not create and not path.exists():
+        msg = f"there is no layer file at {str(path)!r}"
+        raise FileNotFoundError(errno.ENOENT, msg, str(path))
+    mode = "ro" if read_only else ("rwc" if create else "rw")
+    try:
+        conn = sqlite3.connect(
+            f"{path.as_uri()}?mode={mode}",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    except sqlite3.OperationalError as exc:
+        raise _unwritable(path, exc) from exc
+    try:
+        _prepare(conn, path, create=create and not read_only, read_only=read_only)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: bool) -> None:
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        app_id, version = _header(conn)
+        if app_id == 0 and version == 0 and create:
+            _initialise(conn, path)
+            app_id, version = _header(conn)
+        elif not read_only:
+            _set_wal(conn)
+        _check_header(conn, path, app_id, version)
+        if not read_only:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")  # proves the file and its directory are writable
+            conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        code = exc.sqlite_errorcode & 0xFF
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            raise _not_a_layer(path, f"it is not a SQLite database, or it is corrupt ({exc})") from exc
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+            raise _unwritable(path, exc) from exc
+        raise
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(app_id), int(version)
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if str(mode).lower() != "wal":
+        msg = f"SQLite refused WAL mode (journal_mode is {mode!r})"
+        raise sqlite3.OperationalError(msg)
+
+
+def _initialise(conn: sqlite3.Connection, path: Path) -> None:
+    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+    if tables:
+        raise _not_a_layer(path, f"it is a SQLite database of another application (tables {sorted(tables)})")
+    _set_wal(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _header(conn) == (0, 0):  # another process may have initialised it meanwhile
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _check_header(conn: sqlite3.Connection, path: Path, app_id: int, version: int) -> None:
+    if app_id != APPLICATION_ID:
+        if app_id == 0 and version == 0:
+            tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"))
+            if tables:
+                raise _not_a_layer(path, f"it is a SQLite database of another application (tables {tables})")
+            raise _not_a_layer(path, "it is an empty SQLite database, not initialised by a layer")
+        raise _not_a_layer(path, f"it belongs to another application (application_id {app_id:#x})")
+    if version > SCHEMA_VERSION:
+        raise _not_a_layer(
+            path,
+            f"its schema version is {version}, written by a newer interlock; this one reads "
+            f"versions up to {SCHEMA_VERSION} (upgrade interlock, or use a new file)",
+        )
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    if not _TABLES <= tables:
+        raise _not_a_layer(path, f"its tables {sorted(_TABLES - tables)} are missing")
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def call(
+    conn: sqlite3.Connection, fn: Callable[Concatenate[sqlite3.Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run ``fn(conn, ...)``, retrying the whole of it while the file is locked by others."""
+    delay = 0.001
+    deadline: float | None = None
+    while True:
+        try:
+            return fn(conn, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + PATIENCE
+            elif now > deadline:
+                msg = f"the layer file stayed locked by other processes for {PATIENCE:.0f} s ({exc})"
+                raise LayerBusy(msg) from exc
+            time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not cryptography
+            delay = min(delay * 2, 0.05)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+@contextmanager
+def _writing(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def register(conn: sqlite3.Connection, me: Owner, memberships: Iterable[tuple[str, str]] = ()) -> None:
+    """Insert (or take over) *me*'s row, and restore its channels' *memberships*."""
+    with _writing(conn):
+        conn.execute("INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?, ?, ?)", me)
+        conn.executemany(
+            "INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
+            [(group, channel, me.id, me.started) for group, channel in memberships],
+        )
+
+
+def renew(conn: sqlite3.Connection, me: Owner, lease_until: float) -> bool:
+    """Extend *me*'s lease; False if its row is gone or was replaced (it had been pruned)."""
+    cursor = conn.execute(
+        "UPDATE processes SET lease_until = ? WHERE id = ? AND incarnation = ?",
+        (lease_until, me.id, me.incarnation),
+    )
+    return cursor.rowcount == 1
+
+
+def unregister(conn: sqlite3.Connection, process: str) -> None:
+    """Remove *process*, its channels' memberships and their queued messages."""
+    with _writing(conn):
+        _drop_process(conn, process)
+
+
+def _drop_process(conn: sqlite3.Connection, process: str) -> tuple[int, int]:
+    memberships = conn.execute("DELETE FROM memberships WHERE owner = ?", (process,)).rowcount
+    messages = conn.execute("DELETE FROM messages WHERE owner = ?", (process,)).rowcount
+    conn.execute("DELETE FROM processes WHERE id = ?", (process,))
+    return memberships, messages
+
+
+def prune(conn: sqlite3.Connection, now: float) -> PruneReport:
+    """Drop processes whose lease ended more than their grace ago, and expired messages."""
+    with _writing(conn):
+        dead = tuple(
+            process for (process,) in conn.execute("SELECT id FROM processes WHERE lease_until + grace < ?", (now,))
+        )
+        memberships = messages = 0
+        for process in dead:
+            dropped_memberships, dropped_messages = _drop_process(conn, process)
+            memberships += dropped_memberships
+            messages += dropped_messages
+        messages += conn.execute("DELETE FROM messages WHERE expires <= ?", (now,)).rowcount
+    return PruneReport(dead, memberships, messages)
+
+
+def processes(conn: sqlite3.Connection) -> list[Owner]:
+    """Every process row, oldest first."""
+    rows = conn.execute("SELECT * FROM processes ORDER BY started, id").fetchall()
+    return [Owner(*row) for row in rows]
+
+
+# -- groups ----------------------------------------------------------------------------------
+
+
+def group_add(conn: sqlite3.Connection, group: str, channel: str, owner: Owner | None, now: float) -> None:
+    """Add or renew a membership; *owner* (a ``!`` channel's) gets a row if it has none."""
+    with _writing(conn):
+        if owner is not None:
+            conn.execute("INSERT OR IGNORE INTO processes VALUES (?, ?, ?, ?, ?, ?, ?)", owner)
+        conn.execute(
+            "INSERT INTO memberships VALUES (?, ?, ?, ?) ON CONFLICT (grp, channel) "
+            "DO UPDATE SET joined = excluded.joined, owner = excluded.owner",
+            (group, channel, None if owner is None else owner.id, now),
+        )
+
+
+def group_discard(conn: sqlite3.Connection, group: str, channel: str) -> None:
+    """Remove a membership, if there is one."""
+    conn.execute("DELETE FROM memberships WHERE grp = ? AND channel = ?", (group, channel))
+
+
+def close_channel(conn: sqlite3.Connection, channel: str) -> None:
+    """Remove *channel* from every group and drop its queued messages."""
+    with _writing(conn):
+        conn.execute("DELETE FROM memberships WHERE channel = ?", (channel,))
+        conn.execute("DELETE FROM messages WHERE channel = ?", (channel,))
+
+
+def group_members(conn: sqlite3.Connection, group: str, joined_after: float) -> list[tuple[str, str | None]]:
+    """``(channel, owner)`` of each member of *group* that joined after *joined_after*."""
+    return conn.execute(
+        "SELECT channel, owner FROM memberships WHERE grp = ? AND joined > ?", (group, joined_after)
+    ).fetchall()
+
+
+def group_counts(conn: sqlite3.Connection, joined_after: float) -> dict[str, int]:
+    """Every group with members that joined after *joined_after*, with their count."""
+    rows = conn.execute(
+        "SELECT grp, COUNT(*) FROM memberships WHERE joined > ? GROUP BY grp", (joined_after,)
+    ).fetchall()
+    return dict(rows)
+
+
+def expire_memberships(conn: sqlite3.Connection, joined_before: float) -> int:
+    """Delete memberships not renewed since *joined_before* (only with a group expiry)."""
+    return conn.execute("DELETE FROM memberships WHERE joined <= ?", (joined_before,)).rowcount
+
+
+def flush(conn: sqlite3.Connection) -> None:
+    """Delete every membership and message (live processes keep their rows)."""
+    with _writing(conn):
+        conn.execute("DELETE FROM memberships")
+        conn.execute("DELETE FROM messages")
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    targets: Sequence[tuple[str, str | None, int]],
+    body: str,
+    now: float,
+    expires: float,
+    *,
+    strict: bool,
+) -> list[str]:
+    """Queue *body* for each ``(channel, owner, capacity)``; return the channels that were full.
+
+    With *strict* (a single ``send``), a full channel raises :class:`ChannelFull` instead
+    and nothing is queued.
+    """
+    full: list[str] = []
+    with _writing(conn):
+        for channel, owner, capacity in targets:
+            (queued,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE channel = ? AND expires > ?", (channel, now)
+            ).fetchone()
+            if queued >= capacity:
+                if strict:
+                    msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
+                    raise ChannelFull(msg)
+                full.append(channel)
+                continue
+            conn.execute(
+                "INSERT INTO messages (channel, owner, expires, body) VALUES (?, ?, ?, ?)",
+                (channel, owner, expires, body),
+            )
+    return full
+
+
+def claim_owned(
+    conn: sqlite3.Connection, owner: str, now: float, room: Callable[[str], int]
+) -> tuple[list[tuple[str, float, str]], bool]:
+    """Take the oldest messages for *owner*'s channels, at most ``room(channel)`` per channel.
+
+    Returns ``(channel, expires, body)`` in queue order, and whether any were left behind
+    (a full channel, or more than one batch).
+    """
+    rows = conn.execute(
+        "SELECT id, channel, expires, body FROM messages WHERE owner = ? AND expires > ? ORDER BY id LIMIT ?",
+        (owner, now, CLAIM_BATCH),
+    ).fetchall()
+    if not rows:
+        return [], False
+    left = len(rows) == CLAIM_BATCH
+    budget: dict[str, int] = {}
+    chosen: list[tuple[int, str, float, str]] = []
+    for row in rows:
+        channel = row[1]
+        space = budget.get(channel)
+        if space is None:
+            space = room(channel)
+        if space <= 0:
+            left = True
+        else:
+            chosen.append(row)
+            space -= 1
+        budget[channel] = space
+    if not chosen:
+        return [], left
+    placeholders = ",".join("?" * len(chosen))
+    with _writing(conn):
+        taken = {
+            row_id
+            for (row_id,) in conn.execute(
+                f"DELETE FROM messages WHERE id IN ({placeholders}) RETURNING id",  # noqa: S608 - only '?'s
+                [row[0] for row in chosen],
+            )
+        }
+    return [(channel, expires, body) for row_id, channel, expires, body in chosen if row_id in taken], left
+
+
+def claim_one(conn: sqlite3.Connection, channel: str, now: float) -> tuple[float, str] | None:
+    """Take the oldest unexpired message on *channel*, or return None."""
+    while True:
+        row = conn.execute(
+            "SELECT id, expires, body FROM messages WHERE channel = ? AND expires > ? ORDER BY id LIMIT 1",
+            (channel, now),
+        ).fetchone()
+        if row is None:
+            return None
+        if conn.execute("DELETE FROM messages WHERE id = ?", (row[0],)).rowcount == 1:
+            return row[1], row[2]
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that changes whenever another connection commits to the file."""
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    return int(version)

@@ -1,0 +1,740 @@
+"""The channel-layer conformance suite: subclass it, give it a layer, run pytest.
+
+Every layer interlock ships passes this suite, and a third-party layer shows that it keeps
+the contract (``docs/layer-spec.md``) the same way::
+
+    # tests/test_my_layer.py
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from typing import Any
+
+    import pytest
+
+    from interlock.layers.testing import ChannelLayerConformance, LayerFactory
+    from my_package import MyLayer
+
+
+    @asynccontextmanager
+    async def make_layer(**options: Any) -> AsyncIterator[MyLayer]:
+        layer = MyLayer(**options)  # options: capacity=, expiry=, group_expiry=
+        await layer.start()
+        try:
+            yield layer
+        finally:
+            await layer.flush()
+            await layer.close()
+
+
+    class TestMyLayer(ChannelLayerConformance):
+        short_expiry = 1.0  # MyLayer counts expiry in whole seconds
+
+        @pytest.fixture
+        async def layer(self) -> AsyncIterator[MyLayer]:
+            async with make_layer() as layer:
+                yield layer
+
+        @pytest.fixture
+        def layer_factory(self) -> LayerFactory:
+            return make_layer
+
+The fixtures a subclass provides:
+
+``layer`` (required)
+    Yields a started layer holding no messages or groups, and cleans it up afterwards.
+``layer_factory`` (optional)
+    Returns a :class:`LayerFactory`. Called with some of the keyword options ``capacity=``
+    (undelivered messages a channel may hold), ``expiry=`` (seconds a message is kept) and
+    ``group_expiry=`` (seconds a membership lasts), it returns an async context manager
+    that yields a started layer configured so. Without it the capacity and expiry tests skip.
+
+Tests of groups skip unless the layer is a :class:`~interlock.layers.GroupLayer`; tests of
+listing skip unless it is a :class:`~interlock.layers.ListableGroupLayer`.
+
+The tests are coroutines marked for anyio's pytest plugin (installed with anyio). anyio
+runs them on asyncio only unless your ``conftest.py`` defines the ``anyio_backend`` fixture,
+e.g. with ``params=["asyncio", "trio"]``: a layer should pass on both.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Final, Protocol
+
+import anyio
+import pytest
+
+from ._errors import (
+    ChannelFull,
+    ChannelLayerError,
+    InvalidChannelName,
+    InvalidGroupName,
+    InvalidMessage,
+    UnserializableMessage,
+)
+from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
+from ._validation import MAX_DEPTH, MAX_NAME_LENGTH, require_channel_name
+
+__all__ = ["ChannelLayerConformance", "LayerFactory"]
+
+
+class LayerFactory(Protocol):
+    """Builds a started layer from keyword options: the ``layer_factory`` fixture's value."""
+
+    def __call__(self, **options: Any) -> AbstractAsyncContextManager[ChannelLayer]:
+        """Return an async context manager yielding a layer built with *options*."""
+        ...
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _msg(**values: Any) -> Message:
+    return {"type": "conformance.message", **values}
+
+
+def _sentinel() -> Message:
+    return {"type": "conformance.sentinel"}
+
+
+def _unique(kind: str) -> str:
+    return f"conformance-{kind}.{secrets.token_hex(6)}"
+
+
+def _longest(kind: str) -> str:
+    return _unique(kind).ljust(MAX_NAME_LENGTH, "x")
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _groups(layer: ChannelLayer) -> GroupLayer:
+    if not isinstance(layer, GroupLayer):
+        pytest.skip(f"{type(layer).__name__} is not a GroupLayer: it has no groups")
+    return layer
+
+
+def _listing(layer: ChannelLayer) -> ListableGroupLayer:
+    if not isinstance(layer, ListableGroupLayer):
+        pytest.skip(f"{type(layer).__name__} is not a ListableGroupLayer: it cannot list groups")
+    return layer
+
+
+def _require(layer: ChannelLayer, capability: str) -> ChannelLayer:
+    if capability == "groups":
+        return _groups(layer)
+    if capability == "listing":
+        return _listing(layer)
+    return layer
+
+
+def _assert_shows(error: BaseException, value: object) -> None:
+    shown = repr(value)[:40]
+    assert shown in str(error), f"the error {str(error)!r} does not show the bad value {shown!r}"
+
+
+def _assert_same(expected: Any, actual: Any, path: str = "message") -> None:
+    """Equal, and of the same types all the way down (True is not 1, 1.0 is not 1)."""
+    assert type(actual) is type(expected), f"{path}: sent {expected!r}, received {actual!r}"
+    if isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), f"{path}: sent {expected!r}, received {actual!r}"
+        for key, value in expected.items():
+            _assert_same(value, actual[key], f"{path}[{key!r}]")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: sent {expected!r}, received {actual!r}"
+        for index, value in enumerate(expected):
+            _assert_same(value, actual[index], f"{path}[{index}]")
+    else:
+        assert actual == expected, f"{path}: sent {expected!r}, received {actual!r}"
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+_VALID_GROUP: Final = "conformance-valid-group"
+_VALID_CHANNEL: Final = "conformance-valid-channel"
+
+_Use = Callable[[Any, Any], Awaitable[object]]
+
+_CHANNEL_NAME_USES: Final[dict[str, tuple[str, _Use]]] = {
+    "send": ("channels", lambda layer, name: layer.send(name, _msg())),
+    "receive": ("channels", lambda layer, name: layer.receive(name)),
+    "close_channel": ("channels", lambda layer, name: layer.close_channel(name)),
+    "group_add": ("groups", lambda layer, name: layer.group_add(_VALID_GROUP, name)),
+    "group_discard": ("groups", lambda layer, name: layer.group_discard(_VALID_GROUP, name)),
+}
+
+_GROUP_NAME_USES: Final[dict[str, tuple[str, _Use]]] = {
+    "group_add": ("groups", lambda layer, name: layer.group_add(name, _VALID_CHANNEL)),
+    "group_discard": ("groups", lambda layer, name: layer.group_discard(name, _VALID_CHANNEL)),
+    "group_send": ("groups", lambda layer, name: layer.group_send(name, _msg())),
+    "group_members": ("listing", lambda layer, name: layer.group_members(name)),
+}
+
+_BAD_NAMES: Final = [
+    pytest.param("x" * (MAX_NAME_LENGTH + 1), id="101-chars"),
+    pytest.param("", id="empty"),
+    pytest.param("has space", id="space"),
+    pytest.param("trailing-newline\n", id="trailing-newline"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("digit-\u0661", id="unicode-digit"),
+    pytest.param("caf\u00e9", id="non-ascii-letter"),
+    pytest.param(None, id="None"),
+    pytest.param(42, id="int"),
+    pytest.param(b"bytes-name", id="bytes"),
+]
+_BAD_CHANNEL_NAMES: Final = [
+    *_BAD_NAMES,
+    pytest.param("!leading-bang", id="leading-bang"),
+    pytest.param("two!bang!s", id="two-bangs"),
+]
+_BAD_GROUP_NAMES: Final = [*_BAD_NAMES, pytest.param("has!bang", id="bang")]
+_BAD_PREFIXES: Final = [
+    pytest.param("", id="empty"),
+    pytest.param("has space", id="space"),
+    pytest.param("has!bang", id="bang"),
+    pytest.param("newline\n", id="trailing-newline"),
+    pytest.param("caf\u00e9", id="non-ascii-letter"),
+    pytest.param("x" * MAX_NAME_LENGTH, id="no-room-for-a-suffix"),
+    pytest.param(None, id="None"),
+    pytest.param(7, id="int"),
+]
+
+_BAD_MESSAGES: Final = [
+    pytest.param(["type", "x"], InvalidMessage, "list", id="list"),
+    pytest.param("a string", InvalidMessage, "'a string'", id="str"),
+    pytest.param(None, InvalidMessage, "None", id="None"),
+    pytest.param({"text": "hi"}, InvalidMessage, "'type'", id="missing-type"),
+    pytest.param({"type": ""}, InvalidMessage, "'type'", id="empty-type"),
+    pytest.param({"type": 3}, InvalidMessage, "'type'", id="int-type"),
+    pytest.param({"type": "t", 1: "one"}, InvalidMessage, "1", id="int-key"),
+    pytest.param({"type": "t", "data": {"ok": {2: "x"}}}, InvalidMessage, "['data']['ok']", id="nested-key"),
+    pytest.param({"type": "t", "tags": {"red"}}, UnserializableMessage, "{'red'}", id="set"),
+    pytest.param({"type": "t", "who": object()}, UnserializableMessage, "object", id="object"),
+    pytest.param(
+        {"type": "t", "data": {"items": [1, {"tags": {"red"}}]}},
+        UnserializableMessage,
+        "['data']['items'][1]['tags']",
+        id="nested-set",
+    ),
+    pytest.param({"type": "t", "deep": _nested(MAX_DEPTH + 8)}, UnserializableMessage, "['deep']", id="too-deep"),
+]
+
+_VALUES: Final = [
+    pytest.param(b"\x00\xff\x80 binary", id="bytes"),
+    pytest.param(b"", id="empty-bytes"),
+    pytest.param(bytes(range(256)), id="every-byte"),
+    pytest.param("h\u00e9llo \u2603 \U0001f600 \u0661\u0662", id="unicode"),
+    pytest.param("", id="empty-str"),
+    pytest.param("nul\x00 and\nnewline", id="control-chars"),
+    pytest.param(2**53 + 1, id="int-beyond-float"),
+    pytest.param(-(2**63), id="int64-min"),
+    pytest.param(2**63 - 1, id="int64-max"),
+    pytest.param(0.1, id="float"),
+    pytest.param(1.0, id="integral-float"),
+    pytest.param(True, id="true"),
+    pytest.param(False, id="false"),
+    pytest.param(None, id="None"),
+    pytest.param([], id="empty-list"),
+    pytest.param({}, id="empty-dict"),
+    pytest.param({"\u043a\u043b\u044e\u0447": [1, {"b": b"\x01", "f": [1.5, None, True]}], "": ""}, id="nested"),
+]
+
+
+class ChannelLayerConformance:
+    """Tests every channel layer must pass: subclass it and provide the ``layer`` fixture.
+
+    The module documentation shows a complete subclass and the fixtures it may provide.
+    """
+
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
+
+    short_expiry: ClassVar[float] = 0.2
+    """Seconds of ``expiry`` and ``group_expiry`` the expiry tests ask ``layer_factory`` for."""
+
+    wait_timeout: ClassVar[float] = 5.0
+    """Seconds a test waits for a message before it fails instead of hanging."""
+
+    @pytest.fixture
+    def layer(self) -> ChannelLayer:
+        """Override: yield a started layer holding nothing, and clean it up afterwards."""
+        pytest.fail(f"{type(self).__name__} must define a `layer` fixture yielding a started layer")
+
+    @pytest.fixture
+    def layer_factory(self) -> LayerFactory:
+        """Override to run the capacity and expiry tests: return a :class:`LayerFactory`."""
+        pytest.skip(f"{type(self).__name__} defines no `layer_factory` fixture")
+
+    async def _next(self, layer: ChannelLayer, channel: str) -> Message:
+        with anyio.fail_after(self.wait_timeout):
+            return await layer.receive(channel)
+
+    async def _assert_empty(self, layer: ChannelLayer, channel: str) -> None:
+        """Nothing is queued on *channel*: a sentinel sent now is the next message out."""
+        await layer.send(channel, _sentinel())
+        got = await self._next(layer, channel)
+        assert got == _sentinel(), f"expected nothing queued on {channel!r}, found {got!r}"
+
+    # -- channels ----------------------------------------------------------------------------
+
+    async def test_layer_is_a_channel_layer(self, layer: ChannelLayer) -> None:
+        """The layer has every method of the ChannelLayer protocol."""
+        assert isinstance(layer, ChannelLayer)
+
+    async def test_send_then_receive_round_trip(self, layer: ChannelLayer) -> None:
+        """A message sent to a channel comes out of it equal, for plain and local channels."""
+        for channel in (_unique("plain"), await layer.new_channel()):
+            await layer.send(channel, _msg(text="hello"))
+            assert await self._next(layer, channel) == _msg(text="hello")
+
+    async def test_receive_returns_messages_in_send_order(self, layer: ChannelLayer) -> None:
+        """A channel is first in, first out."""
+        channel = await layer.new_channel()
+        for n in range(10):
+            await layer.send(channel, _msg(n=n))
+        assert [(await self._next(layer, channel))["n"] for _ in range(10)] == list(range(10))
+
+    async def test_message_sent_before_receive_is_kept(self, layer: ChannelLayer) -> None:
+        """A message sent before anyone receives waits for the first receive."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(n=1))
+        await anyio.sleep(0.05)
+        assert await self._next(layer, channel) == _msg(n=1)
+
+    async def test_receive_waits_until_a_send_arrives(self, layer: ChannelLayer) -> None:
+        """A receive on an empty channel waits, and returns once a message is sent."""
+        channel = await layer.new_channel()
+        received: list[Message] = []
+
+        async def receiver() -> None:
+            received.append(await layer.receive(channel))
+
+        with anyio.fail_after(self.wait_timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receiver)
+                await anyio.wait_all_tasks_blocked()
+                assert received == []
+                await layer.send(channel, _msg(n=1))
+        assert received == [_msg(n=1)]
+
+    async def test_each_message_is_delivered_once(self, layer: ChannelLayer) -> None:
+        """Two receivers on one channel get one message each, never the same one twice."""
+        channel = _unique("shared")
+        received: list[int] = []
+
+        async def receiver() -> None:
+            received.append((await layer.receive(channel))["n"])
+
+        with anyio.fail_after(self.wait_timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receiver)
+                tg.start_soon(receiver)
+                await anyio.wait_all_tasks_blocked()
+                await layer.send(channel, _msg(n=1))
+                await layer.send(channel, _msg(n=2))
+        assert sorted(received) == [1, 2]
+
+    async def test_cancelled_receive_loses_no_message(self, layer: ChannelLayer) -> None:
+        """Cancelling a waiting receive leaves the next message for the next receive."""
+        channel = await layer.new_channel()
+        with anyio.fail_after(self.wait_timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(layer.receive, channel)
+                await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()
+        await layer.send(channel, _msg(n=1))
+        assert await self._next(layer, channel) == _msg(n=1)
+
+    async def test_new_channel_returns_unique_valid_local_names(self, layer: ChannelLayer) -> None:
+        """new_channel() names are valid, distinct, process-local and start with 'specific'."""
+        names = [await layer.new_channel() for _ in range(50)]
+        assert len(set(names)) == len(names)
+        for name in names:
+            assert require_channel_name(name) == name
+            assert "!" in name
+            assert name.startswith("specific")
+
+    @pytest.mark.parametrize("prefix", ["chat", "a.b-c_D9", "x"])
+    async def test_new_channel_starts_with_its_prefix(self, layer: ChannelLayer, prefix: str) -> None:
+        """new_channel(prefix) starts with the prefix, marks it local after it, and works."""
+        name = await layer.new_channel(prefix)
+        assert require_channel_name(name) == name
+        assert name.startswith(prefix)
+        assert name.index("!") >= len(prefix)
+        await layer.send(name, _msg(n=1))
+        assert await self._next(layer, name) == _msg(n=1)
+
+    @pytest.mark.parametrize("prefix", _BAD_PREFIXES)
+    async def test_new_channel_rejects_invalid_prefix(self, layer: ChannelLayer, prefix: Any) -> None:
+        """A prefix that cannot start a channel name raises InvalidChannelName naming it."""
+        with pytest.raises(InvalidChannelName) as caught:
+            await layer.new_channel(prefix)
+        _assert_shows(caught.value, prefix)
+
+    async def test_close_channel_drops_its_queue(self, layer: ChannelLayer) -> None:
+        """Messages queued on a closed channel are gone."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(n=1))
+        await layer.close_channel(channel)
+        await self._assert_empty(layer, channel)
+
+    async def test_close_unknown_channel_is_a_no_op(self, layer: ChannelLayer) -> None:
+        """Closing a channel the layer never saw is not an error."""
+        await layer.close_channel(_unique("never-used"))
+
+    async def test_flush_empties_everything(self, layer: ChannelLayer) -> None:
+        """After flush() no channel holds a message and no group has a member."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(n=1))
+        group = _unique("group")
+        if isinstance(layer, GroupLayer):
+            await layer.group_add(group, channel)
+        await layer.flush()
+        if isinstance(layer, GroupLayer):
+            await layer.group_send(group, _msg(n=2))
+        if isinstance(layer, ListableGroupLayer):
+            assert await layer.group_members(group) == frozenset()
+            assert group not in await layer.groups()
+        await self._assert_empty(layer, channel)
+
+    async def test_layer_is_usable_after_close(self, layer: ChannelLayer) -> None:
+        """close() releases resources; the next call starts the layer again."""
+        await layer.close()
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(n=1))
+        assert await self._next(layer, channel) == _msg(n=1)
+
+    # -- names -------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("name", _BAD_CHANNEL_NAMES)
+    @pytest.mark.parametrize("use", list(_CHANNEL_NAME_USES))
+    async def test_invalid_channel_name_is_rejected(self, layer: ChannelLayer, use: str, name: Any) -> None:
+        """Every method taking a channel name raises InvalidChannelName (a ValueError) naming it."""
+        capability, call = _CHANNEL_NAME_USES[use]
+        target = _require(layer, capability)
+        with anyio.fail_after(self.wait_timeout), pytest.raises(InvalidChannelName) as caught:
+            await call(target, name)
+        assert isinstance(caught.value, ValueError)
+        assert isinstance(caught.value, ChannelLayerError)
+        _assert_shows(caught.value, name)
+
+    @pytest.mark.parametrize("name", _BAD_GROUP_NAMES)
+    @pytest.mark.parametrize("use", list(_GROUP_NAME_USES))
+    async def test_invalid_group_name_is_rejected(self, layer: ChannelLayer, use: str, name: Any) -> None:
+        """Every method taking a group name raises InvalidGroupName (a ValueError) naming it."""
+        capability, call = _GROUP_NAME_USES[use]
+        target = _require(layer, capability)
+        with anyio.fail_after(self.wait_timeout), pytest.raises(InvalidGroupName) as caught:
+            await call(target, name)
+        assert isinstance(caught.value, ValueError)
+        assert isinstance(caught.value, ChannelLayerError)
+        _assert_shows(caught.value, name)
+
+    async def test_longest_names_are_accepted(self, layer: ChannelLayer) -> None:
+        """Channel and group names of exactly 100 characters work with every method."""
+        channel, group = _longest("channel"), _longest("group")
+        await layer.send(channel, _msg(n=1))
+        assert await self._next(layer, channel) == _msg(n=1)
+        if isinstance(layer, GroupLayer):
+            await layer.group_add(group, channel)
+            await layer.group_send(group, _msg(n=2))
+            assert await self._next(layer, channel) == _msg(n=2)
+            if isinstance(layer, ListableGroupLayer):
+                assert await layer.group_members(group) == {channel}
+            await layer.group_discard(group, channel)
+        await layer.close_channel(channel)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(("message", "error", "shown"), _BAD_MESSAGES)
+    @pytest.mark.parametrize("via", ["send", "group_send"])
+    async def test_invalid_message_is_rejected_at_send(
+        self, layer: ChannelLayer, via: str, message: Any, error: type[InvalidMessage], shown: str
+    ) -> None:
+        """A bad message raises InvalidMessage (a TypeError) naming the bad part, delivers nothing."""
+        channel = await layer.new_channel()
+        target = channel
+        sender: Callable[[str, Any], Awaitable[None]] = layer.send
+        if via == "group_send":
+            groups = _groups(layer)
+            target = _unique("group")
+            await groups.group_add(target, channel)
+            sender = groups.group_send
+        with pytest.raises(error) as caught:
+            await sender(target, message)
+        assert isinstance(caught.value, TypeError)
+        assert shown in str(caught.value), f"{str(caught.value)!r} does not name {shown!r}"
+        await self._assert_empty(layer, channel)
+
+    @pytest.mark.parametrize("value", _VALUES)
+    async def test_values_round_trip_exactly(self, layer: ChannelLayer, value: Any) -> None:
+        """bytes, unicode, numbers and nested containers arrive equal and of the same type."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(value=value))
+        _assert_same(_msg(value=value), await self._next(layer, channel))
+
+    async def test_deepest_allowed_nesting_round_trips(self, layer: ChannelLayer) -> None:
+        """A message nested exactly as deep as the rules allow is accepted and delivered."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(value=_nested(MAX_DEPTH - 1)))
+        _assert_same(_msg(value=_nested(MAX_DEPTH - 1)), await self._next(layer, channel))
+
+    async def test_tuples_arrive_as_lists(self, layer: ChannelLayer) -> None:
+        """Tuples, nested anywhere, are received as lists, as through any wire format."""
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(pair=(1, (2, 3)), inner={"t": ("a",)}))
+        _assert_same(_msg(pair=[1, [2, 3]], inner={"t": ["a"]}), await self._next(layer, channel))
+
+    async def test_sender_mutation_after_send_changes_nothing(self, layer: ChannelLayer) -> None:
+        """Changing the sent dict (or its contents) after send does not reach the receiver."""
+        channel = await layer.new_channel()
+        message = _msg(items=[1, 2], meta={"k": "v"})
+        await layer.send(channel, message)
+        message["items"].append(3)
+        message["meta"]["k"] = "changed"
+        message["extra"] = True
+        received = await self._next(layer, channel)
+        assert received == _msg(items=[1, 2], meta={"k": "v"})
+        assert received is not message
+
+    async def test_receiver_mutation_changes_nothing(self, layer: ChannelLayer) -> None:
+        """A received message is the receiver's own: changing it leaves the next one intact."""
+        channel = await layer.new_channel()
+        message = _msg(items=[1, 2])
+        await layer.send(channel, message)
+        await layer.send(channel, message)
+        first = await self._next(layer, channel)
+        first["items"].append(3)
+        assert await self._next(layer, channel) == _msg(items=[1, 2])
+        assert message == _msg(items=[1, 2])
+
+    # -- capacity and expiry -----------------------------------------------------------------
+
+    async def test_send_to_full_channel_raises_channel_full(self, layer_factory: LayerFactory) -> None:
+        """A send beyond capacity raises ChannelFull (a RuntimeError) naming the channel."""
+        async with layer_factory(capacity=2) as layer:
+            channel = await layer.new_channel()
+            await layer.send(channel, _msg(n=0))
+            await layer.send(channel, _msg(n=1))
+            with pytest.raises(ChannelFull) as caught:
+                await layer.send(channel, _msg(n=2))
+            assert isinstance(caught.value, RuntimeError)
+            assert channel in str(caught.value)
+            assert await self._next(layer, channel) == _msg(n=0)
+            assert await self._next(layer, channel) == _msg(n=1)
+            await self._assert_empty(layer, channel)
+
+    async def test_full_channel_accepts_again_after_receive(self, layer_factory: LayerFactory) -> None:
+        """Receiving from a full channel makes room for the next send."""
+        async with layer_factory(capacity=1) as layer:
+            channel = await layer.new_channel()
+            await layer.send(channel, _msg(n=0))
+            with pytest.raises(ChannelFull):
+                await layer.send(channel, _msg(n=1))
+            assert await self._next(layer, channel) == _msg(n=0)
+            await layer.send(channel, _msg(n=2))
+            assert await self._next(layer, channel) == _msg(n=2)
+
+    async def test_capacity_is_per_channel(self, layer_factory: LayerFactory) -> None:
+        """One full channel does not stop sends to another."""
+        async with layer_factory(capacity=1) as layer:
+            full, other = await layer.new_channel(), await layer.new_channel()
+            await layer.send(full, _msg(n=0))
+            await layer.send(other, _msg(n=1))
+            assert await self._next(layer, other) == _msg(n=1)
+
+    async def test_group_send_skips_full_members(self, layer_factory: LayerFactory) -> None:
+        """group_send does not raise for a full member: it misses the message, others get it."""
+        async with layer_factory(capacity=1) as made:
+            layer = _groups(made)
+            full, free, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+            await layer.send(full, _msg(n=0))
+            await layer.group_add(group, full)
+            await layer.group_add(group, free)
+            await layer.group_send(group, _msg(n=1))
+            assert await self._next(layer, free) == _msg(n=1)
+            assert await self._next(layer, full) == _msg(n=0)
+            await self._assert_empty(layer, full)
+
+    async def test_expired_message_is_not_delivered(self, layer_factory: LayerFactory) -> None:
+        """A message older than the layer's expiry is dropped, not received."""
+        async with layer_factory(expiry=self.short_expiry) as layer:
+            channel = await layer.new_channel()
+            await layer.send(channel, _msg(n=1))
+            await anyio.sleep(self.short_expiry * 2)
+            await layer.send(channel, _msg(n=2))
+            assert await self._next(layer, channel) == _msg(n=2)
+
+    async def test_expired_messages_free_capacity(self, layer_factory: LayerFactory) -> None:
+        """Expired messages do not count against a channel's capacity."""
+        async with layer_factory(capacity=1, expiry=self.short_expiry) as layer:
+            channel = await layer.new_channel()
+            await layer.send(channel, _msg(n=1))
+            await anyio.sleep(self.short_expiry * 2)
+            await layer.send(channel, _msg(n=2))
+            assert await self._next(layer, channel) == _msg(n=2)
+
+    async def test_group_membership_expires(self, layer_factory: LayerFactory) -> None:
+        """A membership older than group_expiry ends: the channel no longer gets group messages."""
+        async with layer_factory(group_expiry=self.short_expiry) as made:
+            layer = _groups(made)
+            channel, group = await layer.new_channel(), _unique("group")
+            await layer.group_add(group, channel)
+            await anyio.sleep(self.short_expiry * 2)
+            await layer.group_send(group, _msg(n=1))
+            await self._assert_empty(layer, channel)
+            if isinstance(layer, ListableGroupLayer):
+                assert await layer.group_members(group) == frozenset()
+
+    async def test_group_add_renews_membership(self, layer_factory: LayerFactory) -> None:
+        """group_add on a member restarts its group_expiry."""
+        group_expiry = self.short_expiry * 2
+        async with layer_factory(group_expiry=group_expiry) as made:
+            layer = _groups(made)
+            channel, group = await layer.new_channel(), _unique("group")
+            await layer.group_add(group, channel)
+            await anyio.sleep(group_expiry * 0.6)
+            await layer.group_add(group, channel)
+            await anyio.sleep(group_expiry * 0.6)
+            await layer.group_send(group, _msg(n=1))
+            assert await self._next(layer, channel) == _msg(n=1)
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def test_group_send_reaches_exactly_the_members(self, layer: ChannelLayer) -> None:
+        """Every member gets the message once; a channel outside the group gets nothing."""
+        groups = _groups(layer)
+        a, b, outsider = [await layer.new_channel() for _ in range(3)]
+        group = _unique("group")
+        await groups.group_add(group, a)
+        await groups.group_add(group, b)
+        await groups.group_send(group, _msg(n=1))
+        for member in (a, b):
+            assert await self._next(layer, member) == _msg(n=1)
+            await self._assert_empty(layer, member)
+        await self._assert_empty(layer, outsider)
+
+    async def test_group_send_keeps_order_per_sender(self, layer: ChannelLayer) -> None:
+        """Each member receives one sender's group messages in the order they were sent."""
+        groups = _groups(layer)
+        a, b, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+        await groups.group_add(group, a)
+        await groups.group_add(group, b)
+        for n in range(5):
+            await groups.group_send(group, _msg(n=n))
+        for member in (a, b):
+            assert [(await self._next(layer, member))["n"] for _ in range(5)] == list(range(5))
+
+    async def test_group_members_get_distinct_copies(self, layer: ChannelLayer) -> None:
+        """Two members receive separate dicts: one changing its copy leaves the other's alone."""
+        groups = _groups(layer)
+        a, b, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+        await groups.group_add(group, a)
+        await groups.group_add(group, b)
+        await groups.group_send(group, _msg(items=[1], meta={"k": "v"}))
+        first = await self._next(layer, a)
+        first["items"].append(2)
+        first["meta"]["k"] = "changed"
+        second = await self._next(layer, b)
+        assert second == _msg(items=[1], meta={"k": "v"})
+        assert second is not first
+
+    async def test_group_add_is_idempotent(self, layer: ChannelLayer) -> None:
+        """Adding a channel twice makes it a member once: it gets each group message once."""
+        groups = _groups(layer)
+        channel, group = await layer.new_channel(), _unique("group")
+        await groups.group_add(group, channel)
+        await groups.group_add(group, channel)
+        await groups.group_send(group, _msg(n=1))
+        assert await self._next(layer, channel) == _msg(n=1)
+        await self._assert_empty(layer, channel)
+
+    async def test_group_discard_is_idempotent(self, layer: ChannelLayer) -> None:
+        """Discarding a non-member, twice, or from a group that never existed is not an error."""
+        groups = _groups(layer)
+        channel, group = await layer.new_channel(), _unique("group")
+        await groups.group_discard(_unique("never-used"), channel)
+        await groups.group_add(group, channel)
+        await groups.group_discard(group, channel)
+        await groups.group_discard(group, channel)
+        await groups.group_send(group, _msg(n=1))
+        await self._assert_empty(layer, channel)
+
+    async def test_group_discard_stops_delivery(self, layer: ChannelLayer) -> None:
+        """A discarded channel gets no more group messages; the remaining members still do."""
+        groups = _groups(layer)
+        gone, stays, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+        await groups.group_add(group, gone)
+        await groups.group_add(group, stays)
+        await groups.group_discard(group, gone)
+        await groups.group_send(group, _msg(n=1))
+        await self._assert_empty(layer, gone)
+        assert await self._next(layer, stays) == _msg(n=1)
+
+    async def test_group_send_to_empty_group_is_a_no_op(self, layer: ChannelLayer) -> None:
+        """Sending to a group without members is not an error."""
+        await _groups(layer).group_send(_unique("nobody"), _msg(n=1))
+
+    async def test_channel_receives_from_each_of_its_groups(self, layer: ChannelLayer) -> None:
+        """A channel in two groups gets the messages of both, in send order."""
+        groups = _groups(layer)
+        channel, first, second = await layer.new_channel(), _unique("group"), _unique("group")
+        await groups.group_add(first, channel)
+        await groups.group_add(second, channel)
+        await groups.group_send(first, _msg(n=1))
+        await groups.group_send(second, _msg(n=2))
+        assert await self._next(layer, channel) == _msg(n=1)
+        assert await self._next(layer, channel) == _msg(n=2)
+
+    async def test_close_channel_leaves_all_its_groups(self, layer: ChannelLayer) -> None:
+        """A closed channel is removed from every group it was in; other members stay."""
+        groups = _groups(layer)
+        closed, other = await layer.new_channel(), await layer.new_channel()
+        shared, alone = _unique("group"), _unique("group")
+        await groups.group_add(shared, closed)
+        await groups.group_add(shared, other)
+        await groups.group_add(alone, closed)
+        await layer.close_channel(closed)
+        await groups.group_send(shared, _msg(n=1))
+        await groups.group_send(alone, _msg(n=2))
+        await self._assert_empty(layer, closed)
+        assert await self._next(layer, other) == _msg(n=1)
+        if isinstance(layer, ListableGroupLayer):
+            assert await layer.group_members(shared) == {other}
+            assert alone not in await layer.groups()
+
+    # -- listing -----------------------------------------------------------------------------
+
+    async def test_group_members_lists_current_members(self, layer: ChannelLayer) -> None:
+        """group_members() is the frozenset of channels added and not discarded."""
+        listing = _listing(layer)
+        a, b, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+        await listing.group_add(group, a)
+        await listing.group_add(group, b)
+        members = await listing.group_members(group)
+        assert isinstance(members, frozenset)
+        assert members == {a, b}
+        await listing.group_discard(group, a)
+        assert await listing.group_members(group) == {b}
+
+    async def test_group_members_of_unknown_group_is_empty(self, layer: ChannelLayer) -> None:
+        """A group that never had members lists as empty, without error."""
+        assert await _listing(layer).group_members(_unique("never-used")) == frozenset()
+
+    async def test_groups_counts_members_of_non_empty_groups(self, layer: ChannelLayer) -> None:
+        """groups() maps each non-empty group to its member count; emptied groups vanish."""
+        listing = _listing(layer)
+        a, b = await layer.new_channel(), await layer.new_channel()
+        pair, single = _unique("group"), _unique("group")
+        await listing.group_add(pair, a)
+        await listing.group_add(pair, b)
+        await listing.group_add(single, a)
+        counts = await listing.groups()
+        assert counts[pair] == 2
+        assert counts[single] == 1
+        await listing.group_discard(single, a)
+        assert single not in await listing.groups()
