@@ -111,7 +111,7 @@ class _MachineActor(WebsocketActor):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.machine = compile_machine(cls)
+        cls.machine = cls._machine_spec = compile_machine(cls)
         cls.lifecycle = cls.machine.lifecycle
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle
+from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine
+from interlock.dsl._diagram import render
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, library_class
@@ -34,6 +35,20 @@ def _reason(text: str) -> str:
     return encoded[: _MAX_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
+class _Diagram:
+    """``Actor.diagram(fmt)`` on a class; on a live actor, the same with its state highlighted."""
+
+    def __get__(self, actor: WebsocketActor | None, owner: type[WebsocketActor]) -> Callable[..., str]:
+        spec = owner.machine_spec()
+        highlight = actor.state if actor is not None else None
+
+        def diagram(fmt: str = "mermaid") -> str:
+            """Render the state machine as ``"mermaid"``, ``"dot"`` or ``"svg"`` text."""
+            return render(spec, fmt, highlight)
+
+        return diagram
+
+
 @library_class
 class WebsocketActor(BaseActor):
     """An actor for one WebSocket connection.
@@ -49,13 +64,28 @@ class WebsocketActor(BaseActor):
     state: str
     """The current lifecycle state: ``connecting``, ``open``, ``closing`` or ``closed``."""
 
+    _machine_spec: ClassVar[MachineSpec]
+
     close_code: int | None
     """The close code once the connection ended (the peer's, or the one we sent)."""
+
+    diagram = _Diagram()
+    """Draw the machine: ``Actor.diagram("mermaid")`` (also ``"dot"``, ``"svg"``); on an
+    instance, its current state is highlighted."""
 
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
         self.state = self.lifecycle.initial
         self.close_code = None
+
+    @classmethod
+    def machine_spec(cls) -> MachineSpec:
+        """The compiled state machine of this class (the built-in lifecycle if it declares none)."""
+        spec: MachineSpec | None = cls.__dict__.get("_machine_spec")
+        if spec is None:
+            spec = compile_machine(cls)
+            cls._machine_spec = spec
+        return spec
 
     # -- handlers users override ------------------------------------------------------
 

@@ -7,6 +7,7 @@ and draws it.
 
 from ._compile import MachineDefinitionError, MachineSpec, StateInfo, Transition, compile_machine
 from ._declare import EventKind, Frame, HandlerDecl, State, StateRef, TaskFailed, Timeout, on
+from ._diagram import FORMATS, DiagramError, DiagramFormat, render
 from ._errors import IllegalTransition
 from ._lifecycle import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Edge, Lifecycle
 from ._messages import MessageFormatError, from_message, to_message
@@ -17,6 +18,9 @@ __all__ = [
     "CONNECTING",
     "LIFECYCLE",
     "OPEN",
+    "FORMATS",
+    "DiagramError",
+    "DiagramFormat",
     "Edge",
     "EventKind",
     "Frame",
@@ -35,6 +39,7 @@ __all__ = [
     "compile_machine",
     "from_message",
     "on",
+    "render",
     "to_message",
 ]
 
