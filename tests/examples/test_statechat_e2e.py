@@ -1,0 +1,114 @@
+"""The state-machine chat under real servers: login, deferral, guarded join, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..support.servers import RunningServer, serve
+from ..support.wsclient import WSClient
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(anyio_backend: str) -> Iterator[RunningServer]:
+    env = {"STATECHAT_AUTH_TIMEOUT": "5", "STATECHAT_IDLE_TIMEOUT": "60", "STATECHAT_TOKEN": "sesame"}
+    with serve("statechat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def hasty_server(anyio_backend: str) -> Iterator[RunningServer]:
+    env = {"STATECHAT_AUTH_TIMEOUT": "0.3", "STATECHAT_IDLE_TIMEOUT": "0.6", "STATECHAT_TOKEN": "sesame"}
+    with serve("statechat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
+        yield running
+
+
+async def connect(server: RunningServer) -> WSClient:
+    return await WSClient.connect(server.host, server.port, "/ws/")
+
+
+async def login(client: WSClient, name: str) -> None:
+    await client.send_json({"type": "login", "name": name, "token": "sesame"})
+    assert await client.receive_json() == {"type": "welcome", "name": name}
+
+
+async def until(client: WSClient, kind: str) -> dict[str, Any]:
+    for _ in range(20):
+        message: dict[str, Any] = await client.receive_json()
+        if message["type"] == kind:
+            return message
+    raise AssertionError(f"no {kind!r} message")
+
+
+async def test_wrong_token_is_refused_and_the_client_may_retry(server: RunningServer) -> None:
+    async with await connect(server) as client:
+        await client.send_json({"type": "login", "name": "eve", "token": "guess"})
+        assert (await client.receive_json())["type"] == "error"
+        await login(client, "eve")
+
+
+async def test_room_messages_and_leave(server: RunningServer) -> None:
+    async with await connect(server) as ada, await connect(server) as bob:
+        await login(ada, "ada")
+        await login(bob, "bob")
+        for client in (ada, bob):
+            await client.send_json({"type": "join", "room": "red"})
+            assert (await until(client, "joined"))["room"] == "red"
+        await ada.send_json({"type": "say", "text": "hello"})
+        for client in (ada, bob):
+            message = await until(client, "message")
+            while message["room"] == "*":  # announcements of the joins
+                message = await until(client, "message")
+            assert (message["from"], message["text"], message["room"]) == ("ada", "hello", "red")
+        await bob.send_json({"type": "leave"})
+        assert (await until(bob, "left"))["room"] == "red"
+        await ada.send_json({"type": "say", "text": "anyone?"})
+        assert (await until(ada, "message"))["text"] == "anyone?"
+        await bob.receive_nothing(0.3)
+
+
+async def test_guarded_join_keeps_the_client_in_the_lobby(server: RunningServer) -> None:
+    async with await connect(server) as client:
+        await login(client, "cy")
+        await client.send_json({"type": "join", "room": "no spaces!"})
+        assert (await client.receive_json())["type"] == "error"
+        await client.send_json({"type": "join", "room": "blue"})
+        assert (await until(client, "joined"))["room"] == "blue"
+
+
+async def test_announcements_are_deferred_until_login(server: RunningServer) -> None:
+    async with await connect(server) as late, await connect(server) as early:
+        await login(early, "early")
+        await early.send_json({"type": "join", "room": "green"})
+        await until(early, "joined")
+        await late.receive_nothing(0.2)  # the announcement waits: late has not logged in
+        await login(late, "late")  # the welcome comes first, then the deferred news
+        news = await until(late, "message")
+        assert news["text"] == "early joined green"
+
+
+async def test_malformed_client_message_closes_with_1007(server: RunningServer) -> None:
+    async with await connect(server) as client:
+        await client.send_json({"type": "login", "name": 42})
+        code, reason = await client.wait_closed()
+        assert code == 1007
+        assert "Login" in reason
+
+
+async def test_auth_timeout_closes_with_4001(hasty_server: RunningServer) -> None:
+    async with await connect(hasty_server) as client:
+        code, reason = await client.wait_closed(timeout=5)
+        assert (code, reason) == (4001, "log in within 0.3 s")
+
+
+async def test_idle_timeout_closes_with_4000(hasty_server: RunningServer) -> None:
+    async with await connect(hasty_server) as client:
+        await login(client, "idler")
+        code, reason = await client.wait_closed(timeout=5)
+        assert (code, reason) == (4000, "idle")
