@@ -133,6 +133,7 @@ class BaseActor:
     """The connection scope, with ``url_route`` once a router matched it."""
 
     _needs_mailbox: ClassVar[bool] = False
+    _moves: list[tuple[str, str, bool]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskGroup
     _handlers: ClassVar[frozenset[str]] = frozenset()
@@ -233,6 +234,11 @@ class BaseActor:
                 await result
         if self._outbox:
             await self._flush()
+        if self._moves:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Run what recorded state changes imply (state actors: exit and entry work)."""
 
     def _handler_for(self, message_type: object) -> str | None:
         """The handler name for a message type, or None (after applying the policy)."""

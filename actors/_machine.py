@@ -50,6 +50,7 @@ from interlock.dsl._messages import MessageFormatError, from_message
 
 from ._base import INTERNAL, library_class
 from ._errors import MalformedMessage
+from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
 __all__ = ["JsonStateActor", "StateActor", "TransitionRecord", "UnhandledEvent"]
@@ -160,11 +161,6 @@ class _MachineActor(WebsocketActor):
         if self._observed:
             self._observe("lifecycle", trigger, old, new, accepted=True)
         return new
-
-    async def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
-        await super()._call(name, *args, **kwargs)
-        if self._moves and not self._settling:
-            await self._settle()
 
     async def _settle(self) -> None:
         """Run exit and entry work for every recorded move, then replay deferred events."""
@@ -366,9 +362,26 @@ class StateActor(_MachineActor):
     messages are ``message`` events by their ``type``. See :mod:`interlock.dsl`.
     """
 
+    _fast_receive: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_receive = cls.receive is StateActor.receive
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Feed a client frame to the machine as the client event ``receive``."""
         await self._event("client", "receive", Frame(text_data, bytes_data))
+
+    async def _on_client_event(self, message: Message) -> bool:
+        # the hot path: a frame in an open state goes straight to the machine
+        if (
+            message["type"] == "websocket.receive"
+            and self._fast_receive
+            and self.state in self.lifecycle.sources["receive"]
+        ):
+            await self._event("client", "receive", Frame(message.get("text"), message.get("bytes")))
+            return self.state == CLOSED
+        return await super()._on_client_event(message)
 
 
 @library_class

@@ -234,9 +234,6 @@ class WebsocketActor(BaseActor):
         self._outbox.append(message)
         await self._flush()
 
-    async def _settle(self) -> None:
-        """Run what state changes imply (state actors run exit and entry hooks here)."""
-
     def _close_for_unhandled(self, error: Exception) -> bool:
         if self.state not in self.lifecycle.sources["close"]:
             return False

@@ -53,7 +53,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
-APPS: tuple[str, ...] = ("raw", "interlock", "channels")
+APPS: tuple[str, ...] = ("raw", "interlock", "dsl", "channels")
 """Known apps, in run order; each maps to ``echo_apps:make_<name>``."""
 
 T = TypeVar("T")
@@ -158,11 +158,7 @@ def _tail(stream: IO[bytes], lines: int = 15) -> list[str]:
     # pread: leave the file offset (shared with the server's stdout) alone
     fd = stream.fileno()
     text = os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
-    kept = [
-        line
-        for line in text.splitlines()
-        if line.strip() and not any(noise in line for noise in _KNOWN_NOISE)
-    ]
+    kept = [line for line in text.splitlines() if line.strip() and not any(noise in line for noise in _KNOWN_NOISE)]
     return kept[-lines:]
 
 

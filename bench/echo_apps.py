@@ -78,17 +78,27 @@ def make_interlock() -> AnyASGIApp:
     Raises ``ImportError`` (and so makes the server exit at start-up) when
     ``interlock`` is not importable; the runner then skips this app.
     """
-    # The ignores only matter while interlock is not installed in the venv;
-    # ``unused-ignore`` keeps ``mypy --strict`` quiet once it is.
-    from interlock.actors import (  # type: ignore[import-not-found,attr-defined,unused-ignore]
-        WebsocketActor,
-    )
+    from interlock.actors import WebsocketActor
 
-    class Echo(WebsocketActor):  # type: ignore[misc,unused-ignore]
+    class Echo(WebsocketActor):
         async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
             await self.send(text_data=text_data, bytes_data=bytes_data)
 
     app: AnyASGIApp = Echo.as_asgi()
+    return app
+
+
+def make_dsl() -> AnyASGIApp:
+    """uvicorn factory for the interlock DSL echo: an internal transition per message."""
+    from interlock.actors import StateActor
+    from interlock.dsl import Frame, on
+
+    class DslEcho(StateActor):
+        @on.client("receive")
+        async def echo(self, event: Frame) -> None:
+            await self.send(text_data=event.text, bytes_data=event.bytes)
+
+    app: AnyASGIApp = DslEcho.as_asgi()
     return app
 
 

@@ -45,6 +45,6 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith("interlock.dsl."):
+    if callable(_obj) and getattr(_obj, "__module__", "").startswith("interlock.dsl."):
         _obj.__module__ = __name__
 del _name, _obj

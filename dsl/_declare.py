@@ -21,9 +21,10 @@ the functions, and ``interlock.dsl._compile`` turns a class into a checked
 
 from __future__ import annotations
 
+import builtins
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 import attrs
 
@@ -261,12 +262,11 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         return _decorate("error", task, source, target, guard)
 
 
-@attrs.frozen
-class Frame:
+class Frame(NamedTuple):
     """A raw client frame, the event of ``@on.client("receive")`` in a ``StateActor``."""
 
     text: str | None = None
-    bytes: bytes | None = None
+    bytes: builtins.bytes | None = None
 
 
 @attrs.frozen

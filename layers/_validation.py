@@ -59,6 +59,8 @@ def require_channel_name(name: object) -> str:
     if not isinstance(name, str):
         msg = f"channel name must be a str, not {type(name).__name__} ({_describe(name)})"
         raise InvalidChannelName(msg)
+    if type(name) is not str:  # a str subclass, such as a StrEnum member: check its value
+        return require_channel_name(str.__str__(name))
     if name.count("!") > 1 or name.startswith("!"):
         problem = "a '!' may appear once, after a non-empty prefix"
     else:
@@ -77,6 +79,8 @@ def require_group_name(name: object) -> str:
     if not isinstance(name, str):
         msg = f"group name must be a str, not {type(name).__name__} ({_describe(name)})"
         raise InvalidGroupName(msg)
+    if type(name) is not str:  # a str subclass, such as a StrEnum member: check its value
+        return require_group_name(str.__str__(name))
     problem = _name_problem(name, "-_.")
     msg = f"invalid group name {_describe(name)}: {problem}; group names are 1 to {MAX_NAME_LENGTH} {_ALLOWED_CHARS}"
     raise InvalidGroupName(msg)
