@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from threading import get_ident
@@ -323,8 +324,15 @@ class BaseActor:
                 tasks.start_soon(pump_channel, layer, self.channel_name)
             await self._mailbox_started()
             while True:
-                kind, payload = await mailbox.get()
-                if await self._handle(kind, payload):
+                deadline = self._next_deadline()
+                if deadline <= anyio.current_time():
+                    if await self._handle(INTERNAL, None):  # timers due: they go first
+                        break
+                    continue
+                item = await mailbox.get(deadline)
+                if item is None:
+                    continue  # the deadline passed: loop round to serve the timers
+                if await self._handle(*item):
                     break
             tasks.cancel_scope.cancel()
 
@@ -402,8 +410,12 @@ class BaseActor:
     async def _mailbox_started(self) -> None:
         """Called in mailbox mode once ``self._tasks`` and ``self._mailbox`` exist."""
 
+    def _next_deadline(self) -> float:
+        """When the actor's next timer is due (``anyio.current_time()`` clock)."""
+        return math.inf
+
     async def _on_internal(self, payload: Any) -> bool:
-        """Handle an item the actor put in its own mailbox (timers, tasks)."""
+        """Handle an item the actor put in its own mailbox (tasks), or None: timers are due."""
         raise NotImplementedError  # pragma: no cover - only actors that post them get them
 
     def _accepts_layer_messages(self) -> bool:

@@ -15,10 +15,12 @@ events are live.
    entering one runs enter hooks, arms its timeout and starts its tasks. Lifecycle
    operations (``accept``, ``close``, a disconnect) go the same way: ``accept`` enters
    ``open``'s initial state, a close or disconnect exits every user state.
-3. Timeouts and task results are events in the mailbox, stamped with a generation:
-   one that arrives after its state was left (or its timer re-armed) is dropped, so
-   timers never race user events. One clock task per actor serves all its timers,
-   on ``anyio.current_time()`` (trio's virtual clock works).
+3. Timeouts and task results are events handled by the actor's own loop, one at a
+   time like every other event: the loop waits on its mailbox with the next timer's
+   deadline (``anyio.current_time()``, so trio's virtual clock works) and serves due
+   timers before the next mailbox item; no clock task exists. Task results are
+   stamped with a generation, and one that arrives after its state was left is
+   dropped, as is a timer disarmed or re-armed before it was served.
 4. An event a state cannot handle is postponed if the state ``defer``\\s it and
    replayed in order after the next state change; otherwise the ``unhandled`` policy
    applies.
@@ -124,8 +126,6 @@ class _MachineActor(WebsocketActor):
         self._timers: dict[str, list[Any]] | None = None
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
         self._generation = 0
-        self._clock_wake: anyio.Event | None = None
-        self._clock_due = math.inf
         self._settling = False
 
     # -- observation -----------------------------------------------------------------------
@@ -290,34 +290,35 @@ class _MachineActor(WebsocketActor):
         if self._timers is None:
             self._timers = {}
         self._generation += 1
-        deadline = anyio.current_time() + seconds
-        self._timers[key] = [deadline, self._generation, kind, event, seconds]
-        if deadline < self._clock_due and self._clock_wake is not None:
-            self._clock_wake.set()
+        self._timers[key] = [anyio.current_time() + seconds, self._generation, kind, event, seconds]
 
     def _disarm(self, key: str) -> None:
         if self._timers:
             self._timers.pop(key, None)
 
-    async def _mailbox_started(self) -> None:
-        if self.machine.uses_clock:
-            self._tasks.start_soon(self._clock)
+    def _next_deadline(self) -> float:
+        timers = self._timers
+        if not timers:
+            return math.inf
+        due: float = min(entry[0] for entry in timers.values())
+        return due
 
-    async def _clock(self) -> None:
-        while True:
-            wake = self._clock_wake = anyio.Event()
-            timers = self._timers or {}
-            due = min((entry[0] for entry in timers.values()), default=math.inf)
-            self._clock_due = due
-            with anyio.CancelScope(deadline=due):
-                await wake.wait()
-            now = anyio.current_time()
-            for key, entry in list(timers.items()):
-                deadline, generation, kind, event, seconds = entry
-                if deadline <= now:
-                    entry[0] = math.inf  # fired: stays live until handled or disarmed
-                    payload = Timeout(event if kind != "timeout" else event.rsplit(".", 1)[-1], seconds)
-                    await self._mailbox.put((INTERNAL, _Fired(key, generation, kind, event, payload)))
+    async def _fire_due_timers(self) -> bool:
+        """Handle every timer whose deadline passed, earliest first."""
+        now = anyio.current_time()
+        timers = self._timers or {}
+        due = sorted((entry[0], key) for key, entry in timers.items() if entry[0] <= now)
+        for _, key in due:
+            entry = timers.get(key)
+            if entry is None or entry[0] > now:
+                continue  # a handler before it disarmed or re-armed it
+            del timers[key]
+            _, _, kind, event, seconds = entry
+            name = event.rsplit(".", 1)[-1] if kind == "timeout" else event
+            await self._event(kind, event, Timeout(name, seconds))
+            if self.state == CLOSED:
+                return True
+        return False
 
     # -- invoked tasks ----------------------------------------------------------------------
 
@@ -345,6 +346,8 @@ class _MachineActor(WebsocketActor):
             await self._mailbox.put((INTERNAL, item))
 
     async def _on_internal(self, payload: Any) -> bool:
+        if payload is None:
+            return await self._fire_due_timers()
         fired: _Fired = payload
         entry = (self._timers or {}).get(fired.key)
         if entry is None or entry[1] != fired.generation:

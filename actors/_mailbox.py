@@ -5,6 +5,8 @@ Rule 2. Producers wait while the mailbox holds ``limit`` items (backpressure rea
         the client's socket and the layer's channel capacity, not memory).
 Rule 3. ``get`` on a non-empty mailbox does not yield to the event loop: a busy actor
         drains its backlog without a scheduler round trip per item.
+Rule 4. ``get`` can wait with a deadline, so the consumer itself serves its timers:
+        no clock task per actor.
 
 A deque and two :class:`anyio.Event` objects, so it costs less than an anyio memory
 stream on the hot path and works on asyncio and trio alike.
@@ -12,6 +14,7 @@ stream on the hot path and works on asyncio and trio alike.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -48,12 +51,21 @@ class Mailbox(Generic[T]):
             self._not_empty = None
             waiter.set()
 
-    async def get(self) -> T:
-        """Pop the oldest item, waiting while the mailbox is empty."""
+    async def get(self, deadline: float = math.inf) -> T | None:
+        """Pop the oldest item, waiting while the mailbox is empty.
+
+        Returns None if *deadline* (on ``anyio.current_time()``'s clock) passes first.
+        """
         while not self._items:
             if self._not_empty is None:
                 self._not_empty = anyio.Event()
-            await self._not_empty.wait()
+            if deadline == math.inf:
+                await self._not_empty.wait()
+            else:
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    await self._not_empty.wait()
+                if scope.cancelled_caught:
+                    return None
         item = self._items.popleft()
         waiter = self._not_full
         if waiter is not None:
