@@ -40,7 +40,7 @@ from ._mailbox import Mailbox
 from ._sync import run_in_worker
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
 
-__all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "library_class"]
+__all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "inline", "library_class"]
 
 logger = logging.getLogger("interlock.actors")
 
@@ -52,12 +52,36 @@ INTERNAL: Final = 2
 
 _LIBRARY_CLASSES: list[type] = []
 C = TypeVar("C", bound=type)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def library_class(cls: C) -> C:
     """Mark *cls* as interlock's own: its methods are never layer-message handlers."""
     _LIBRARY_CLASSES.append(cls)
     return cls
+
+
+_THREAD, _ASYNC, _INLINE = 0, 1, 2
+INLINE_ATTR: Final = "__interlock_inline__"
+
+
+def inline(fn: F) -> F:
+    """Mark a library ``def`` hook as non-blocking: it runs on the loop, not in a thread.
+
+    Hooks that users override with either ``def`` or ``async def`` are typed as
+    returning ``Awaitable[None] | None``; the library's own defaults are plain ``def``
+    that must not pay for a worker thread.
+    """
+    setattr(fn, INLINE_ATTR, True)
+    return fn
+
+
+def _call_mode(method: Callable[..., Any]) -> int:
+    if inspect.iscoroutinefunction(method):
+        return _ASYNC
+    if getattr(method, INLINE_ATTR, False):
+        return _INLINE
+    return _THREAD
 
 
 class Flush:
@@ -134,12 +158,12 @@ class BaseActor:
     """The connection scope, with ``url_route`` once a router matched it."""
 
     _needs_mailbox: ClassVar[bool] = False
-    _moves: list[tuple[str, str, bool]] | tuple[()] = ()
+    _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskGroup
     _handlers: ClassVar[frozenset[str]] = frozenset()
     _reserved: ClassVar[frozenset[str]] = frozenset()
-    _asyncness: ClassVar[dict[str, bool]]
+    _asyncness: ClassVar[dict[str, int]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -183,6 +207,13 @@ class BaseActor:
                     "keywords set existing public class attributes"
                 )
                 raise TypeError(msg)
+        groups = initkwargs.get("groups", cls.groups)
+        if isinstance(groups, str) or not isinstance(groups, (list, tuple)):
+            msg = (
+                f"{cls.__qualname__}.as_asgi(groups=...) takes a list or tuple of group names, "
+                f"not {type(groups).__name__} ({groups!r})"
+            )
+            raise TypeError(msg)
         return ActorApp(cls, dict(initkwargs))
 
     # -- identity ---------------------------------------------------------------------------
@@ -224,11 +255,15 @@ class BaseActor:
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
         method: Callable[..., Any] = getattr(self, name)
-        is_async = self._asyncness.get(name)
-        if is_async is None:
-            is_async = self._asyncness[name] = inspect.iscoroutinefunction(method)
-        if is_async:
+        mode = self._asyncness.get(name)
+        if mode is None:
+            mode = self._asyncness[name] = _call_mode(method)
+        if mode == _ASYNC:
             await method(*args, **kwargs)
+        elif mode == _INLINE:
+            result = method(*args, **kwargs)
+            if result is not None:
+                await result
         else:
             result = await run_in_worker(method, *args, **kwargs)
             if inspect.isawaitable(result):
@@ -348,6 +383,8 @@ class BaseActor:
             if kind == LAYER:
                 if self._accepts_layer_messages():
                     await self.dispatch(payload)
+                    if self._outbox:  # e.g. the "close" policy, with no handler to flush after
+                        await self._flush()
                 else:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
                 return False

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except CommandError as exc:
-        print(f"interlock: error: {exc}", file=sys.stderr)  # noqa: T201 - a CLI reports on stderr
+        print(f"interlock: error: {exc}", file=sys.stderr)
         return 2
     return status
 

@@ -32,16 +32,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any, ClassVar
 
 import anyio
 import attrs
 from interlock.dsl import (
     CLOSED,
+    CLOSING,
     CONNECTING,
     OPEN,
     EventKind,
     Frame,
+    MachineDefinitionError,
     MachineSpec,
     TaskFailed,
     Timeout,
@@ -115,13 +118,20 @@ class _MachineActor(WebsocketActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.machine = cls._machine_spec = compile_machine(cls)
+        for info in cls.machine.states.values():
+            if info.name in cls._reserved:
+                problem = (
+                    f"state {info.name!r} would hide the actor's own attribute {info.name!r} "
+                    "(a method or setting of interlock's actor classes); name the state differently"
+                )
+                raise MachineDefinitionError(cls.__qualname__, problem)
         cls.lifecycle = cls.machine.lifecycle
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition
 
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
-        self._moves: list[tuple[str, str, bool]] = []
+        self._moves: list[tuple[str, str, str | None]] = []
         self._deferred: list[tuple[EventKind, str, Any]] | None = None
         self._timers: dict[str, list[Any]] | None = None
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
@@ -157,7 +167,7 @@ class _MachineActor(WebsocketActor):
             new = self.machine.initial_leaf
         self.state = new
         if new != old:
-            self._moves.append((old, new, False))
+            self._moves.append((old, new, None))
         if self._observed:
             self._observe("lifecycle", trigger, old, new, accepted=True)
         return new
@@ -169,8 +179,8 @@ class _MachineActor(WebsocketActor):
         self._settling = True
         try:
             while self._moves:
-                old, new, external = self._moves.pop(0)
-                await self._cross(old, new, external=external)
+                old, new, reenter = self._moves.pop(0)
+                await self._cross(old, new, reenter=reenter)
         finally:
             self._settling = False
         if self._deferred and self.state != CLOSED:
@@ -178,14 +188,23 @@ class _MachineActor(WebsocketActor):
             for kind, event, payload in replay:
                 await self._event(kind, event, payload)
 
-    async def _cross(self, old: str, new: str, *, external: bool) -> None:
+    async def _cross(self, old: str, new: str, *, reenter: str | None) -> None:
+        """Exit the states of *old* and enter those of *new* below their common ancestor.
+
+        *reenter* is the declared target of an external transition: it and every state
+        below it are exited and entered again even if the actor was already inside it.
+        """
         spec = self.machine
+        if old == CONNECTING and spec.idle_timeout is not None:
+            self._arm(_IDLE, spec.idle_timeout, "idle", _IDLE)  # a client that never speaks idles out too
+        if new in (CLOSING, CLOSED) and self._timers:
+            self._timers.clear()  # no timer event is handled once the connection is ending
         old_chain, new_chain = spec.chain(old), spec.chain(new)
         common = 0
         while common < min(len(old_chain), len(new_chain)) and old_chain[common] == new_chain[common]:
             common += 1
-        if external and common == len(new_chain) and common:
-            common -= 1  # a self- or parent-targeted external transition re-enters the target
+        if reenter is not None:
+            common = min(common, max(len(spec.chain(reenter)) - 1, 0))
         for path in reversed(old_chain[common:]):
             info = spec.states[path]
             self._disarm(f"state:{path}")
@@ -222,6 +241,8 @@ class _MachineActor(WebsocketActor):
                     return
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
+            if kind == "error":  # an invoked task failed and no handler took it: the actor fails
+                raise payload.error
             reason = "every guard rejected it"
         else:
             if kind in ("client", "message"):
@@ -240,6 +261,11 @@ class _MachineActor(WebsocketActor):
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
         self._apply_unhandled(UnhandledEvent(type(self).__qualname__, kind, event, state, reason))
+        # the "close" policy closed: layer and timer events have no handler call to flush and settle after
+        if self._outbox:
+            await self._flush()
+        if self._moves and not self._settling:
+            await self._settle()
 
     def _structure(self, transition: Transition, payload: Any) -> Any:
         assert transition.message_class is not None
@@ -257,7 +283,7 @@ class _MachineActor(WebsocketActor):
         if transition.target is not None and self.state == source:
             target = self.machine.resolve(transition.target)
             self.state = target
-            self._moves.append((source, target, True))
+            self._moves.append((source, target, transition.target))
             await self._settle()
         if self._observed:
             self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
@@ -287,6 +313,9 @@ class _MachineActor(WebsocketActor):
         self._disarm(f"timer:{name}")
 
     def _arm(self, key: str, seconds: float, kind: EventKind, event: str) -> None:
+        if get_ident() != self._loop_thread:  # start_timer() from a sync handler, in a worker thread
+            anyio.from_thread.run_sync(self._arm, key, seconds, kind, event)
+            return
         if self._timers is None:
             self._timers = {}
         self._generation += 1

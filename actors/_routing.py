@@ -97,10 +97,10 @@ def _compile_path(route: str, *, prefix: bool) -> tuple[re.Pattern[str], dict[st
 def _check_app(where: str, app: object) -> None:
     """Refuse an actor class (or anything else not callable) where an ASGI app belongs."""
     if isinstance(app, type):
-        msg = f"{where}: the app is a class; use {app.__qualname__}.as_asgi()"
+        msg = f"{where} is a class; use {app.__qualname__}.as_asgi()"
         raise TypeError(msg)
     if not callable(app):
-        msg = f"{where}: the app is not an ASGI callable: {app!r}"
+        msg = f"{where} is not an ASGI callable: {app!r}"
         raise TypeError(msg)
 
 
@@ -109,15 +109,19 @@ def path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
 
     Converters: ``str`` (default, no ``/``), ``int``, ``slug``, ``uuid``, ``path``.
     """
-    _check_app(f"path({route!r})", app)
+    _check_app(f"path({route!r}): the app", app)
     route = route.removeprefix("/")
     regex, converters = _compile_path(route, prefix=isinstance(app, URLRouter))
     return Route(route, app, regex, converters, name)
 
 
 def re_path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
-    """Route a regular expression (matched from the start; end it with ``$`` yourself)."""
-    _check_app(f"re_path({route!r})", app)
+    """Route a regular expression, matched from the start of the path.
+
+    A route to an actor or app must match the whole remaining path (``$`` is
+    implied); a route to a nested :class:`URLRouter` matches a prefix.
+    """
+    _check_app(f"re_path({route!r}): the app", app)
     cleaned = route.removeprefix("^").removeprefix("/")
     try:
         regex = re.compile("^" + cleaned)
@@ -223,13 +227,7 @@ class ProtocolTypeRouter:
         self.application_mapping = dict(application_mapping)
         self.channel_layer = channel_layer
         for kind, app in self.application_mapping.items():
-            if not callable(app):
-                hint = " (did you forget .as_asgi()?)" if isinstance(app, type) else ""
-                msg = f"ProtocolTypeRouter: the app for {kind!r} is not an ASGI callable: {app!r}{hint}"
-                raise TypeError(msg)
-            if isinstance(app, type):
-                msg = f"ProtocolTypeRouter: the app for {kind!r} is a class; use {app.__qualname__}.as_asgi()"
-                raise TypeError(msg)
+            _check_app(f"ProtocolTypeRouter: the app for {kind!r}", app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve *scope* with the app registered for its type."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine
 from interlock.dsl._diagram import render
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
-from ._base import BaseActor, Flush, library_class
+from ._base import BaseActor, Flush, inline, library_class
 from ._errors import DenyConnection, MalformedMessage
 from ._types import Message
 
@@ -89,15 +89,23 @@ class WebsocketActor(BaseActor):
 
     # -- handlers users override ------------------------------------------------------
 
-    async def connect(self) -> None:
+    # These hooks are typed ``-> Awaitable[None] | None`` so that overrides may be
+    # ``def`` (run in a worker thread) or ``async def`` and still type-check.
+
+    @inline
+    def connect(self) -> Awaitable[None] | None:
         """Called for the handshake; the default accepts. Call ``accept()`` or ``close()``."""
-        await self.accept()
+        return self.accept()
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    @inline
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> Awaitable[None] | None:
         """Called for each message from the client, text or binary."""
+        return None
 
-    async def disconnect(self, code: int) -> None:
+    @inline
+    def disconnect(self, code: int) -> Awaitable[None] | None:
         """Called once when the connection is gone, with its close code."""
+        return None
 
     # -- operations -------------------------------------------------------------------
 
@@ -273,8 +281,10 @@ class JsonWebsocketActor(WebsocketActor):
             raise MalformedMessage(msg, close_code=1003)
         await self._call("receive_json", self.decode_json(text_data))
 
-    async def receive_json(self, content: Any) -> None:
-        """Called with each decoded JSON message."""
+    @inline
+    def receive_json(self, content: Any) -> Awaitable[None] | None:
+        """Called with each decoded JSON message (``def`` or ``async def``)."""
+        return None
 
     def send_json(self, content: Any, close: bool | int = False) -> Flush:
         """Encode *content* as JSON and send it as a text frame."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import anyio
 from interlock.layers import GroupLayer, require_channel_name
 
+from ._routing import ChannelNameRouter
 from ._types import LAYER_KEY, ASGIApp, Message, Receive, Scope
 
 __all__ = ["run_worker"]
@@ -36,6 +37,14 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
     if not names:
         msg = "run_worker() needs at least one channel name"
         raise ValueError(msg)
+    if isinstance(application, ChannelNameRouter):
+        missing = [name for name in names if name not in application.application_mapping]
+        if missing:
+            msg = (
+                f"run_worker(): the ChannelNameRouter has no application for {missing!r}; "
+                f"it routes {sorted(application.application_mapping)!r}"
+            )
+            raise ValueError(msg)
     async with anyio.create_task_group() as tasks:
         for name in names:
             scope: Scope = {"type": "channel", "channel": name, LAYER_KEY: channel_layer}

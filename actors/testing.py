@@ -92,7 +92,12 @@ class ApplicationCommunicator:
             self._output_send.close()
 
     async def _receive(self) -> Message:
-        return await self._input_receive.receive()
+        try:
+            return await self._input_receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            # the communicator is closing: tell the app its peer went away, as a server would
+            kind = "websocket" if self.scope.get("type") == "websocket" else "http"
+            return {"type": f"{kind}.disconnect", "code": 1006} if kind == "websocket" else {"type": "http.disconnect"}
 
     async def _send(self, message: Message) -> None:
         await self._output_send.send(message)

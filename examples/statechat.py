@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 import attrs
 import uvicorn
-
 from interlock.actors import JsonStateActor, ProtocolTypeRouter, URLRouter, path
 from interlock.dsl import State, Timeout, on, to_message
 from interlock.layers import GroupLayer, InMemoryChannelLayer

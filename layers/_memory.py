@@ -27,7 +27,7 @@ from typing import Any, Self, final
 
 import anyio
 
-from ._errors import ChannelFull
+from ._errors import ChannelFull, InvalidChannelName
 from ._types import Message
 from ._validation import check_message, copy_message, require_channel_name, require_group_name
 
@@ -91,6 +91,7 @@ class InMemoryChannelLayer:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(
@@ -170,9 +171,11 @@ class InMemoryChannelLayer:
 
     async def new_channel(self, prefix: str = "specific", /) -> str:
         """Return a new process-local channel name, ``PREFIX.PROCESS!TOKEN``."""
-        require_group_name(prefix)  # a prefix follows the group rules: no '!'
-        name = f"{prefix}.{self._process}!{secrets.token_hex(8)}"
-        return require_channel_name(name)
+        if not isinstance(prefix, str) or "!" in prefix:
+            msg = f"invalid channel prefix {prefix!r}: a prefix is a channel name without '!'"
+            raise InvalidChannelName(msg)
+        require_channel_name(prefix)
+        return require_channel_name(f"{prefix}.{self._process}!{secrets.token_hex(8)}")
 
     async def close_channel(self, channel: str, /) -> None:
         """Drop *channel*'s queue and remove it from all its groups."""

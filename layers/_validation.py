@@ -41,6 +41,10 @@ def _describe(name: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def _name_problem(name: str, allowed: str) -> str:
     if not name:
         return "it is empty"
@@ -105,7 +109,7 @@ def _check_value(value: object, path: str, depth: int) -> None:
             _check_value(item, f"{path}[{index}]", depth + 1)
         return
     msg = (
-        f"message value at {path} is a {kind.__name__} ({_describe(value)}), which a channel "
+        f"message value at {path} is {_article(kind.__name__)} {kind.__name__} ({_describe(value)}), which a channel "
         "layer cannot carry; use None, bool, int, float, str, bytes, list, tuple or dict"
     )
     raise UnserializableMessage(msg)

@@ -11,7 +11,8 @@ lines right above a fence mark a block:
     verbatim, so the tutorial shows what ``examples/chat.py`` really says.
 
 Blocks run from an empty temporary directory with ``examples/`` importable, as they
-would next to ``examples/chat.py``, under ``-W error`` and a timeout. The lifecycle
+would next to ``examples/chat.py``, under ``-W error`` and a timeout, once with
+``anyio.run`` on asyncio and once on trio. The lifecycle
 table of ``docs/actors.md`` is checked against :data:`interlock.dsl.LIFECYCLE`, and
 relative links between the docs must lead to files that exist.
 """
@@ -22,7 +23,9 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -103,7 +106,7 @@ def extract_blocks(path: Path) -> list[Block]:
 BLOCKS = [block for source in SOURCES for block in extract_blocks(source)]
 
 
-def _params(blocks: list[Block]) -> list[pytest.param]:  # type: ignore[valid-type]
+def _params(blocks: list[Block]) -> list[Any]:
     return [pytest.param(block, id=block.ident) for block in blocks]
 
 
@@ -117,19 +120,29 @@ def test_docs_have_code() -> None:
 
 @pytest.mark.parametrize("block", _params(BLOCKS))
 def test_block_compiles(block: Block) -> None:
-    """Every block, fragment or not, is valid Python."""
-    compile(block.source, block.ident, "exec")
+    """Every block, fragment or not, is valid Python (a method excerpt once dedented)."""
+    compile(textwrap.dedent(block.source), block.ident, "exec")
 
 
+# Runs a block as __main__ with anyio.run() defaulting to the backend named in argv[1].
+_RUNNER = """
+import functools, runpy, sys
+import anyio
+anyio.run = functools.partial(anyio.run, backend=sys.argv[1])
+runpy.run_path(sys.argv[2], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("block", _params([b for b in BLOCKS if b.runs]))
-def test_block_runs(block: Block, tmp_path: Path) -> None:
-    """A complete block runs to the end in a fresh interpreter, without warnings."""
+def test_block_runs(block: Block, backend: str, tmp_path: Path) -> None:
+    """A complete block runs to the end in a fresh interpreter, without warnings, on both backends."""
     script = tmp_path / "block.py"
     script.write_text(block.source, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "examples"), env.get("PYTHONPATH")]))
-    result = subprocess.run(  # noqa: S603 - our own interpreter on our own docs
-        [sys.executable, "-W", "error", str(script)],
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _RUNNER, backend, str(script)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -165,6 +178,7 @@ def _lifecycle_table() -> tuple[list[str], dict[str, list[str]]]:
 
 
 def _expected_cell(state: str, trigger: str) -> str:
+    """What the table should say: ``error``, ``ignored``, ``stays`` or ``→ target``."""
     try:
         target = LIFECYCLE.next(state, trigger)
     except IllegalTransition:
@@ -181,15 +195,43 @@ def test_lifecycle_table_matches_the_code() -> None:
     assert set(operations) == {trigger for _, trigger in LIFECYCLE.table}
     for state, cells in rows.items():
         for trigger, cell in zip(operations, cells, strict=True):
-            trigger_name = trigger.removesuffix("()")
-            assert cell == _expected_cell(state, trigger_name), f"{state} × {trigger}"
+            assert cell == _expected_cell(state, trigger), f"state {state!r}, operation {trigger!r}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub (and MyST's ``heading_anchors``) gives a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors of the headings of the Markdown file *path* (outside code fences)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        heading = re.fullmatch(r"#{1,6} +(?P<text>.+?) *#*", line)
+        if fenced or heading is None:
+            continue
+        slug = _slug(heading["text"])
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
 
 
 @pytest.mark.parametrize("source", [pytest.param(p, id=p.name) for p in sorted(DOCS.glob("*.md"))])
 def test_relative_links_resolve(source: Path) -> None:
-    """Links from one doc to another file of the repository lead somewhere."""
+    """Links from a doc to a file of the repository, or to a heading in a doc, lead somewhere."""
     for match in _LINK.finditer(source.read_text(encoding="utf-8")):
-        target = match["target"].split("#", 1)[0]
-        if not target or "://" in target or target.startswith("mailto:"):
+        link = match["target"]
+        if "://" in link or link.startswith("mailto:"):
             continue
-        assert (source.parent / target).exists(), f"{source.name}: broken link {match['target']!r}"
+        target, _, anchor = link.partition("#")
+        path = (source.parent / target) if target else source
+        assert path.exists(), f"{source.name}: broken link {link!r}"
+        if anchor and path.suffix == ".md":
+            assert anchor in _anchors(path), f"{source.name}: no heading for {link!r} in {path.name}"

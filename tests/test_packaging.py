@@ -65,10 +65,7 @@ def test_each_package_ships_py_typed(package: str) -> None:
 
 
 def imported_after(module: str, cwd: Path) -> list[str]:
-    code = (
-        f"import {module}, sys; "
-        "print(sorted(m for m in sys.modules if m.startswith(('interlock.', 'anyio'))))"
-    )
+    code = f"import {module}, sys; print(sorted(m for m in sys.modules if m.startswith(('interlock.', 'anyio'))))"
     result = run_python(code, cwd)
     assert result.returncode == 0, result.stderr
     names = ast.literal_eval(result.stdout.strip())

@@ -68,7 +68,7 @@ class SyncBoomActor(WebsocketActor):
 
     groups = (PROBE,)
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:  # type: ignore[override]
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Raise on ``"boom"``, echo anything else."""
         if text_data == "boom":
             msg = "boom in a sync handler"
@@ -94,7 +94,7 @@ class SyncConnectBoomActor(WebsocketActor):
 
     groups = (PROBE,)
 
-    def connect(self) -> None:  # type: ignore[override]
+    def connect(self) -> None:
         """Fail the handshake."""
         msg = "connect exploded (sync)"
         raise RuntimeError(msg)

@@ -3,8 +3,8 @@
 Only the import lines differ from the seed: ``channels.generic.websocket`` and
 ``asgiref.sync`` became ``interlock.actors.compat``.
 """
-# ruff: noqa: ANN001, ANN201, D101, D102, UP031, E501
-# mypy: disable-error-code="no-untyped-def"
+# ruff: noqa: UP031
+# mypy: disable-error-code="no-untyped-def, override, union-attr, arg-type"
 
 import json
 
@@ -12,7 +12,6 @@ from interlock.actors.compat import WebsocketConsumer, async_to_sync
 
 
 class ChatConsumer(WebsocketConsumer):
-
     def connect(self):
         self.username = "Anonymous"
         self.accept()
@@ -35,17 +34,13 @@ class RoomChatConsumer(WebsocketConsumer):
         self.room_group_name = f"chat_{self.room_name}"
 
         # Join room group
-        async_to_sync(self.channel_layer.group_add)(
-            self.room_group_name, self.channel_name
-        )
+        async_to_sync(self.channel_layer.group_add)(self.room_group_name, self.channel_name)
 
         self.accept()
 
     def disconnect(self, close_code):
         # Leave room group
-        async_to_sync(self.channel_layer.group_discard)(
-            self.room_group_name, self.channel_name
-        )
+        async_to_sync(self.channel_layer.group_discard)(self.room_group_name, self.channel_name)
 
     # Receive message from WebSocket
     def receive(self, text_data):
@@ -53,9 +48,7 @@ class RoomChatConsumer(WebsocketConsumer):
         message = text_data_json["message"]
 
         # Send message to room group
-        async_to_sync(self.channel_layer.group_send)(
-            self.room_group_name, {"type": "chat.message", "message": message}
-        )
+        async_to_sync(self.channel_layer.group_send)(self.room_group_name, {"type": "chat.message", "message": message})
 
     # Receive message from room group
     def chat_message(self, event):

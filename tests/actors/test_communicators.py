@@ -353,9 +353,7 @@ async def test_http_communicator_collects_the_response() -> None:
 
 
 def test_http_response_header_lookup() -> None:
-    response = HttpResponse(
-        200, [(b"Content-Length", b"3"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")], b"abc"
-    )
+    response = HttpResponse(200, [(b"Content-Length", b"3"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")], b"abc")
     assert response.header("content-length") == "3"
     assert response.header("Set-Cookie") == "a=1"
     assert response.header("etag") is None

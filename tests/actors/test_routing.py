@@ -82,9 +82,7 @@ def test_path_converters_capture_typed_values(pattern: str, url: str, expected: 
     route, scope = URLRouter([path(pattern, leaf)]).resolve(http_scope(url))
     kwargs = scope["url_route"]["kwargs"]
     assert kwargs == expected
-    assert {key: type(value) for key, value in kwargs.items()} == {
-        key: type(value) for key, value in expected.items()
-    }
+    assert {key: type(value) for key, value in kwargs.items()} == {key: type(value) for key, value in expected.items()}
     assert scope["url_route"]["args"] == ()
     assert route.app is leaf
     assert "path_remaining" not in scope
@@ -254,9 +252,7 @@ def test_resolve_leaves_the_callers_scope_alone() -> None:
         ("/v3/items/9/", {"args": ["3", "9"], "kwargs": {}}),
     ],
 )
-async def test_nested_routers_serve_http_with_accumulated_url_route(
-    url: str, expected: dict[str, Any]
-) -> None:
+async def test_nested_routers_serve_http_with_accumulated_url_route(url: str, expected: dict[str, Any]) -> None:
     async with HttpCommunicator(nested_router(), "GET", url) as http:
         response = await http.get_response()
     assert response.status == 200
@@ -322,9 +318,7 @@ def warnings_naming(caplog: pytest.LogCaptureFixture, url: str) -> list[logging.
     return [
         record
         for record in caplog.records
-        if record.levelno == logging.WARNING
-        and record.name == "interlock.actors"
-        and url in record.getMessage()
+        if record.levelno == logging.WARNING and record.name == "interlock.actors" and url in record.getMessage()
     ]
 
 
@@ -388,9 +382,7 @@ class Grouped(WebsocketActor):
 
 
 async def test_protocol_type_router_routes_by_scope_type() -> None:
-    router = ProtocolTypeRouter(
-        {"http": URLRouter([path("<path:rest>", leaf)]), "websocket": Reporter.as_asgi()}
-    )
+    router = ProtocolTypeRouter({"http": URLRouter([path("<path:rest>", leaf)]), "websocket": Reporter.as_asgi()})
     async with HttpCommunicator(router, "GET", "/some/where") as http:
         response = await http.get_response()
     assert json.loads(response.body)["kwargs"] == {"rest": "some/where"}

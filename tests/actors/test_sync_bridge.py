@@ -25,7 +25,7 @@ async def double_in_thread(value: int) -> tuple[int, int]:
 class Lobby(WebsocketConsumer):
     """A sync consumer that uses the layer through ``async_to_sync``."""
 
-    def connect(self) -> None:  # type: ignore[override]
+    def connect(self) -> None:
         layer = self.channel_layer
         assert isinstance(layer, ListableGroupLayer)
         assert self.channel_name is not None
@@ -34,7 +34,7 @@ class Lobby(WebsocketConsumer):
         self.accept()
         self.send(text_data=f"{len(members)} in the lobby")
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:  # type: ignore[override]
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         assert self.channel_layer is not None
         assert text_data is not None
         async_to_sync(self.channel_layer.group_send)("lobby", {"type": "lobby.message", "text": text_data})
@@ -42,7 +42,7 @@ class Lobby(WebsocketConsumer):
     def lobby_message(self, message: dict[str, str]) -> None:
         self.send(text_data=message["text"])
 
-    def disconnect(self, code: int) -> None:  # type: ignore[override]
+    def disconnect(self, code: int) -> None:
         assert self.channel_layer is not None
         assert self.channel_name is not None
         async_to_sync(self.channel_layer.group_discard)("lobby", self.channel_name)
@@ -148,7 +148,7 @@ class Gated(WebsocketConsumer):
 
     gate: threading.Event | None = None
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:  # type: ignore[override]
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         assert self.gate is not None
         self.send(text_data="first")
         released = self.gate.wait(timeout=5)
@@ -173,7 +173,7 @@ class Ordered(WebsocketConsumer):
 
     groups = ("room",)
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:  # type: ignore[override]
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         assert self.channel_layer is not None
         self.send(text_data="1")
         async_to_sync(self.channel_layer.group_send)("room", {"type": "room.message", "text": "2"})

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ..support.servers import RunningServer, serve
-from ..support.wsclient import WSClient
+from tests.support.servers import RunningServer, serve
+from tests.support.wsclient import WSClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.e2e

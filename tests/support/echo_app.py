@@ -83,9 +83,7 @@ async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
         accept["subprotocol"] = subprotocols[0]
     await send(accept)
     if path == "/headers":
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-        }
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         await send({"type": "websocket.send", "text": json.dumps(headers)})
     while True:
         message = await receive()

@@ -148,19 +148,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=_TERM_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
     # The child leads its own session: kill stragglers (workers) and a hung parent.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
-def _http_answers(
-    sock: socket.socket, process: subprocess.Popen[bytes], deadline: float
-) -> bool:
+def _http_answers(sock: socket.socket, process: subprocess.Popen[bytes], deadline: float) -> bool:
     """Send a malformed request line; True once the server answers it (a 400)."""
     sock.sendall(_PROBE)
     while time.monotonic() < deadline and process.poll() is None:
@@ -172,9 +168,7 @@ def _http_answers(
     return False
 
 
-def _wait_ready(
-    process: subprocess.Popen[bytes], port: int, deadline: float, *, probe_http: bool
-) -> bool:
+def _wait_ready(process: subprocess.Popen[bytes], port: int, deadline: float, *, probe_http: bool) -> bool:
     """Poll until the server accepts connections (True) or the process exits (False).
 
     Readiness is a successful TCP connect.  With ``probe_http`` the server must
@@ -233,9 +227,7 @@ def serve(
     for attempt in range(1, _START_ATTEMPTS + 1):
         port = free_port()
         kind, cmd = _command(app, backend, port, app_dir, workers, extra_args)
-        fd, log_name = tempfile.mkstemp(
-            prefix=f"interlock-{kind}-{port}-", suffix=".log"
-        )
+        fd, log_name = tempfile.mkstemp(prefix=f"interlock-{kind}-{port}-", suffix=".log")
         log = ServerLog(Path(log_name))
         with os.fdopen(fd, "wb") as log_file:
             process = subprocess.Popen(
@@ -248,9 +240,7 @@ def serve(
             )
         candidate = RunningServer(HOST, port, process, kind, backend, log)
         try:
-            listening = _wait_ready(
-                process, port, deadline, probe_http=kind == "hypercorn"
-            )
+            listening = _wait_ready(process, port, deadline, probe_http=kind == "hypercorn")
         except TimeoutError:
             _stop(process)
             log.finalize()

@@ -92,18 +92,14 @@ class Handshake:
 class HandshakeRejected(Exception):
     """The server answered the upgrade request with a plain HTTP response."""
 
-    def __init__(
-        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> None:
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         super().__init__(status, headers, body)
         self.status = status
         self.headers = headers
         self.body = body
 
     def __str__(self) -> str:
-        return (
-            f"WebSocket handshake rejected with HTTP {self.status}: {self.body[:200]!r}"
-        )
+        return f"WebSocket handshake rejected with HTTP {self.status}: {self.body[:200]!r}"
 
 
 class ConnectionClosed(Exception):
@@ -197,18 +193,14 @@ class WSClient:
             with anyio.fail_after(timeout):
                 stream = await anyio.connect_tcp(host, port)
         except TimeoutError:
-            raise TimeoutError(
-                f"TCP connect to {host}:{port} did not complete within {timeout}s"
-            ) from None
+            raise TimeoutError(f"TCP connect to {host}:{port} did not complete within {timeout}s") from None
         client = cls(stream, where)
         try:
             with anyio.fail_after(timeout):
                 await client._do_handshake(host, port, path, subprotocols, headers)
         except TimeoutError:
             await client._abort()
-            raise TimeoutError(
-                f"WebSocket handshake with {where} did not complete within {timeout}s"
-            ) from None
+            raise TimeoutError(f"WebSocket handshake with {where} did not complete within {timeout}s") from None
         except BaseException:
             await client._abort()
             raise
@@ -228,16 +220,12 @@ class WSClient:
             host=f"{host}:{port}",
             target=path,
             subprotocols=list(subprotocols),
-            extra_headers=[
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers
-            ],
+            extra_headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
         )
         await self._stream.send(self._ws.send(request))
         while self._accept is None and not self._reject_done:
             if self._eof:
-                raise ConnectionError(
-                    f"{self._where}: server closed the connection during the handshake"
-                )
+                raise ConnectionError(f"{self._where}: server closed the connection during the handshake")
             await self._pump()
         if self._accept is not None:
             self.handshake = Handshake(
@@ -279,9 +267,7 @@ class WSClient:
         if self._ws.state is not ConnectionState.OPEN:
             if self._close_info is not None:
                 raise ConnectionClosed(*self._close_info)
-            raise RuntimeError(
-                f"{self._where}: cannot send, connection state is {self._ws.state.name}"
-            )
+            raise RuntimeError(f"{self._where}: cannot send, connection state is {self._ws.state.name}")
         async with self._send_lock:
             await self._stream.send(self._ws.send(event))
 
@@ -298,18 +284,14 @@ class WSClient:
             with anyio.fail_after(timeout):
                 return await self._next_message()
         except TimeoutError:
-            raise TimeoutError(
-                f"{self._where}: no WebSocket message received within {timeout}s"
-            ) from None
+            raise TimeoutError(f"{self._where}: no WebSocket message received within {timeout}s") from None
 
     async def receive_text(self, timeout: float = 5) -> str:
         """Like :meth:`receive`, but assert that the message is a text message."""
         message = await self.receive(timeout)
         if isinstance(message, str):
             return message
-        raise AssertionError(
-            f"expected a text message, got {len(message)} bytes: {message[:200]!r}"
-        )
+        raise AssertionError(f"expected a text message, got {len(message)} bytes: {message[:200]!r}")
 
     async def receive_bytes(self, timeout: float = 5) -> bytes:
         """Like :meth:`receive`, but assert that the message is a binary message."""
@@ -328,12 +310,8 @@ class WSClient:
             try:
                 message = await self._next_message()
             except ConnectionClosed as exc:
-                raise AssertionError(
-                    f"{self._where}: expected nothing, but the connection closed: {exc}"
-                ) from None
-            raise AssertionError(
-                f"{self._where}: expected nothing, but received {message[:200]!r}"
-            )
+                raise AssertionError(f"{self._where}: expected nothing, but the connection closed: {exc}") from None
+            raise AssertionError(f"{self._where}: expected nothing, but received {message[:200]!r}")
 
     async def wait_closed(self, timeout: float = 5) -> tuple[int, str]:
         """Wait for the server's close frame and return its ``(code, reason)``.
@@ -347,10 +325,7 @@ class WSClient:
                 while self._close_info is None:
                     await self._pump()
         except TimeoutError:
-            raise TimeoutError(
-                f"{self._where}: the server did not close the connection "
-                f"within {timeout}s"
-            ) from None
+            raise TimeoutError(f"{self._where}: the server did not close the connection within {timeout}s") from None
         return self._close_info
 
     @property
@@ -368,9 +343,7 @@ class WSClient:
 
     # ------------------------------------------------------------------ closing
 
-    async def close(
-        self, code: int = 1000, reason: str = "", *, timeout: float = 2.0
-    ) -> None:
+    async def close(self, code: int = 1000, reason: str = "", *, timeout: float = 2.0) -> None:
         """Send a close frame, wait (bounded) for the reply, then close the socket.
 
         Safe to call more than once and after the server has closed.  Never
@@ -382,9 +355,7 @@ class WSClient:
             with anyio.move_on_after(timeout):
                 if self._ws.state is ConnectionState.OPEN:
                     async with self._send_lock:
-                        await self._stream.send(
-                            self._ws.send(CloseConnection(code=code, reason=reason))
-                        )
+                        await self._stream.send(self._ws.send(CloseConnection(code=code, reason=reason)))
                 while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._eof:
                     await self._pump()
                 # let the server drop TCP first, as RFC 6455 asks
@@ -478,9 +449,7 @@ class WSClient:
 
     async def _send_control(self, event: Event) -> None:
         """Send a pong / close reply atomically, even while the caller is cancelled."""
-        with anyio.CancelScope(
-            shield=True, deadline=anyio.current_time() + _CONTROL_SEND_TIMEOUT
-        ):
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + _CONTROL_SEND_TIMEOUT):
             try:
                 async with self._send_lock:
                     await self._stream.send(self._ws.send(event))
@@ -502,8 +471,6 @@ async def try_connect(
     The connection is always closed before returning (cleanly, with code 1000,
     if it was accepted).
     """
-    client = await WSClient._open(
-        host, port, path, subprotocols=subprotocols, headers=headers, timeout=timeout
-    )
+    client = await WSClient._open(host, port, path, subprotocols=subprotocols, headers=headers, timeout=timeout)
     await client.close()
     return client.handshake
