@@ -14,7 +14,6 @@ from ._errors import (
     UnserializableMessage,
 )
 from ._memory import InMemoryChannelLayer
-from ._sqlite import SQLiteChannelLayer
 from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
 
@@ -31,7 +30,6 @@ __all__ = [
     "LayerClosed",
     "ListableGroupLayer",
     "Message",
-    "SQLiteChannelLayer",
     "UnserializableMessage",
     "check_message",
     "require_channel_name",
