@@ -23,13 +23,20 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, final
+from typing import Self, final
 
 import anyio
 
 from ._errors import ChannelFull, InvalidChannelName
 from ._types import Message
-from ._validation import check_message, copy_message, require_channel_name, require_group_name
+from ._validation import (
+    check_message,
+    copy_message,
+    require_capacity,
+    require_channel_name,
+    require_group_name,
+    require_positive,
+)
 
 __all__ = ["InMemoryChannelLayer"]
 
@@ -65,17 +72,12 @@ class InMemoryChannelLayer:
         group_expiry: float = 86400.0,
         channel_capacity: Mapping[str, int] | None = None,
     ) -> None:
-        if capacity < 1:
-            msg = f"capacity must be at least 1, got {capacity!r}"
-            raise ValueError(msg)
-        if expiry <= 0 or group_expiry <= 0:
-            msg = f"expiry and group_expiry must be positive, got {expiry!r} and {group_expiry!r}"
-            raise ValueError(msg)
-        self.capacity = capacity
-        self.expiry = expiry
-        self.group_expiry = group_expiry
+        self.capacity = require_capacity("capacity", capacity)
+        self.expiry = require_positive("expiry", expiry)
+        self.group_expiry = require_positive("group_expiry", group_expiry)
         self._capacity_patterns = [
-            (re.compile(fnmatch.translate(pattern)), size) for pattern, size in (channel_capacity or {}).items()
+            (re.compile(fnmatch.translate(pattern)), require_capacity(f"channel_capacity[{pattern!r}]", size))
+            for pattern, size in (channel_capacity or {}).items()
         ]
         self._process = secrets.token_hex(6)
         self._channels: dict[str, _Channel] = {}
@@ -147,7 +149,7 @@ class InMemoryChannelLayer:
             channel.waiter = None
             waiter.set()
 
-    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+    async def send(self, channel: str, message: Message, /) -> None:
         """Queue a copy of *message* on *channel*."""
         require_channel_name(channel)
         self._put(channel, check_message(message), time.monotonic())
@@ -227,7 +229,7 @@ class InMemoryChannelLayer:
             self._discard(group, channel)
         return list(members)
 
-    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+    async def group_send(self, group: str, message: Message, /) -> None:
         """Send a copy of *message* to every member; full members miss it (logged)."""
         require_group_name(group)
         checked = check_message(message)

@@ -9,7 +9,6 @@ The written contract is ``docs/layer-spec.md``; ``interlock.layers.testing`` che
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message"]
@@ -22,7 +21,7 @@ Message = dict[str, Any]
 class ChannelLayer(Protocol):
     """Point-to-point delivery between named channels."""
 
-    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+    async def send(self, channel: str, message: Message, /) -> None:
         """Queue *message* on *channel*; raise ``ChannelFull`` when it is at capacity."""
         ...
 
@@ -59,7 +58,7 @@ class GroupLayer(ChannelLayer, Protocol):
         """Remove *channel* from *group* (idempotent)."""
         ...
 
-    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+    async def group_send(self, group: str, message: Message, /) -> None:
         """Send *message* to every channel in *group*; members at capacity miss it."""
         ...
 

@@ -14,6 +14,7 @@ Rules (the layer spec in ``docs/layer-spec.md`` states them for users):
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Final, cast
 
@@ -21,6 +22,8 @@ from ._errors import InvalidChannelName, InvalidGroupName, InvalidMessage, Unser
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "require_capacity",
+    "require_positive",
     "check_message",
     "copy_message",
     "require_channel_name",
@@ -34,6 +37,22 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 _CHANNEL = re.compile(r"[A-Za-z0-9_.\-]+(?:![A-Za-z0-9_.\-]*)?")
 _SCALARS: Final = (str, int, float, bool, bytes, type(None))
 _ALLOWED_CHARS = "ASCII letters, digits, '-', '_' and '.'"
+
+
+def require_positive(name: str, value: float) -> float:
+    """Return *value* as a float if it is a finite number of seconds above zero."""
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        msg = f"{name} must be a positive number of seconds, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def require_capacity(name: str, value: int) -> int:
+    """Return *value* if it is an int of at least 1 (a number of messages)."""
+    if type(value) is not int or value < 1:
+        msg = f"{name} must be an int of at least 1, got {value!r}"
+        raise ValueError(msg)
+    return value
 
 
 def _describe(name: object) -> str:
@@ -90,8 +109,20 @@ def require_group_name(name: object) -> str:
     raise InvalidGroupName(msg)
 
 
+def _check_text(text: str, path: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            msg = f"message text at {path} holds {exc.object[exc.start : exc.end]!r}, which is not valid Unicode"
+            raise UnserializableMessage(msg) from None
+
+
 def _check_value(value: object, path: str, depth: int) -> None:
     kind = type(value)
+    if kind is str:
+        _check_text(value, path)  # type: ignore[arg-type]
+        return
     if kind in _SCALARS:
         return
     if depth >= MAX_DEPTH:
@@ -102,6 +133,7 @@ def _check_value(value: object, path: str, depth: int) -> None:
             if type(key) is not str:
                 msg = f"message key {key!r} at {path} must be a str, not {type(key).__name__}"
                 raise InvalidMessage(msg)
+            _check_text(key, path)
             _check_value(item, f"{path}[{key!r}]", depth + 1)
         return
     if kind is list or kind is tuple:
@@ -128,7 +160,11 @@ def check_message(message: object) -> dict[str, Any]:
         if type(key) is not str:
             msg = f"message key {key!r} must be a str, not {type(key).__name__}"
             raise InvalidMessage(msg)
-        if type(value) not in _SCALARS:
+        _check_text(key, "the top level")
+        kind = type(value)
+        if kind is str:
+            _check_text(value, f"[{key!r}]")
+        elif kind not in _SCALARS:
             _check_value(value, f"[{key!r}]", 1)
     return message
 

@@ -57,9 +57,12 @@ e.g. with ``params=["asyncio", "trio"]``: a layer should pass on both.
 
 from __future__ import annotations
 
+import enum
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from types import MappingProxyType
 from typing import Any, ClassVar, Final, Protocol
 
 import anyio
@@ -134,7 +137,7 @@ def _require(layer: ChannelLayer, capability: str) -> ChannelLayer:
 
 
 def _assert_shows(error: BaseException, value: object) -> None:
-    shown = repr(value)[:40]
+    shown = repr(str.__str__(value) if isinstance(value, str) else value)[:40]
     assert shown in str(error), f"the error {str(error)!r} does not show the bad value {shown!r}"
 
 
@@ -151,6 +154,12 @@ def _assert_same(expected: Any, actual: Any, path: str = "message") -> None:
             _assert_same(value, actual[index], f"{path}[{index}]")
     else:
         assert actual == expected, f"{path}: sent {expected!r}, received {actual!r}"
+
+
+class _Names(enum.StrEnum):
+    CHANNEL = _unique("enum-channel")
+    GROUP = _unique("enum-group")
+    BAD = "has space"
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -186,6 +195,7 @@ _BAD_NAMES: Final = [
     pytest.param(None, id="None"),
     pytest.param(42, id="int"),
     pytest.param(b"bytes-name", id="bytes"),
+    pytest.param(_Names.BAD, id="str-subclass"),
 ]
 _BAD_CHANNEL_NAMES: Final = [
     *_BAD_NAMES,
@@ -208,6 +218,8 @@ _BAD_MESSAGES: Final = [
     pytest.param(["type", "x"], InvalidMessage, "list", id="list"),
     pytest.param("a string", InvalidMessage, "'a string'", id="str"),
     pytest.param(None, InvalidMessage, "None", id="None"),
+    pytest.param(MappingProxyType({"type": "t"}), InvalidMessage, "mappingproxy", id="mapping"),
+    pytest.param(OrderedDict(type="t"), InvalidMessage, "OrderedDict", id="dict-subclass"),
     pytest.param({"text": "hi"}, InvalidMessage, "'type'", id="missing-type"),
     pytest.param({"type": ""}, InvalidMessage, "'type'", id="empty-type"),
     pytest.param({"type": 3}, InvalidMessage, "'type'", id="int-type"),
@@ -448,6 +460,19 @@ class ChannelLayerConformance:
             await layer.group_discard(group, channel)
         await layer.close_channel(channel)
 
+    async def test_str_subclass_names_are_checked_by_value(self, layer: ChannelLayer) -> None:
+        """A str subclass (a StrEnum member) names the same channel or group as its value."""
+        channel, group = _Names.CHANNEL, _Names.GROUP
+        await layer.send(channel, _msg(n=1))
+        assert await self._next(layer, str(channel.value)) == _msg(n=1)
+        if isinstance(layer, GroupLayer):
+            await layer.group_add(group, str(channel.value))
+            await layer.group_send(str(group.value), _msg(n=2))
+            assert await self._next(layer, channel) == _msg(n=2)
+            if isinstance(layer, ListableGroupLayer):
+                assert await layer.group_members(group) == {channel.value}
+            await layer.group_discard(group, channel)
+
     # -- messages ----------------------------------------------------------------------------
 
     @pytest.mark.parametrize(("message", "error", "shown"), _BAD_MESSAGES)
@@ -589,6 +614,7 @@ class ChannelLayerConformance:
             await self._assert_empty(layer, channel)
             if isinstance(layer, ListableGroupLayer):
                 assert await layer.group_members(group) == frozenset()
+                assert group not in await layer.groups()
 
     async def test_group_add_renews_membership(self, layer_factory: LayerFactory) -> None:
         """group_add on a member restarts its group_expiry."""

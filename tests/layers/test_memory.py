@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from interlock.layers import (
     MAX_NAME_LENGTH,
     ChannelFull,
     InMemoryChannelLayer,
-    InvalidGroupName,
+    InvalidChannelName,
     ListableGroupLayer,
 )
 from interlock.layers.testing import ChannelLayerConformance, LayerFactory
@@ -36,21 +38,6 @@ class TestInMemoryConformance(ChannelLayerConformance):
     def layer_factory(self) -> LayerFactory:
         return make_layer
 
-    @pytest.fixture(autouse=True)
-    def known_bugs(self, request: pytest.FixtureRequest) -> None:
-        """Mark the conformance tests the in-memory layer is known to fail (strict: fix, then drop)."""
-        if request.node.originalname == "test_new_channel_rejects_invalid_prefix":
-            prefix = request.node.callspec.params["prefix"]
-            if not (isinstance(prefix, str) and len(prefix) == MAX_NAME_LENGTH):
-                request.applymarker(
-                    pytest.mark.xfail(
-                        strict=True,
-                        raises=InvalidGroupName,
-                        reason="BUG layers/_memory.py new_channel: the prefix is checked with "
-                        "require_group_name, so a bad channel prefix raises InvalidGroupName",
-                    )
-                )
-
 
 # -- constructor ---------------------------------------------------------------------------------
 
@@ -68,21 +55,11 @@ class TestInMemoryConformance(ChannelLayerConformance):
             {"channel_capacity": {"http.*": 0}},
             "0",
             id="zero-channel-capacity",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG layers/_memory.py __init__: channel_capacity values are not checked, "
-                "so every send to a matching channel raises ChannelFull",
-            ),
         ),
         pytest.param(
             {"expiry": math.nan},
             "nan",
             id="nan-expiry",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG layers/_memory.py __init__: `expiry <= 0` is False for NaN, "
-                "and a NaN expiry silently drops every message",
-            ),
         ),
     ],
 )
@@ -211,6 +188,52 @@ async def test_start_is_a_no_op() -> None:
     await layer.send("a", {"type": "t"})
     await layer.start()
     assert await layer.receive("a") == {"type": "t"}
+
+
+async def test_new_channel_names_are_prefix_process_token() -> None:
+    layer, other = InMemoryChannelLayer(), InMemoryChannelLayer()
+    names = [await layer.new_channel("chat") for _ in range(3)]
+    shape = re.compile(r"chat\.([0-9a-f]{12})![0-9a-f]{16}")
+    matches = [shape.fullmatch(name) for name in names]
+    processes = {match.group(1) for match in matches if match}
+    assert len([match for match in matches if match]) == len(names)
+    assert len(processes) == 1
+    assert (await other.new_channel("chat")).split("!")[0] != names[0].split("!")[0]
+
+
+async def test_longest_prefix_that_fits() -> None:
+    layer = InMemoryChannelLayer()
+    prefix = "p" * (MAX_NAME_LENGTH - len(".0123456789ab!0123456789abcdef"))
+    assert len(await layer.new_channel(prefix)) == MAX_NAME_LENGTH
+    with pytest.raises(InvalidChannelName):
+        await layer.new_channel(prefix + "p")
+
+
+@pytest.mark.parametrize("reset", ["flush", "close"])
+async def test_receive_keeps_waiting_across_flush_and_close(reset: str) -> None:
+    layer = InMemoryChannelLayer()
+    received: list[dict[str, Any]] = []
+
+    async def receiver() -> None:
+        received.append(await layer.receive("inbox"))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()
+            await getattr(layer, reset)()
+            await anyio.wait_all_tasks_blocked()
+            assert received == []
+            await layer.send("inbox", {"type": "after"})
+    assert received == [{"type": "after"}]
+
+
+async def test_send_after_close_channel_starts_an_empty_channel() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    await layer.send("inbox", {"type": "before"})
+    await layer.close_channel("inbox")
+    await layer.send("inbox", {"type": "after"})
+    assert await layer.receive("inbox") == {"type": "after"}
 
 
 # -- scale (correctness only: timings live in bench/) ----------------------------------------------
