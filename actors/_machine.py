@@ -32,6 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from threading import get_ident
 from typing import Any, ClassVar
 
@@ -63,6 +64,9 @@ __all__ = ["JsonStateActor", "StateActor", "TransitionRecord", "UnhandledEvent"]
 logger = logging.getLogger("interlock.actors")
 
 _IDLE = "idle"
+
+_IN_INVOKED_TASK: ContextVar[bool] = ContextVar("interlock_in_invoked_task", default=False)
+"""True in an invoked task: timers it arms must wake the actor's loop, which may be waiting."""
 
 
 class UnhandledEvent(ValueError):
@@ -137,6 +141,7 @@ class _MachineActor(WebsocketActor):
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
         self._generation = 0
         self._settling = False
+        self._due = math.inf  # the deadline the actor's loop last waited for
 
     # -- observation -----------------------------------------------------------------------
 
@@ -183,7 +188,10 @@ class _MachineActor(WebsocketActor):
                 await self._cross(old, new, reenter=reenter)
         finally:
             self._settling = False
-        if self._deferred and self.state != CLOSED:
+        if self._deferred:
+            if self.state in (CLOSING, CLOSED):
+                self._deferred = None  # the connection is ending: nothing will handle them
+                return
             replay, self._deferred = self._deferred, None
             for kind, event, payload in replay:
                 await self._event(kind, event, payload)
@@ -319,7 +327,12 @@ class _MachineActor(WebsocketActor):
         if self._timers is None:
             self._timers = {}
         self._generation += 1
-        self._timers[key] = [anyio.current_time() + seconds, self._generation, kind, event, seconds]
+        deadline = anyio.current_time() + seconds
+        self._timers[key] = [deadline, self._generation, kind, event, seconds]
+        if deadline < self._due and _IN_INVOKED_TASK.get():
+            # the loop may be waiting for a later deadline: post a wake-up (None: serve the timers)
+            self._due = deadline
+            self._tasks.start_soon(self._mailbox.put, (INTERNAL, None))
 
     def _disarm(self, key: str) -> None:
         if self._timers:
@@ -327,9 +340,8 @@ class _MachineActor(WebsocketActor):
 
     def _next_deadline(self) -> float:
         timers = self._timers
-        if not timers:
-            return math.inf
-        due: float = min(entry[0] for entry in timers.values())
+        due: float = min((entry[0] for entry in timers.values()), default=math.inf) if timers else math.inf
+        self._due = due
         return due
 
     async def _fire_due_timers(self) -> bool:
@@ -364,6 +376,7 @@ class _MachineActor(WebsocketActor):
         self._tasks.start_soon(self._run_task, key, self._generation, task, scope)
 
     async def _run_task(self, key: str, generation: int, task: str, scope: anyio.CancelScope) -> None:
+        _IN_INVOKED_TASK.set(True)  # in this task's own copy of the context
         with scope:
             method: Callable[[], Any] = getattr(self, task)
             try:

@@ -355,21 +355,26 @@ class _Compiler:
                 handled = [
                     t
                     for t in transitions
-                    if t.event == event and t.kind in ("client", "message") and t.source == info.path
+                    if t.event == event and t.kind in ("client", "message") and _within(info.path, t.source)
                 ]
                 if handled:
                     raise self.fail(
-                        f"state {info.path!r} both defers and handles {event!r} (handler {handled[0].handler!r})"
+                        f"state {info.path!r} both defers and handles {event!r} "
+                        f"(handler {handled[0].handler!r}, source {handled[0].source!r}): handlers win over defer"
                     )
         if idle is not None and not any(t.kind == "idle" for t in transitions):
             raise self.fail(f"idle_timeout = {idle} but no handler; add @on.idle()")
         for t in transitions:
             if t.kind == "idle" and idle is None:
-                raise self.fail(f"handler {t.handler!r} handles the idle timeout, but idle_timeout is not set")
+                raise self.fail(
+                    f"handler {t.handler!r} (source {t.source!r}) handles the idle timeout, but idle_timeout is not set"
+                )
             if t.kind in ("done", "error"):
                 runners = [info.path for info in states.values() if t.event in info.invoke]
                 if not runners:
-                    raise self.fail(f"handler {t.handler!r} handles task {t.event!r}, which no state invokes")
+                    raise self.fail(
+                        f"handler {t.handler!r} (source {t.source!r}) handles task {t.event!r}, which no state invokes"
+                    )
                 if not any(_within(t.source, r) or _within(r, t.source) for r in runners):
                     raise self.fail(
                         f"handler {t.handler!r} has source {t.source!r}, where task {t.event!r} never runs "

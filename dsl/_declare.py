@@ -153,7 +153,7 @@ def _decorate(
             msg = f"{event.__qualname__} cannot be an event: it must be an attrs class"
             raise TypeError(msg)
         event = declared
-    if event is None:  # a state timeout: the event is named after its state, once compiled
+    if event is None and kind == "timeout":  # the event is named after its state, once compiled
         event = ""
     elif not isinstance(event, str) or not event:
         msg = f"an event type must be a non-empty str or an attrs class, not {event!r}"

@@ -80,7 +80,7 @@ def _highlighted(spec: MachineSpec, highlight: str | None) -> tuple[str | None, 
     if highlight is None:
         return None, set()
     enclosing = set(spec.chain(highlight)[:-1])
-    if highlight in spec.states or highlight == OPEN:
+    if highlight in spec.states:
         enclosing.add(OPEN)
     return highlight, enclosing
 
@@ -166,8 +166,8 @@ def to_dot(spec: MachineSpec, highlight: str | None = None) -> str:
         lines.append(f"{indent}subgraph {_q('cluster_' + path)} {{")
         style = ' color="#e65100"; penwidth=2;' if path in enclosing or path == current else ""
         notes = _notes(spec, path) if path in spec.states else []
-        full = label + ("\\n" + "\\n".join(notes) if notes else "")
-        lines.append(f'{indent}    label="{full}"; style=rounded;{style}')
+        full = label + ("\n" + "\n".join(notes) if notes else "")
+        lines.append(f"{indent}    label={_q(full)}; style=rounded;{style}")
         lines.append(f'{indent}    {_q(path + ".__anchor")} [shape=point, width=0.01, label=""];')
         for child, info in spec.states.items():
             if info.parent != path:
