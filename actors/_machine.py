@@ -236,8 +236,6 @@ class _MachineActor(WebsocketActor):
     async def _event(self, kind: EventKind, event: str, payload: Any) -> None:
         state = self.state
         spec = self.machine
-        if spec.idle_timeout is not None and kind != "idle":
-            self._arm(_IDLE, spec.idle_timeout, "idle", _IDLE)
         candidates = spec.dispatch.get((state, kind, event))
         if candidates is not None:
             for transition in candidates:
@@ -286,6 +284,9 @@ class _MachineActor(WebsocketActor):
 
     async def _fire(self, transition: Transition, value: Any) -> None:
         source = self.state
+        idle = self.machine.idle_timeout
+        if idle is not None and transition.kind != "idle":  # every handled event resets it
+            self._arm(_IDLE, idle, "idle", _IDLE)
         await self._call(transition.handler, value)
         target = self.state
         if transition.target is not None and self.state == source:

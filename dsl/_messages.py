@@ -11,12 +11,52 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import list_structure_factory
 
 __all__ = ["MessageFormatError", "from_message", "to_message"]
 
 T = TypeVar("T")
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _exact(kind: type) -> Any:
+    """A structure hook that takes a value of *kind* as it is and refuses anything else."""
+
+    def structure(value: Any, _: type) -> Any:
+        if type(value) is kind:
+            return value
+        if kind is float and type(value) is int:  # JSON has one number type: 2 is a fine 2.0
+            return float(value)
+        msg = f"expected {kind.__name__}, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+
+    return structure
+
+
+for _kind in (str, int, float, bool, bytes):
+    # cattrs would turn 3 into "3", "x" into ["x"] and 3.7 into 3: client input deserves no such mercy
+    _converter.register_structure_hook(_kind, _exact(_kind))
+
+
+def _is_list(cls: Any) -> bool:
+    return cls is list or getattr(cls, "__origin__", None) is list
+
+
+def _list_hook(cls: Any) -> Any:
+    """Structure sequences from real lists only (cattrs would iterate a str)."""
+    base = list_structure_factory(cls, _converter)
+
+    def structure(value: Any, kind: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            msg = f"expected a list, got {type(value).__name__} {value!r}"
+            raise TypeError(msg)
+        return base(value, kind)
+
+    return structure
+
+
+_converter.register_structure_hook_factory(_is_list, _list_hook)
 
 
 class MessageFormatError(ValueError):
