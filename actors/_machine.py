@@ -231,6 +231,17 @@ class _MachineActor(WebsocketActor):
             for task in info.invoke:
                 self._start_task(path, task)
 
+    async def _on_failure(self, exc: Exception) -> None:
+        """Close as any actor does, then leave the user states: their exit hooks still run."""
+        old = self.state
+        await super()._on_failure(exc)
+        if old in self.machine.states:
+            self._timers = None
+            try:
+                await self._cross(old, CLOSED, reenter=None)
+            except Exception:
+                logger.exception("%r: an exit hook failed while the actor was failing", self)
+
     # -- events ---------------------------------------------------------------------------
 
     async def _event(self, kind: EventKind, event: str, payload: Any) -> None:

@@ -861,3 +861,33 @@ async def test_named_timer_fires_and_cancel_timer_stops_it(sync: bool) -> None:
         await ws.send_json_to({"type": "cancel" + suffix, "name": "tick"})  # not running: harmless
         assert await ws.receive_json_from() == {"cancelled": "tick"}
         await ws.disconnect()
+
+
+class FailsInRoom(JsonStateActor):
+    calls: ClassVar[list[str]] = []
+    lobby = State(initial=True)
+    room = State(terminal=True)
+
+    @on.client("join", source=lobby, target=room)
+    async def join(self, event: dict[str, Any]) -> None:
+        pass
+
+    @room.exit
+    def left(self) -> None:  # a sync hook, run in a worker thread
+        type(self).calls.append(f"exit in {self.state}")
+
+    @on.client("boom", source=room)
+    async def boom(self, event: dict[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+
+async def test_a_failing_handler_still_runs_exit_hooks(caplog: pytest.LogCaptureFixture) -> None:
+    FailsInRoom.calls.clear()
+    async with WebsocketCommunicator(FailsInRoom.as_asgi(), "/") as ws:
+        await ws.connect()
+        await ws.send_json_to({"type": "join"})
+        await ws.send_json_to({"type": "boom"})
+        with caplog.at_level(logging.ERROR, "interlock.actors"):
+            assert (await ws.receive_close()).code == 1011
+            await ws.wait()
+    assert FailsInRoom.calls == ["exit in closed"]
