@@ -248,36 +248,23 @@ class ProtocolTypeRouter:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         layer = self.channel_layer
+        steps = {"lifespan.startup": ("startup", "start"), "lifespan.shutdown": ("shutdown", "close")}
         while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if layer is not None and hasattr(layer, "start"):
-                        await layer.start()
-                except Exception as exc:
-                    logger.exception("channel layer failed to start")
-                    await send(
-                        {
-                            "type": "lifespan.startup.failed",
-                            "message": f"channel layer failed to start: {exc}",
-                        }
-                    )
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                try:
-                    if layer is not None:
-                        await layer.close()
-                except Exception as exc:
-                    logger.exception("channel layer failed to close")
-                    await send(
-                        {
-                            "type": "lifespan.shutdown.failed",
-                            "message": f"channel layer failed to close: {exc}",
-                        }
-                    )
-                    return
-                await send({"type": "lifespan.shutdown.complete"})
+            step = steps.get((await receive())["type"])
+            if step is None:
+                continue
+            phase, method = step
+            try:
+                action = getattr(layer, method, None) if layer is not None else None
+                if action is not None:
+                    await action()
+            except Exception as exc:
+                logger.exception("channel layer failed to %s", method)
+                message = f"channel layer failed to {method}: {exc}"
+                await send({"type": f"lifespan.{phase}.failed", "message": message})
+                return
+            await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
                 return
 
 
