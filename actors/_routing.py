@@ -244,7 +244,10 @@ class ProtocolTypeRouter:
                 f"ProtocolTypeRouter has no application for scope type {kind!r}; "
                 f"it routes {sorted(self.application_mapping)!r}"
             )
-            raise ValueError(msg)
+            if kind not in ("http", "websocket"):
+                raise ValueError(msg)
+            logger.warning("%s (path %r): answered 404", msg, scope.get("path"))
+            await _refuse(scope, receive, send, 404, "Not Found")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         layer = self.channel_layer

@@ -399,6 +399,21 @@ async def test_protocol_type_router_refuses_an_unknown_scope_type() -> None:
     assert "['http', 'websocket']" in str(info.value)
 
 
+async def test_protocol_type_router_answers_404_for_http_and_websocket_it_does_not_route(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = ProtocolTypeRouter({"websocket": Reporter.as_asgi()})
+    with caplog.at_level(logging.WARNING, "interlock.actors"):
+        async with HttpCommunicator(router, "GET", "/ws/") as http:
+            response = await http.get_response()
+    assert response.status == 404
+    assert "no application for scope type 'http'" in caplog.text
+    only_http = ProtocolTypeRouter({"http": leaf})
+    async with WebsocketCommunicator(only_http, "/ws/") as ws:
+        handshake = await ws.connect()
+    assert (handshake.accepted, handshake.status) == (False, 404)
+
+
 def test_protocol_type_router_refuses_an_actor_class() -> None:
     with pytest.raises(TypeError, match=r"'websocket' is a class; use Reporter\.as_asgi\(\)"):
         ProtocolTypeRouter({"websocket": Reporter})  # type: ignore[dict-item]

@@ -8,7 +8,7 @@ In-process figures, each the median of ``--rounds`` runs on asyncio:
 
 Run::
 
-    .venv/bin/python bench/layers.py [--rounds 5] [--trips 2000] [--only memory,sqlite,channels,redis]
+    .venv/bin/python bench/channel_layers.py [--rounds 5] [--trips 2000] [--only memory,sqlite,channels,redis]
 
 ``redis`` needs the Redis server on 127.0.0.1:6379; ``sqlite`` uses a file in a
 temporary directory. Cross-process figures for the SQLite layer are in
