@@ -10,10 +10,13 @@ from ._errors import (
     InvalidChannelName,
     InvalidGroupName,
     InvalidMessage,
+    LayerBusy,
     LayerClosed,
+    LayerFileError,
     UnserializableMessage,
 )
 from ._memory import InMemoryChannelLayer
+from ._sqlite import SQLiteChannelLayer
 from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
 
@@ -27,9 +30,12 @@ __all__ = [
     "InvalidChannelName",
     "InvalidGroupName",
     "InvalidMessage",
+    "LayerBusy",
     "LayerClosed",
+    "LayerFileError",
     "ListableGroupLayer",
     "Message",
+    "SQLiteChannelLayer",
     "UnserializableMessage",
     "check_message",
     "require_channel_name",

@@ -13,7 +13,9 @@ __all__ = [
     "InvalidChannelName",
     "InvalidGroupName",
     "InvalidMessage",
+    "LayerBusy",
     "LayerClosed",
+    "LayerFileError",
     "UnserializableMessage",
 ]
 
@@ -28,6 +30,14 @@ class ChannelFull(ChannelLayerError, RuntimeError):
 
 class LayerClosed(ChannelLayerError, RuntimeError):
     """The layer was closed while an operation waited on it."""
+
+
+class LayerFileError(ChannelLayerError, ValueError):
+    """A layer file cannot be used: not SQLite, corrupt, another application's, or too new."""
+
+
+class LayerBusy(ChannelLayerError, RuntimeError):
+    """Another process kept the layer file locked for longer than the layer waits."""
 
 
 class InvalidChannelName(ChannelLayerError, ValueError):

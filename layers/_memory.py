@@ -15,24 +15,18 @@ reaches it through the actor's thread bridge.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Self, final
 
-import anyio
-
 from ._errors import ChannelFull, InvalidChannelName
+from ._queues import CapacityRule, ChannelQueues
 from ._types import Message
 from ._validation import (
     check_message,
-    copy_message,
-    require_capacity,
     require_channel_name,
     require_group_name,
     require_positive,
@@ -41,15 +35,6 @@ from ._validation import (
 __all__ = ["InMemoryChannelLayer"]
 
 logger = logging.getLogger("interlock.layers")
-
-
-class _Channel:
-    __slots__ = ("capacity", "queue", "waiter")
-
-    def __init__(self, capacity: int) -> None:
-        self.queue: deque[tuple[float, Message]] = deque()
-        self.waiter: anyio.Event | None = None
-        self.capacity = capacity
 
 
 @final
@@ -72,21 +57,17 @@ class InMemoryChannelLayer:
         group_expiry: float = 86400.0,
         channel_capacity: Mapping[str, int] | None = None,
     ) -> None:
-        self.capacity = require_capacity("capacity", capacity)
+        self.capacity = capacity
         self.expiry = require_positive("expiry", expiry)
         self.group_expiry = require_positive("group_expiry", group_expiry)
-        self._capacity_patterns = [
-            (re.compile(fnmatch.translate(pattern)), require_capacity(f"channel_capacity[{pattern!r}]", size))
-            for pattern, size in (channel_capacity or {}).items()
-        ]
+        self._queues = ChannelQueues(CapacityRule(capacity, channel_capacity), self.expiry)
         self._process = secrets.token_hex(6)
-        self._channels: dict[str, _Channel] = {}
         self._groups: dict[str, dict[str, float]] = {}
         self._memberships: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return (
-            f"<InMemoryChannelLayer channels={len(self._channels)} groups={len(self._groups)} "
+            f"<InMemoryChannelLayer channels={len(self._queues)} groups={len(self._groups)} "
             f"capacity={self.capacity} expiry={self.expiry}>"
         )
 
@@ -113,63 +94,26 @@ class InMemoryChannelLayer:
 
     async def flush(self) -> None:
         """Drop every message, channel and group."""
-        for channel in self._channels.values():
-            if channel.waiter is not None:
-                channel.waiter.set()
-        self._channels.clear()
+        self._queues.clear()
         self._groups.clear()
         self._memberships.clear()
 
     # -- channels --------------------------------------------------------------------------
 
-    def _capacity_for(self, name: str) -> int:
-        for pattern, size in self._capacity_patterns:
-            if pattern.match(name):
-                return size
-        return self.capacity
-
-    def _channel(self, name: str) -> _Channel:
-        channel = self._channels.get(name)
-        if channel is None:
-            channel = self._channels[name] = _Channel(self._capacity_for(name))
-        return channel
-
-    def _put(self, name: str, message: Message, now: float) -> None:
-        channel = self._channel(name)
-        queue = channel.queue
-        if len(queue) >= channel.capacity:
-            while queue and queue[0][0] <= now:
-                queue.popleft()
-            if len(queue) >= channel.capacity:
-                msg = f"channel {name!r} is full ({channel.capacity} undelivered messages)"
-                raise ChannelFull(msg)
-        queue.append((now + self.expiry, copy_message(message)))
-        waiter = channel.waiter
-        if waiter is not None:
-            channel.waiter = None
-            waiter.set()
-
     async def send(self, channel: str, message: Message, /) -> None:
         """Queue a copy of *message* on *channel*."""
         require_channel_name(channel)
-        self._put(channel, check_message(message), time.monotonic())
+        self._queues.put(channel, check_message(message), time.monotonic())
 
     async def receive(self, channel: str, /) -> Message:
         """Wait for the next unexpired message on *channel*."""
         require_channel_name(channel)
+        queues = self._queues
         while True:
-            state = self._channel(channel)
-            queue = state.queue
-            now = time.monotonic()
-            while queue:
-                expires_at, message = queue.popleft()
-                if expires_at > now:
-                    if not queue and state.waiter is None:
-                        del self._channels[channel]
-                    return message
-            if state.waiter is None:
-                state.waiter = anyio.Event()
-            await state.waiter.wait()
+            message = queues.take(channel)
+            if message is not None:
+                return message
+            await queues.waiter(channel).wait()
 
     async def new_channel(self, prefix: str = "specific", /) -> str:
         """Return a new process-local channel name, ``PREFIX.PROCESS!TOKEN``."""
@@ -182,9 +126,7 @@ class InMemoryChannelLayer:
     async def close_channel(self, channel: str, /) -> None:
         """Drop *channel*'s queue and remove it from all its groups."""
         require_channel_name(channel)
-        state = self._channels.pop(channel, None)
-        if state is not None and state.waiter is not None:
-            state.waiter.set()
+        self._queues.drop(channel)
         for group in self._memberships.pop(channel, ()):
             members = self._groups.get(group)
             if members is not None:
@@ -236,7 +178,7 @@ class InMemoryChannelLayer:
         now = time.monotonic()
         for channel in self._live_members(group, now):
             try:
-                self._put(channel, checked, now)
+                self._queues.put(channel, checked, now)
             except ChannelFull:
                 logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
 

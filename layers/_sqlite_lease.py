@@ -21,6 +21,7 @@ layer keeps of them, so a long pause costs the messages queued meanwhile, not th
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ class LeaseKeeper:
             if conn is not None:
                 conn.close()
 
-    def beat(self, conn: store.sqlite3.Connection) -> None:
+    def beat(self, conn: sqlite3.Connection) -> None:
         """Renew the lease (re-registering if it was lost), then prune."""
         now = time.time()
         if not store.call(conn, store.renew, self.me, now + self.lease):

@@ -10,15 +10,18 @@ Rules:
    the channel's ``owner`` process for process-local (``!``) channels and NULL for named
    ones.  ``messages`` has a row per undelivered message, with the same ``owner`` so a
    process can claim everything addressed to its channels with one indexed query.
+   Message ids only grow (``AUTOINCREMENT``: never reused), so they order each queue,
+   and an id read by a claim still names the same row when it is deleted.
 2. A process-local channel lives as long as its owner: pruning a process whose lease
    ended more than ``grace`` seconds ago deletes its row, its channels' memberships and
    their queued messages in one transaction.  Named channels are never pruned.  An owner
    that has no row yet (a ``!`` name nobody registered) gets a placeholder row whose lease
    has already ended, so every owned membership is pruned by the same rule.
-3. Writes run in ``BEGIN IMMEDIATE`` transactions on a WAL file with a busy timeout, and
-   :func:`call` retries a whole transaction when SQLite still answers "database is
-   locked", so that error never reaches a caller (after :data:`PATIENCE` seconds of
-   it, :class:`LayerBusy` says so plainly).
+3. Writes are single statements or ``BEGIN IMMEDIATE`` transactions on a WAL file.
+   When another connection holds the write lock, :func:`call` retries the whole
+   transaction after a short, growing, jittered sleep (from 50 µs: SQLite's own busy
+   handler would sleep at least 1 ms), so "database is locked" never reaches a caller
+   (after :data:`PATIENCE` seconds of it, :class:`LayerBusy` says so plainly).
 4. Times in the file are wall-clock seconds (``time.time()``): several processes read them.
 5. The file says what it is: ``PRAGMA application_id`` marks a layer file and
    ``PRAGMA user_version`` its schema version.  Opening refuses, with an error naming the
@@ -36,9 +39,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, Final, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
-from ._errors import ChannelFull, ChannelLayerError
+from ._errors import ChannelFull, LayerBusy, LayerFileError
+from ._wire import decode
 
 __all__ = [
     "APPLICATION_ID",
@@ -81,25 +85,17 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS memberships_by_channel ON memberships (channel)",
     "CREATE INDEX IF NOT EXISTS memberships_by_owner ON memberships (owner) WHERE owner IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS messages (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         channel TEXT NOT NULL,
         owner TEXT,
         expires REAL NOT NULL,
         body TEXT NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, id)",
+    "CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, id, expires)",
     "CREATE INDEX IF NOT EXISTS messages_by_owner ON messages (owner, id) WHERE owner IS NOT NULL",
 )
 _TABLES: Final = frozenset({"processes", "memberships", "messages"})
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-class LayerFileError(ChannelLayerError, ValueError):
-    """A layer file cannot be used: not SQLite, corrupt, another application's, or too new."""
-
-
-class LayerBusy(ChannelLayerError, RuntimeError):
-    """Another process kept the layer file locked for longer than the layer waits."""
 
 
 class Owner(NamedTuple):
@@ -186,8 +182,14 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
         _check_header(conn, path, app_id, version)
         if not read_only:
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")  # proves the file and its directory are writable
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: proves the file is writable
+            try:
+                conn.execute(f"PRAGMA user_version = {version}")
+            finally:
+                conn.execute("ROLLBACK")
+        # From now on a busy file raises at once and call() retries with short sleeps:
+        # SQLite's own busy handler sleeps at least 1 ms, an eternity next to a commit.
+        conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.DatabaseError as exc:
         code = exc.sqlite_errorcode & 0xFF
         if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
@@ -198,9 +200,15 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
 
 
 def _header(conn: sqlite3.Connection) -> tuple[int, int]:
-    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    """``(application_id, user_version)``, read in one statement: one consistent snapshot."""
+    app_id, version = conn.execute(
+        "SELECT application_id, user_version FROM pragma_application_id(), pragma_user_version()"
+    ).fetchone()
     return int(app_id), int(version)
+
+
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    return sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"))
 
 
 def _set_wal(conn: sqlite3.Connection) -> None:
@@ -211,9 +219,9 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 
 def _initialise(conn: sqlite3.Connection, path: Path) -> None:
-    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
-    if tables:
-        raise _not_a_layer(path, f"it is a SQLite database of another application (tables {sorted(tables)})")
+    others = _table_names(conn)
+    if others:
+        raise _not_a_layer(path, f"it is a SQLite database of another application (tables {others})")
     _set_wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -231,9 +239,9 @@ def _initialise(conn: sqlite3.Connection, path: Path) -> None:
 def _check_header(conn: sqlite3.Connection, path: Path, app_id: int, version: int) -> None:
     if app_id != APPLICATION_ID:
         if app_id == 0 and version == 0:
-            tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"))
-            if tables:
-                raise _not_a_layer(path, f"it is a SQLite database of another application (tables {tables})")
+            others = _table_names(conn)
+            if others:
+                raise _not_a_layer(path, f"it is a SQLite database of another application (tables {others})")
             raise _not_a_layer(path, "it is an empty SQLite database, not initialised by a layer")
         raise _not_a_layer(path, f"it belongs to another application (application_id {app_id:#x})")
     if version > SCHEMA_VERSION:
@@ -242,9 +250,9 @@ def _check_header(conn: sqlite3.Connection, path: Path, app_id: int, version: in
             f"its schema version is {version}, written by a newer interlock; this one reads "
             f"versions up to {SCHEMA_VERSION} (upgrade interlock, or use a new file)",
         )
-    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
-    if not _TABLES <= tables:
-        raise _not_a_layer(path, f"its tables {sorted(_TABLES - tables)} are missing")
+    missing = sorted(_TABLES.difference(_table_names(conn)))
+    if missing:
+        raise _not_a_layer(path, f"its tables {missing} are missing")
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -254,7 +262,7 @@ def call(
     conn: sqlite3.Connection, fn: Callable[Concatenate[sqlite3.Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """Run ``fn(conn, ...)``, retrying the whole of it while the file is locked by others."""
-    delay = 0.001
+    delay = 0.00005
     deadline: float | None = None
     while True:
         try:
@@ -271,7 +279,7 @@ def call(
                 msg = f"the layer file stayed locked by other processes for {PATIENCE:.0f} s ({exc})"
                 raise LayerBusy(msg) from exc
             time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not cryptography
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 1.5, 0.02)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -298,7 +306,7 @@ def register(conn: sqlite3.Connection, me: Owner, memberships: Iterable[tuple[st
         conn.execute("INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?, ?, ?)", me)
         conn.executemany(
             "INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
-            [(group, channel, me.id, me.started) for group, channel in memberships],
+            [(group, channel, me.id, time.time()) for group, channel in memberships],
         )
 
 
@@ -402,47 +410,79 @@ def flush(conn: sqlite3.Connection) -> None:
 # -- messages --------------------------------------------------------------------------------
 
 
+_ENQUEUE: Final = (
+    "INSERT INTO messages (channel, owner, expires, body) SELECT ?1, ?2, ?3, ?4 WHERE ("
+    "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE channel = ?1 AND expires > ?5 LIMIT ?6)) < ?6"
+)
+
+
 def enqueue(
     conn: sqlite3.Connection,
     targets: Sequence[tuple[str, str | None, int]],
     body: str,
+    *,
     now: float,
     expires: float,
-    *,
     strict: bool,
 ) -> list[str]:
     """Queue *body* for each ``(channel, owner, capacity)``; return the channels that were full.
 
-    With *strict* (a single ``send``), a full channel raises :class:`ChannelFull` instead
-    and nothing is queued.
+    Each insert counts the channel's unexpired messages (at most *capacity* of them) in
+    the same statement.  With *strict* (a single ``send``), a full channel raises
+    :class:`ChannelFull` instead.
     """
+    if len(targets) == 1:  # one statement is its own transaction
+        channel, owner, capacity = targets[0]
+        if conn.execute(_ENQUEUE, (channel, owner, expires, body, now, capacity)).rowcount == 1:
+            return []
+        if strict:
+            msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
+            raise ChannelFull(msg)
+        return [channel]
     full: list[str] = []
     with _writing(conn):
         for channel, owner, capacity in targets:
-            (queued,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE channel = ? AND expires > ?", (channel, now)
-            ).fetchone()
-            if queued >= capacity:
-                if strict:
-                    msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
-                    raise ChannelFull(msg)
+            if conn.execute(_ENQUEUE, (channel, owner, expires, body, now, capacity)).rowcount != 1:
                 full.append(channel)
-                continue
-            conn.execute(
-                "INSERT INTO messages (channel, owner, expires, body) VALUES (?, ?, ?, ?)",
-                (channel, owner, expires, body),
-            )
     return full
 
 
+def group_send(
+    conn: sqlite3.Connection,
+    group: str,
+    body: str,
+    *,
+    joined_after: float,
+    local_owner: str | None,
+    now: float,
+    expires: float,
+    capacity_for: Callable[[str], int],
+) -> tuple[list[str], list[str], list[str]]:
+    """Queue *body* for the members of *group* not owned by *local_owner*.
+
+    Returns the members *local_owner* delivers itself, the members queued in the file,
+    and those of them that were full.
+    """
+    local: list[str] = []
+    stored: list[tuple[str, str | None, int]] = []
+    for channel, owner in group_members(conn, group, joined_after):
+        if owner is not None and owner == local_owner:
+            local.append(channel)
+        else:
+            stored.append((channel, owner, capacity_for(channel)))
+    full = enqueue(conn, stored, body, now=now, expires=expires, strict=False) if stored else []
+    return local, [channel for channel, _, _ in stored], full
+
+
 def claim_owned(
-    conn: sqlite3.Connection, owner: str, now: float, room: Callable[[str], int]
-) -> tuple[list[tuple[str, float, str]], bool]:
+    conn: sqlite3.Connection, owner: str, room: Callable[[str], int]
+) -> tuple[list[tuple[str, float, dict[str, Any]]], bool]:
     """Take the oldest messages for *owner*'s channels, at most ``room(channel)`` per channel.
 
-    Returns ``(channel, expires, body)`` in queue order, and whether any were left behind
-    (a full channel, or more than one batch).
+    Returns ``(channel, expires, message)`` in queue order, and whether any were left
+    behind (a full channel, or more than one batch).
     """
+    now = time.time()
     rows = conn.execute(
         "SELECT id, channel, expires, body FROM messages WHERE owner = ? AND expires > ? ORDER BY id LIMIT ?",
         (owner, now, CLAIM_BATCH),
@@ -474,11 +514,12 @@ def claim_owned(
                 [row[0] for row in chosen],
             )
         }
-    return [(channel, expires, body) for row_id, channel, expires, body in chosen if row_id in taken], left
+    return [(channel, expires, decode(body)) for row_id, channel, expires, body in chosen if row_id in taken], left
 
 
-def claim_one(conn: sqlite3.Connection, channel: str, now: float) -> tuple[float, str] | None:
+def claim_one(conn: sqlite3.Connection, channel: str) -> dict[str, Any] | None:
     """Take the oldest unexpired message on *channel*, or return None."""
+    now = time.time()
     while True:
         row = conn.execute(
             "SELECT id, expires, body FROM messages WHERE channel = ? AND expires > ? ORDER BY id LIMIT 1",
@@ -487,7 +528,7 @@ def claim_one(conn: sqlite3.Connection, channel: str, now: float) -> tuple[float
         if row is None:
             return None
         if conn.execute("DELETE FROM messages WHERE id = ?", (row[0],)).rowcount == 1:
-            return row[1], row[2]
+            return decode(row[2])
 
 
 def data_version(conn: sqlite3.Connection) -> int:

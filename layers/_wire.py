@@ -3,16 +3,15 @@
 Rules:
 
 1. It carries exactly the values :mod:`._validation` lets through: ``None``, ``bool``,
-   ``int`` (any size), ``float`` (NaN and infinities included), ``str`` (lone surrogates
-   included), ``bytes``, lists and dicts with ``str`` keys.  Tuples become lists, as the
-   in-process path also delivers them.
+   ``int`` (any size), ``float`` (NaN and infinities included), ``str``, ``bytes``, lists
+   and dicts with ``str`` keys.  Tuples become lists, as the in-process path delivers them.
 2. ``bytes`` travel as a one-key object ``{"\\u0000b": "<base64>"}``.  A user dict whose
    key starts with NUL gets one more NUL in front of that key on the wire, so no user
    dict can ever be mistaken for a tag; decoding strips it again.
-3. The text is ASCII (``ensure_ascii``): SQLite stores it as-is, lone surrogates
-   included, and since JSON escapes every control character, a NUL can only appear
-   as the six characters ``\\u0000``.  Text without them (almost every message) is
-   decoded with the plain C decoder, no hook.
+3. The text is ASCII (``ensure_ascii``): SQLite stores it as-is, whatever the message
+   holds, and since JSON escapes every control character, a NUL can only appear as the
+   six characters ``\\u0000``.  Text without them (almost every message) is decoded by
+   the plain C decoder, with no hook.
 
 Never pickle: a layer file is shared by processes, and reading it must not run code.
 """

@@ -1,0 +1,122 @@
+"""The ``interlock layer`` commands: look inside a SQLite layer file from a shell.
+
+::
+
+    interlock layer groups PATH           every group with its member count
+    interlock layer members PATH GROUP    the channels in GROUP, one a line
+    interlock layer prune PATH            drop dead processes' channels and expired messages
+
+``groups`` and ``members`` open the file read-only and never create it; ``prune`` does once
+what every live layer process does on each lease beat (see :mod:`._sqlite_lease`).  Output
+is plain lines for ``grep``/``wc``; errors go to stderr with exit status 1.
+
+The ``interlock`` command mounts these with :func:`add_layer_commands`; each command sets
+``handler`` on the parsed namespace, a function of it returning the exit status.
+:func:`main` runs them alone (``python -m interlock.layers._cli layer groups PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import _sqlite_store as store
+from ._errors import ChannelLayerError
+from ._validation import require_group_name
+
+__all__ = ["add_layer_commands", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_layer_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``layer`` command (with ``groups``, ``members``, ``prune``) to *subparsers*."""
+    layer = subparsers.add_parser(
+        "layer",
+        help="look inside a SQLite channel-layer file",
+        description="Look inside the file of a SQLiteChannelLayer: its groups, their members, "
+        "and the dead processes it still remembers.",
+    )
+    commands = layer.add_subparsers(dest="layer_command", required=True, metavar="COMMAND")
+
+    groups = commands.add_parser("groups", help="list groups and their member counts")
+    groups.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    groups.set_defaults(handler=_guarded(_groups))
+
+    members = commands.add_parser("members", help="list the channels in a group")
+    members.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    members.add_argument("group", metavar="GROUP", help="the group's name")
+    members.set_defaults(handler=_guarded(_members))
+
+    prune = commands.add_parser("prune", help="remove dead processes' channels and expired messages now")
+    prune.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    prune.set_defaults(handler=_guarded(_prune))
+    return layer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``layer ...`` as the ``interlock`` command would; return the exit status."""
+    parser = argparse.ArgumentParser(prog="interlock")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_layer_commands(commands)
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (OSError, ChannelLayerError, sqlite3.Error) as exc:
+            print(f"interlock layer {args.layer_command}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _groups(args: argparse.Namespace) -> int:
+    conn = store.connect(args.path, create=False, read_only=True)
+    try:
+        counts = store.call(conn, store.group_counts, float("-inf"))
+    finally:
+        conn.close()
+    width = max((len(group) for group in counts), default=0)
+    for group in sorted(counts):
+        print(f"{group:<{width}}  {counts[group]}")
+    return 0
+
+
+def _members(args: argparse.Namespace) -> int:
+    group = require_group_name(args.group)
+    conn = store.connect(args.path, create=False, read_only=True)
+    try:
+        members = store.call(conn, store.group_members, group, float("-inf"))
+    finally:
+        conn.close()
+    for channel in sorted(channel for channel, _ in members):
+        print(channel)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    conn = store.connect(args.path, create=False)
+    try:
+        report = store.call(conn, store.prune, time.time())
+    finally:
+        conn.close()
+    dead = ", ".join(report.processes) if report.processes else "none"
+    print(f"dead processes pruned: {len(report.processes)} ({dead})")
+    print(f"memberships removed: {report.memberships}")
+    print(f"messages removed: {report.messages}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Per-channel queues in process memory: what every layer's local delivery is made of.
+
+A queue is a deque of ``(expires_at, message)`` on :func:`time.monotonic`'s clock, with
+at most one :class:`anyio.Event` that its receivers share. ``put`` checks capacity and
+copies the message once; ``take`` pops from the left, skipping expired messages; nothing
+ever scans across channels, so delivering to *n* members costs *n* appends.
+
+Queues belong to one event loop; an emptied queue with no waiter is dropped, so
+channels that come and go leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+import anyio
+
+from ._errors import ChannelFull
+from ._types import Message
+from ._validation import copy_message, require_capacity
+
+__all__ = ["CapacityRule", "ChannelQueue", "ChannelQueues"]
+
+
+class CapacityRule:
+    """Each channel's capacity: the first glob pattern of *channel_capacity* it matches, else *capacity*."""
+
+    def __init__(self, capacity: int, channel_capacity: Mapping[str, int] | None = None) -> None:
+        self.capacity = require_capacity("capacity", capacity)
+        self.patterns = [
+            (re.compile(fnmatch.translate(pattern)), require_capacity(f"channel_capacity[{pattern!r}]", size))
+            for pattern, size in (channel_capacity or {}).items()
+        ]
+
+    def __call__(self, name: str) -> int:
+        for pattern, size in self.patterns:
+            if pattern.match(name):
+                return size
+        return self.capacity
+
+
+class ChannelQueue:
+    """One channel's undelivered messages and the event its receivers wait on."""
+
+    __slots__ = ("capacity", "messages", "waiter")
+
+    def __init__(self, capacity: int) -> None:
+        self.messages: deque[tuple[float, Message]] = deque()
+        self.waiter: anyio.Event | None = None
+        self.capacity = capacity
+
+
+class ChannelQueues:
+    """The queues of the channels one layer delivers to in this process."""
+
+    def __init__(self, capacity_for: Callable[[str], int], expiry: float) -> None:
+        self.capacity_for = capacity_for
+        self.expiry = expiry
+        self._queues: dict[str, ChannelQueue] = {}
+
+    def __contains__(self, channel: str) -> bool:
+        return channel in self._queues
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+    def _queue(self, name: str) -> ChannelQueue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = ChannelQueue(self.capacity_for(name))
+        return queue
+
+    def put(self, name: str, message: Message, now: float) -> None:
+        """Queue a copy of a checked *message*; raise :class:`ChannelFull` at capacity."""
+        queue = self._queue(name)
+        messages = queue.messages
+        if len(messages) >= queue.capacity:
+            while messages and messages[0][0] <= now:
+                messages.popleft()
+            if len(messages) >= queue.capacity:
+                msg = f"channel {name!r} is full ({queue.capacity} undelivered messages)"
+                raise ChannelFull(msg)
+        messages.append((now + self.expiry, copy_message(message)))
+        self._appended(name, queue)
+
+    def _appended(self, name: str, queue: ChannelQueue) -> None:
+        """A message joined *queue*: wake its receivers."""
+        waiter = queue.waiter
+        if waiter is not None:
+            queue.waiter = None
+            waiter.set()
+
+    def take(self, name: str) -> Message | None:
+        """Pop the oldest unexpired message of *name*'s queue, if any."""
+        queue = self._queues.get(name)
+        if queue is None:
+            return None
+        messages = queue.messages
+        now = time.monotonic()
+        while messages:
+            expires_at, message = messages.popleft()
+            if expires_at > now:
+                self._taken(name, queue)
+                if not messages and queue.waiter is None:
+                    del self._queues[name]
+                return message
+        return None
+
+    def _taken(self, name: str, queue: ChannelQueue) -> None:
+        """A message left *queue* (subclasses track room here)."""
+
+    def waiter(self, name: str) -> anyio.Event:
+        """The event set when *name*'s queue gets a message (or is dropped)."""
+        queue = self._queue(name)
+        if queue.waiter is None:
+            queue.waiter = anyio.Event()
+        return queue.waiter
+
+    def drop(self, name: str) -> None:
+        """Drop *name*'s queue (the channel was closed), waking its receivers."""
+        queue = self._queues.pop(name, None)
+        if queue is not None and queue.waiter is not None:
+            queue.waiter.set()
+
+    def wake_all(self) -> None:
+        """Wake every receiver, keeping the messages."""
+        for queue in self._queues.values():
+            if queue.waiter is not None:
+                queue.waiter.set()
+                queue.waiter = None
+
+    def clear(self) -> None:
+        """Drop every queue, waking every receiver."""
+        self.wake_all()
+        self._queues.clear()

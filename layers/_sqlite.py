@@ -1,0 +1,545 @@
+"""A channel layer in a SQLite file: durable, listable groups shared by the processes of one machine.
+
+Rules:
+
+1. **Groups are rows.**  ``group_add`` writes a membership to the file, so memberships
+   survive restarts and any process can list them (``group_members``, ``groups``).
+2. **Channels belong to processes.**  ``new_channel()`` names (``PREFIX.PROCESS!TOKEN``)
+   belong to the layer instance that made them, which holds a lease in the file while
+   it runs (:mod:`._sqlite_lease`).  When it closes, their memberships and queued
+   messages go at once; when it dies, even by SIGKILL, they go ``grace`` seconds after
+   its lease ends, pruned by whichever process notices.  *Named* channels (no ``!``,
+   e.g. ``worker.alpha``) belong to nobody: their memberships last until discarded, and
+   any process may receive from them.
+3. **Local fast path.**  A message from this process to one of its own channels never
+   touches the file: it goes to an in-memory queue, exactly as in
+   :class:`~interlock.layers.InMemoryChannelLayer`.  Everything else (other processes'
+   channels, named channels) is a row in ``messages``, encoded by :mod:`._wire`.
+4. **Capacity and expiry** hold for each queue: the in-memory one and the file's.  A
+   sender gets :class:`~interlock.layers.ChannelFull` when the queue it writes to is
+   full; ``group_send`` skips full members.  Expired messages are never delivered.
+5. **Never block the event loop.**  Every SQLite call runs in a worker thread, one at a
+   time per layer (a lock; a per-loop :class:`anyio.CapacityLimiter` keeps waiting calls
+   out of the thread pool), through the same code on asyncio and trio.
+
+Theory of operation (wake-up): the in-memory queues (:mod:`._sqlite_local`) belong to
+one *home* event loop thread, the first that used the layer.  While anything on it
+waits to receive, a background *pump* task (:mod:`._background`) runs there.  It asks a
+worker thread to watch the file: ``PRAGMA data_version`` (a counter read from shared
+memory, no query) every ``poll_interval`` seconds (five times less often once no
+message has come through the file for a second), returning as soon as another
+connection has committed, or at once when kicked (a :class:`threading.Event` set when
+this process itself wrote something a local receiver may want, or when a full local
+queue has room again).  Then the pump claims, in one indexed query and one ``DELETE …
+RETURNING``, the messages for this process's channels, moves them into the in-memory
+queues, and wakes the receivers of named channels, which claim their own rows.
+
+Calls from other threads or event loops (sync code bridged with a fresh ``anyio.run``)
+never touch the in-memory queues: they go through the file and kick the pump.  If the
+home loop ends, the pump's ending frees the home for the next loop that uses the
+layer.  A forked child forgets its parent's connection, lease and channels, and starts
+as a new process on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar, final
+
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
+from . import _sqlite_store as store
+from ._background import spawn_system_task
+from ._errors import ChannelFull, InvalidChannelName, LayerClosed
+from ._queues import CapacityRule
+from ._sqlite_lease import LeaseKeeper, OwnMemberships
+from ._sqlite_local import LocalQueues
+from ._types import Message
+from ._validation import (
+    MAX_NAME_LENGTH,
+    check_message,
+    require_channel_name,
+    require_group_name,
+    require_positive,
+)
+from ._wire import encode
+
+__all__ = ["SQLiteChannelLayer"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("interlock.layers.sqlite")
+
+_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
+_PROCESS_HEX: Final = 6  # bytes of the process id: 12 hex digits
+_TOKEN_HEX: Final = 8  # bytes of a channel token: 16 hex digits
+_SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
+_WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks around
+_QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
+_QUIET_SLOWDOWN: Final = 5  # how much it slows down
+_layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
+
+
+def _owner_of(channel: str) -> str | None:
+    """The process a ``!`` channel belongs to (what precedes the ``!``, after its last dot)."""
+    head, bang, _ = channel.partition("!")
+    return head.rpartition(".")[2] if bang else None
+
+
+@final
+class SQLiteChannelLayer:
+    """A channel layer kept in a SQLite file, shared by the processes of one machine.
+
+    :param path: the layer file; created (with its schema) if missing, its directory must exist.
+    :param capacity: undelivered messages a channel may hold before ``send`` raises
+        :class:`~interlock.layers.ChannelFull`.
+    :param expiry: seconds an undelivered message is kept.
+    :param group_expiry: seconds a membership lasts unless renewed by ``group_add``; None
+        (the default) keeps memberships until discarded or until their channel's process
+        is pruned: leases, not a timer, clean up after dead processes.
+    :param channel_capacity: per-channel capacities, keyed by glob patterns
+        (``{"http.*": 500}``); the first matching pattern wins.
+    :param lease: seconds this process's lease lasts; it is renewed every ``lease / 3``.
+    :param grace: seconds after its lease ends before a silent process's channels are pruned.
+    :param poll_interval: seconds between two looks at the file while something waits
+        for a message from another process and messages flow: the bound on their extra
+        latency.  After a second without such messages the layer looks five times less
+        often, until the next one.
+
+    The layer starts on first use; ``await layer.start()`` or ``async with layer:``
+    start it explicitly (and surface a bad file at once), ``await layer.close()`` ends
+    its lease and drops its own channels.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        capacity: int = 100,
+        expiry: float = 60.0,
+        group_expiry: float | None = None,
+        channel_capacity: Mapping[str, int] | None = None,
+        lease: float = 10.0,
+        grace: float = 20.0,
+        poll_interval: float = 0.002,
+    ) -> None:
+        self.path = Path(path)
+        self._capacity_for = CapacityRule(capacity, channel_capacity)
+        self.capacity = capacity
+        self.expiry = require_positive("expiry", expiry)
+        self.group_expiry = None if group_expiry is None else require_positive("group_expiry", group_expiry)
+        self.lease = require_positive("lease", lease)
+        self.grace = require_positive("grace", grace)
+        self.poll_interval = require_positive("poll_interval", poll_interval)
+        self._generation = 0  # bumped by close(): receives of an older generation end
+        self._reset()
+        _layers.add(self)
+
+    def _reset(self) -> None:
+        """Set the state of a layer that has not started (also in a forked child)."""
+        self._process = secrets.token_hex(_PROCESS_HEX)
+        self._marker = f".{self._process}!"
+        self._own = OwnMemberships()
+        # Shared with worker threads.
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._me: store.Owner | None = None
+        self._keeper: LeaseKeeper | None = None
+        self._stop_on_collect: weakref.finalize[[], SQLiteChannelLayer] | None = None
+        self._kick = threading.Event()
+        self._last_change = 0.0  # when a message last came in through the file
+        self._limiter: RunVar[anyio.CapacityLimiter] = RunVar(f"interlock-sqlite-{self._process}")
+        # The home event loop thread's.
+        self._home: int | None = None
+        self._generation += 1
+        self._local = LocalQueues(self._capacity_for, self.expiry, self._kick)
+        self._pump_scope: anyio.CancelScope | None = None
+        self._pump_idle: anyio.Event | None = None
+
+    def _forget_parent(self) -> None:
+        """In a forked child: drop the parent's connection, lease, channels and threads."""
+        if self._conn is not None:
+            _inherited.append(self._conn)  # the parent's: never used or closed here
+        self._reset()
+
+    def __repr__(self) -> str:
+        state = "started" if self._conn is not None else "not started"
+        return f"<SQLiteChannelLayer {str(self.path)!r} process={self._process} {state}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the file, register this process and start its lease (done lazily otherwise)."""
+        await self._ready()
+
+    async def _ready(self) -> bool:
+        """Start if needed; return whether the calling thread owns the in-memory queues."""
+        if self._conn is None:
+            await anyio.to_thread.run_sync(self._open)
+        ident = threading.get_ident()
+        if self._home == ident:
+            return True
+        if self._home is None:
+            self._claim_home(ident)
+            return True
+        return False
+
+    def _open(self) -> None:
+        with self._open_lock:
+            if self._conn is not None:
+                return
+            conn = store.connect(self.path)
+            try:
+                now = time.time()
+                me = store.Owner(
+                    self._process,
+                    secrets.token_hex(8),
+                    os.getpid(),
+                    socket.gethostname(),
+                    now,
+                    now + self.lease,
+                    self.grace,
+                )
+                store.call(conn, store.prune, now)
+                store.call(conn, store.register, me, self._own.snapshot())
+            except BaseException:
+                conn.close()
+                raise
+            keeper = LeaseKeeper(self.path, me, lease=self.lease, group_expiry=self.group_expiry, memberships=self._own)
+            keeper.start()
+            self._stop_on_collect = weakref.finalize(self, keeper.stop)  # dropped without close()
+            self._me, self._keeper, self._conn = me, keeper, conn
+
+    async def close(self) -> None:
+        """End this process's lease, drop its channels and their memberships, release the file.
+
+        Receives still waiting raise :class:`~interlock.layers.LayerClosed`; the next call
+        starts the layer again.
+        """
+        with anyio.CancelScope(shield=True):
+            self._generation += 1
+            if self._home == threading.get_ident():
+                self._local.clear()
+                if self._pump_scope is not None:
+                    self._pump_scope.cancel()
+            self._pump_scope = None
+            self._home = None
+            self._kick.set()
+            await anyio.to_thread.run_sync(self._shutdown)
+            self._own.clear()
+
+    def _shutdown(self) -> None:
+        with self._open_lock:
+            keeper, me = self._keeper, self._me
+            with self._conn_lock:
+                conn, self._conn = self._conn, None
+            if keeper is not None:
+                keeper.stop()
+                keeper.join()
+                if self._stop_on_collect is not None:
+                    self._stop_on_collect.detach()
+            if conn is None or me is None:
+                return
+            try:
+                store.call(conn, store.unregister, me.id)
+            finally:
+                conn.close()
+                self._keeper = self._me = None
+
+    async def flush(self) -> None:
+        """Delete every membership and queued message in the file, and this process's queues."""
+        home = await self._ready()
+        await self._db(store.flush)
+        self._own.clear()
+        if home:
+            self._local.clear()
+
+    # -- worker threads and the pump ---------------------------------------------------------
+
+    def _run_locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._conn_lock:
+            conn = self._conn
+            if conn is None:
+                msg = f"the layer on {str(self.path)!r} was closed"
+                raise LayerClosed(msg)
+            return store.call(conn, fn, *args, **kwargs)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a worker thread, one call at a time."""
+        try:
+            limiter = self._limiter.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(1)
+            self._limiter.set(limiter)
+        call = functools.partial(self._run_locked, fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+    def _claim_home(self, ident: int) -> None:
+        self._home = ident
+        self._local.forget_waiters()  # events of a loop that has ended
+        self._pump_idle = None
+        scope = self._pump_scope = anyio.CancelScope()
+        generation = self._generation
+
+        async def run_pump() -> None:
+            try:
+                with scope:
+                    await self._pump(generation)
+            except Exception:
+                if self._generation == generation:  # else closed meanwhile: its last claim failed
+                    logger.exception("the pump of %r failed; the next call restarts it", self)
+            finally:
+                if self._pump_scope is scope:  # the loop is ending (or the pump failed)
+                    self._pump_scope = None
+                    self._home = None
+                    self._local.wake_all()
+                elif self._generation != generation:  # closed from another thread
+                    self._local.wake_all()
+
+        spawn_system_task(run_pump, f"interlock-sqlite-pump-{self._process}")
+
+    async def _pump(self, generation: int) -> None:
+        version = -1
+        while self._generation == generation:
+            if self._local.waiting == 0:
+                idle = self._pump_idle = anyio.Event()
+                await idle.wait()
+                self._pump_idle = None
+                version = -1  # messages may have arrived while nobody waited
+            version, changed = await anyio.to_thread.run_sync(self._watch, version, abandon_on_cancel=True)
+            if self._generation != generation or not changed:
+                continue
+            rows, more = await self._db(store.claim_owned, self._process, self._local.room())
+            if rows:
+                self._last_change = time.monotonic()
+                self._local.deliver(rows)
+            self._local.wake_named()
+            if more:
+                self._kick.set()
+
+    def _watch(self, version: int) -> tuple[int, bool]:
+        """In a worker thread: wait until the file changed or the pump is kicked."""
+        deadline = time.monotonic() + _WATCH_SPAN
+        while True:
+            with self._conn_lock:
+                if self._conn is None:
+                    return version, False
+                current = store.call(self._conn, store.data_version)
+            now = time.monotonic()
+            if current != version or self._kick.is_set():
+                self._kick.clear()
+                return current, True
+            if now >= deadline:
+                return current, False
+            quiet = now - self._last_change > _QUIET_AFTER
+            self._kick.wait(self.poll_interval * _QUIET_SLOWDOWN if quiet else self.poll_interval)
+
+    async def _wait(self, event: anyio.Event) -> None:
+        self._local.waiting += 1
+        if self._pump_idle is not None:
+            self._pump_idle.set()
+        try:
+            await event.wait()
+        finally:
+            self._local.waiting -= 1
+
+    def _nudge(self, home: bool, channels: list[str]) -> None:
+        """Tell receivers in this process that *channels* got a message in the file."""
+        if home:
+            self._local.wake_named(channels)
+        else:
+            self._kick.set()
+
+    def _check_open(self, generation: int, channel: str) -> None:
+        if self._generation != generation:
+            msg = f"the layer on {str(self.path)!r} was closed while receiving on {channel!r}"
+            raise LayerClosed(msg)
+
+    # -- channels --------------------------------------------------------------------------
+
+    def _is_mine(self, channel: str) -> bool:
+        """Whether *channel* belongs to this process (as :func:`_owner_of` says, quicker)."""
+        return self._marker in channel or channel.startswith(self._marker[1:])
+
+    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+        """Queue a copy of *message* on *channel*: in memory if it is ours, else in the file."""
+        channel = require_channel_name(channel)
+        checked = check_message(message)
+        home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
+        if home and self._is_mine(channel):
+            self._local.put(channel, checked, time.monotonic())
+            return
+        now = time.time()
+        target = (channel, _owner_of(channel), self._capacity_for(channel))
+        await self._db(store.enqueue, [target], encode(checked), now=now, expires=now + self.expiry, strict=True)
+        self._nudge(home, [channel])
+
+    async def receive(self, channel: str, /) -> Message:
+        """Wait for the next unexpired message on *channel*."""
+        channel = require_channel_name(channel)
+        while True:
+            home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
+            if not (home and self._is_mine(channel)):
+                message = await self._receive_stored(channel, home)
+            else:
+                message = self._local.take(channel)
+                if message is None:
+                    message = await self._receive_local(channel)
+            if message is not None:
+                return message
+
+    async def _receive_local(self, channel: str) -> Message | None:
+        generation = self._generation
+        while True:
+            message = self._local.take(channel)
+            if message is not None:
+                return message
+            await self._wait(self._local.waiter(channel))
+            self._check_open(generation, channel)
+            if self._home != threading.get_ident():
+                return None  # the pump ended: start over
+
+    async def _receive_stored(self, channel: str, home: bool) -> Message | None:
+        generation = self._generation
+        while True:
+            event = self._local.named_waiter(channel) if home else None  # before looking: no lost wake-up
+            message = await self._db(store.claim_one, channel)
+            if message is not None:
+                self._last_change = time.monotonic()
+                return message
+            self._check_open(generation, channel)
+            if event is None:
+                await anyio.sleep(self.poll_interval)
+            else:
+                await self._wait(event)
+            self._check_open(generation, channel)
+            if event is not None and self._home != threading.get_ident():
+                return None  # the pump ended: start over
+
+    async def new_channel(self, prefix: str = "specific", /) -> str:
+        """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
+        room = MAX_NAME_LENGTH - _SUFFIX
+        if not (type(prefix) is str and _PREFIX.fullmatch(prefix) and len(prefix) <= room):
+            shown = repr(prefix) if len(repr(prefix)) <= 60 else repr(prefix)[:57] + "..."
+            msg = (
+                f"invalid channel prefix {shown}: a prefix is 1 to {room} ASCII letters, digits, "
+                f"'-', '_' or '.' (the layer appends '.PROCESS!TOKEN', {_SUFFIX} characters)"
+            )
+            raise InvalidChannelName(msg)
+        await self._ready()
+        return f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
+
+    async def close_channel(self, channel: str, /) -> None:
+        """Drop *channel*'s queued messages and remove it from all its groups."""
+        channel = require_channel_name(channel)
+        home = await self._ready()
+        await self._db(store.close_channel, channel)
+        self._own.drop(channel)
+        if home:
+            self._local.drop(channel)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def _joined_after(self) -> float:
+        return -math.inf if self.group_expiry is None else time.time() - self.group_expiry
+
+    async def group_add(self, group: str, channel: str, /) -> None:
+        """Add *channel* to *group* in the file, or renew its membership."""
+        group = require_group_name(group)
+        channel = require_channel_name(channel)
+        await self._ready()
+        owner_id = _owner_of(channel)
+        now = time.time()
+        owner = None
+        if owner_id == self._process:
+            owner = store.Owner(owner_id, "", os.getpid(), socket.gethostname(), now, now + self.lease, self.grace)
+        elif owner_id is not None:  # someone else's: a placeholder, pruned after grace unless it lives
+            owner = store.Owner(owner_id, "", 0, "", now, now, self.grace)
+        await self._db(store.group_add, group, channel, owner, now)
+        if owner_id == self._process:
+            self._own.add(group, channel)
+
+    async def group_discard(self, group: str, channel: str, /) -> None:
+        """Remove *channel* from *group*; no error if it was not there."""
+        group = require_group_name(group)
+        channel = require_channel_name(channel)
+        await self._ready()
+        await self._db(store.group_discard, group, channel)
+        self._own.discard(group, channel)
+
+    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+        """Send a copy of *message* to every member; full members miss it (logged)."""
+        group = require_group_name(group)
+        checked = check_message(message)
+        home = await self._ready()
+        now = time.time()
+        local, stored, full = await self._db(
+            store.group_send,
+            group,
+            encode(checked),
+            joined_after=self._joined_after(),
+            local_owner=self._process if home else None,
+            now=now,
+            expires=now + self.expiry,
+            capacity_for=self._capacity_for,
+        )
+        if stored:
+            self._nudge(home, stored)
+        now = time.monotonic()
+        for channel in local:
+            try:
+                self._local.put(channel, checked, now)
+            except ChannelFull:
+                full.append(channel)
+        for channel in full:
+            logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+
+    async def group_members(self, group: str, /) -> frozenset[str]:
+        """Return the channels currently in *group*, whichever process added them."""
+        group = require_group_name(group)
+        await self._ready()
+        members = await self._db(store.group_members, group, self._joined_after())
+        return frozenset(channel for channel, _ in members)
+
+    async def groups(self) -> dict[str, int]:
+        """Return every non-empty group with its member count."""
+        await self._ready()
+        return await self._db(store.group_counts, self._joined_after())
+
+
+def _after_fork_in_child() -> None:
+    for layer in list(_layers):
+        layer._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

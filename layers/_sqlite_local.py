@@ -1,0 +1,120 @@
+"""The in-memory half of :class:`~interlock.layers.SQLiteChannelLayer`.
+
+The queues of this process's own channels, and the events its receivers wait on, owned by
+the layer's *home* event loop thread: nothing else reads or writes them.  A queue works as
+in :class:`~interlock.layers.InMemoryChannelLayer`: a deque of ``(expires_at, message)``
+with at most one :class:`anyio.Event` its receivers share.
+
+Rules:
+
+1. A queue takes messages from two sources: :meth:`LocalQueues.put` (senders in this
+   process, checked against the capacity: :class:`~interlock.layers.ChannelFull`) and
+   :meth:`LocalQueues.deliver` (messages the pump claimed from the file, which
+   :meth:`LocalQueues.room` limited to what fits when it claimed them).
+2. A queue at capacity is *full*; the first receive that makes room in it sets the
+   ``kick`` event, since rows may be waiting in the file for that room.
+3. Receivers of channels that live in the file (named channels, other processes') wait on
+   one event per channel, set whenever the file may hold something new for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Final
+
+import anyio
+
+from ._queues import ChannelQueue, ChannelQueues
+from ._types import Message
+
+__all__ = ["LocalQueues", "Room"]
+
+
+class Room:
+    """How many more messages each local queue takes, as seen when the pump asked."""
+
+    __slots__ = ("capacity_for", "lengths")
+
+    def __init__(self, capacity_for: Callable[[str], int], lengths: dict[str, int]) -> None:
+        self.capacity_for = capacity_for
+        self.lengths: Final = lengths
+
+    def __call__(self, channel: str) -> int:
+        """Free places in *channel*'s queue (safe to call from a worker thread)."""
+        return self.capacity_for(channel) - self.lengths.get(channel, 0)
+
+
+class LocalQueues(ChannelQueues):
+    """The queues and waiters of the home event loop (see the module's rules)."""
+
+    def __init__(self, capacity_for: Callable[[str], int], expiry: float, kick: threading.Event) -> None:
+        super().__init__(capacity_for, expiry)
+        self.kick = kick
+        self.waiting = 0
+        self._full: set[str] = set()
+        self._named: dict[str, anyio.Event] = {}
+
+    def _appended(self, name: str, queue: ChannelQueue) -> None:
+        if len(queue.messages) >= queue.capacity:
+            self._full.add(name)
+        super()._appended(name, queue)
+
+    def _taken(self, name: str, queue: ChannelQueue) -> None:
+        if name in self._full and len(queue.messages) < queue.capacity:
+            self._full.discard(name)
+            self.kick.set()  # rows may be waiting in the file for this room
+
+    def named_waiter(self, channel: str) -> anyio.Event:
+        """The event set when the file may hold something new for *channel*."""
+        event = self._named.get(channel)
+        if event is None:
+            event = self._named[channel] = anyio.Event()
+        return event
+
+    def room(self) -> Room:
+        """A snapshot of the free places, for the pump's claim."""
+        lengths = {name: len(queue.messages) for name, queue in self._queues.items() if queue.messages}
+        return Room(self.capacity_for, lengths)
+
+    def deliver(self, rows: list[tuple[str, float, Message]]) -> None:
+        """Append messages claimed from the file (``expires`` in wall-clock seconds)."""
+        offset = time.monotonic() - time.time()
+        for name, expires, message in rows:
+            queue = self._queue(name)
+            queue.messages.append((expires + offset, message))
+            self._appended(name, queue)
+
+    def wake_named(self, channels: Iterable[str] | None = None) -> None:
+        """Wake the receivers of *channels* (all of them by default) to look in the file."""
+        if channels is None:
+            named, self._named = self._named, {}
+            for event in named.values():
+                event.set()
+            return
+        for channel in channels:
+            if channel in self._named:
+                self._named.pop(channel).set()
+
+    def wake_all(self) -> None:
+        """Wake every receiver (the layer closed, or its loop is ending); keep the messages."""
+        super().wake_all()
+        self.wake_named()
+
+    def forget_waiters(self) -> None:
+        """Drop the events of an event loop that has ended, without setting them."""
+        for queue in self._queues.values():
+            queue.waiter = None
+        self._named.clear()
+        self.waiting = 0
+
+    def drop(self, name: str) -> None:
+        """Drop *name*'s queue (the channel was closed); its receivers wait on afresh."""
+        self._full.discard(name)
+        super().drop(name)
+
+    def clear(self) -> None:
+        """Drop every queue, waking every receiver."""
+        super().clear()
+        self._full.clear()
