@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interlock.dsl import FORMATS, DiagramError, MachineDefinitionError
+from interlock.layers._cli import add_layer_commands
 
 from ._websocket import WebsocketActor
 
@@ -77,13 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.add_argument("target", metavar="MODULE:CLASS", help="e.g. interlock.actors:WebsocketActor")
     diagram.add_argument("--format", "-f", choices=FORMATS, default="mermaid", help="default: mermaid")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    diagram.set_defaults(run=_diagram)
-    try:
-        from interlock.layers._cli import add_layer_commands  # noqa: PLC0415 - optional module
-    except ImportError:  # pragma: no cover - the layer CLI ships with the SQLite layer
-        pass
-    else:
-        add_layer_commands(commands)
+    diagram.set_defaults(handler=_diagram)
+    add_layer_commands(commands)
     return parser
 
 
@@ -92,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status: int = args.run(args)
+        status: int = args.handler(args)
     except CommandError as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,10 @@ Run it (the README's first command does the set-up too)::
 * ``/ws/chat/<room>/?name=Ada`` joins a room. Send ``{"message": "..."}``; every member
   of the room, sender included, receives ``{"room", "from", "message"}`` in order.
 
-The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``memory`` (default).
+The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the file
+``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
+``uvicorn chat:app --app-dir examples --workers 4`` — share rooms, and the registry
+outlives a restart) or ``memory`` (one process).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from urllib.parse import parse_qs
 
 import uvicorn
 from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, path
-from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer
+from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
 
 HERE = Path(__file__).resolve().parent
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -31,11 +34,13 @@ NAME_LIMIT = 32
 
 
 def make_layer() -> GroupLayer:
-    """The layer named by ``INTERLOCK_CHAT_LAYER``."""
-    kind = os.environ.get("INTERLOCK_CHAT_LAYER", "memory")
+    """The layer named by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (default) or ``memory``."""
+    kind = os.environ.get("INTERLOCK_CHAT_LAYER", "sqlite")
+    if kind == "sqlite":
+        return SQLiteChannelLayer(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3")))
     if kind == "memory":
         return InMemoryChannelLayer()
-    msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'memory'"
+    msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'sqlite' or 'memory'"
     raise SystemExit(msg)
 
 
@@ -121,10 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the SQLite layer")
     args = parser.parse_args()
 
     print(f"chat: open http://{args.host}:{args.port}/ in two browser tabs")  # noqa: T201
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if args.workers > 1:
+        uvicorn.run("chat:app", app_dir=str(HERE), host=args.host, port=args.port, workers=args.workers)
+    else:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":
