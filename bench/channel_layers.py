@@ -12,7 +12,7 @@ Run::
 
 ``redis`` needs the Redis server on 127.0.0.1:6379; ``sqlite`` uses a file in a
 temporary directory. Cross-process figures for the SQLite layer are in
-``bench/sqlite_xproc.py``.
+``bench/xproc.py``.
 """
 
 from __future__ import annotations
