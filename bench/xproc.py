@@ -148,9 +148,8 @@ def main() -> None:
             except Exception as exc:
                 rows[kind] = f"skipped: {type(exc).__name__}: {exc}"
     loop = "uvloop" if args.uvloop else "asyncio"
-    print(
-        f"cross-process, {loop}: {args.paced} paced messages every {args.interval * 1000:g} ms, then a burst of {args.burst}"
-    )
+    pacing = f"{args.paced} paced messages every {args.interval * 1000:g} ms"
+    print(f"cross-process, {loop}: {pacing}, then a burst of {args.burst}")
     print(f"{'layer':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst msg/s':>12}")
     for kind, row in rows.items():
         if isinstance(row, str):
