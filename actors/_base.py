@@ -96,9 +96,13 @@ class Flush:
         self._actor = actor
 
     def __await__(self) -> Generator[Any, None, None]:
-        if self._actor is not None:
-            return self._actor._flush().__await__()
-        return _done().__await__()
+        actor = self._actor
+        if actor is None:
+            return _done().__await__()
+        outbox = actor._outbox
+        if len(outbox) == 1 and actor._asgi_send is not None:  # the usual case: no extra frame
+            return actor._asgi_send(outbox.popleft()).__await__()
+        return actor._flush().__await__()
 
 
 async def _done() -> None:

@@ -130,6 +130,7 @@ class _MachineActor(WebsocketActor):
                 )
                 raise MachineDefinitionError(cls.__qualname__, problem)
         cls.lifecycle = cls.machine.lifecycle
+        cls._refresh_lifecycle()
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition
 
@@ -434,7 +435,7 @@ class StateActor(_MachineActor):
         if (
             message["type"] == "websocket.receive"
             and self._fast_receive
-            and self.state in self.lifecycle.sources["receive"]
+            and self.state in self._receivable
         ):
             await self._event("client", "receive", Frame(message.get("text"), message.get("bytes")))
             return self.state == CLOSED

@@ -73,6 +73,19 @@ class WebsocketActor(BaseActor):
     """Draw the machine: ``Actor.diagram("mermaid")`` (also ``"dot"``, ``"svg"``); on an
     instance, its current state is highlighted."""
 
+    _sendable: ClassVar[frozenset[str]] = LIFECYCLE.sources["send"]
+    _receivable: ClassVar[frozenset[str]] = LIFECYCLE.sources["receive"]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._refresh_lifecycle()
+
+    @classmethod
+    def _refresh_lifecycle(cls) -> None:
+        """Cache the states where the hot operations are legal (after ``lifecycle`` changes)."""
+        cls._sendable = cls.lifecycle.sources["send"]
+        cls._receivable = cls.lifecycle.sources["receive"]
+
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
         self.state = self.lifecycle.initial
@@ -131,7 +144,7 @@ class WebsocketActor(BaseActor):
 
     def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False) -> Flush:
         """Send one text or binary message; ``close=True`` (or a code) closes afterwards."""
-        if self.state not in self.lifecycle.sources["send"]:
+        if self.state not in self._sendable:
             self.lifecycle.next(self.state, "send")  # raises, naming the state
         if text_data is not None:
             if type(text_data) is not str:
@@ -198,7 +211,7 @@ class WebsocketActor(BaseActor):
     async def _on_client_event(self, message: Message) -> bool:
         kind = message["type"]
         if kind == "websocket.receive":
-            if self.state not in self.lifecycle.sources["receive"]:
+            if self.state not in self._receivable:
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
             text = message.get("text")
