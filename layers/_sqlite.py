@@ -18,9 +18,10 @@ Rules:
 4. **Capacity and expiry** hold for each queue: the in-memory one and the file's.  A
    sender gets :class:`~interlock.layers.ChannelFull` when the queue it writes to is
    full; ``group_send`` skips full members.  Expired messages are never delivered.
-5. **Never block the event loop.**  Every SQLite call runs in a worker thread, one at a
-   time per layer (a lock; a per-loop :class:`anyio.CapacityLimiter` keeps waiting calls
-   out of the thread pool), through the same code on asyncio and trio.
+5. **Never block the event loop.**  Every SQLite call runs off the loop, one at a time
+   per layer (a lock), as whole transactions: on asyncio on aiosqlite's connection
+   thread, on trio in anyio worker threads (:mod:`._sqlite_thread`); the same store
+   functions either way.
 
 Theory of operation (wake-up): the in-memory queues (:mod:`._sqlite_local`) belong to
 one *home* event loop thread, the first that used the layer.  While anything on it
@@ -61,7 +62,6 @@ from typing import Any, Final, Self, TypeVar, final
 
 import anyio
 import anyio.to_thread
-from anyio.lowlevel import RunVar
 
 from . import _sqlite_store as store
 from ._background import spawn_system_task
@@ -69,6 +69,7 @@ from ._errors import ChannelFull, InvalidChannelName, LayerClosed
 from ._queues import CapacityRule
 from ._sqlite_lease import LeaseKeeper, OwnMemberships
 from ._sqlite_local import LocalQueues
+from ._sqlite_thread import ConnectionThread
 from ._types import Message
 from ._validation import (
     MAX_NAME_LENGTH,
@@ -165,7 +166,7 @@ class SQLiteChannelLayer:
         self._stop_on_collect: weakref.finalize[[], SQLiteChannelLayer] | None = None
         self._kick = threading.Event()
         self._last_change = 0.0  # when a message last came in through the file
-        self._limiter: RunVar[anyio.CapacityLimiter] = RunVar(f"interlock-sqlite-{self._process}")
+        self._thread = ConnectionThread(f"interlock-sqlite-{self._process}")
         # The home event loop thread's.
         self._home: int | None = None
         self._generation += 1
@@ -205,6 +206,8 @@ class SQLiteChannelLayer:
         """Start if needed; return whether the calling thread owns the in-memory queues."""
         if self._conn is None:
             await anyio.to_thread.run_sync(self._open)
+            if self._conn is not None:
+                await self._thread.attach(self._conn)
         ident = threading.get_ident()
         if self._home == ident:
             return True
@@ -255,6 +258,7 @@ class SQLiteChannelLayer:
             self._home = None
             self._kick.set()
             await anyio.to_thread.run_sync(self._shutdown)
+            await self._thread.detach()
             self._own.clear()
 
     def _shutdown(self) -> None:
@@ -294,14 +298,8 @@ class SQLiteChannelLayer:
             return store.call(conn, fn, *args, **kwargs)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(conn, *args, **kwargs)`` in a worker thread, one call at a time."""
-        try:
-            limiter = self._limiter.get()
-        except LookupError:
-            limiter = anyio.CapacityLimiter(1)
-            self._limiter.set(limiter)
-        call = functools.partial(self._run_locked, fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=limiter)
+        """Run ``fn(conn, *args, **kwargs)`` off the event loop, one call at a time."""
+        return await self._thread.run(functools.partial(self._run_locked, fn, *args, **kwargs))
 
     def _claim_home(self, ident: int) -> None:
         self._home = ident

@@ -953,3 +953,17 @@ def test_lease_thread_ends_with_close(path: Path) -> None:
 
     anyio.run(run)
     assert {thread.name for thread in threading.enumerate() if thread.name.startswith("interlock-")} <= before
+
+
+async def test_calls_run_on_aiosqlite_on_asyncio_and_anyio_threads_on_trio(tmp_path: Path, anyio_backend: str) -> None:
+    layer = SQLiteChannelLayer(tmp_path / "threads.sqlite3")
+    async with layer:
+        await layer.group_add("g", "worker.alpha")
+        runner = layer._thread._aio
+        if anyio_backend == "asyncio":
+            assert runner is not None
+            assert any(t.name.startswith("Thread") and t.daemon for t in threading.enumerate())
+        else:
+            assert runner is None
+        assert await layer.group_members("g") == frozenset({"worker.alpha"})
+    assert layer._thread._aio is None
