@@ -150,14 +150,14 @@ def main() -> None:
     loop = "uvloop" if args.uvloop else "asyncio"
     pacing = f"{args.paced} paced messages every {args.interval * 1000:g} ms"
     print(f"cross-process, {loop}: {pacing}, then a burst of {args.burst}")
-    print(f"{'layer':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst msg/s':>12}")
+    print(f"{'layer':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst msg/s':>12} {'sender msg/s':>13}")
     for kind, row in rows.items():
         if isinstance(row, str):
             print(f"{kind:<8} {row}")
         else:
             print(
                 f"{kind:<8} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} "
-                f"{row['burst_msgs_per_s']:>12.0f}"
+                f"{row['burst_msgs_per_s']:>12.0f} {row['sender_msgs_per_s']:>13.0f}"
             )
     good = [r for r in rows.values() if isinstance(r, dict)]
     if len(good) == 2 and isinstance(rows["redis"], dict) and isinstance(rows["sqlite"], dict):
