@@ -19,12 +19,11 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Self, final
+from typing import final
 
 from ._errors import ChannelFull, InvalidChannelName
 from ._queues import CapacityRule, ChannelQueues
-from ._types import Message
+from ._types import Message, StartsAndCloses
 from ._validation import (
     check_message,
     require_channel_name,
@@ -38,7 +37,7 @@ logger = logging.getLogger("interlock.layers")
 
 
 @final
-class InMemoryChannelLayer:
+class InMemoryChannelLayer(StartsAndCloses):
     """A channel layer that lives in this process's memory.
 
     :param capacity: undelivered messages a channel may hold before ``send`` raises
@@ -72,18 +71,6 @@ class InMemoryChannelLayer:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Nothing to start: present so every layer can be started the same way."""

@@ -57,8 +57,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
 import anyio
 import anyio.to_thread
@@ -70,7 +69,7 @@ from ._queues import CapacityRule
 from ._sqlite_lease import LeaseKeeper, OwnMemberships
 from ._sqlite_local import LocalQueues
 from ._sqlite_thread import ConnectionThread
-from ._types import Message
+from ._types import Message, StartsAndCloses
 from ._validation import (
     MAX_NAME_LENGTH,
     check_message,
@@ -104,7 +103,7 @@ def _owner_of(channel: str) -> str | None:
 
 
 @final
-class SQLiteChannelLayer:
+class SQLiteChannelLayer(StartsAndCloses):
     """A channel layer kept in a SQLite file, shared by the processes of one machine.
 
     :param path: the layer file; created (with its schema) if missing, its directory must exist.
@@ -185,18 +184,6 @@ class SQLiteChannelLayer:
         return f"<SQLiteChannelLayer {str(self.path)!r} process={self._process} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Open the file, register this process and start its lease (done lazily otherwise)."""

@@ -9,9 +9,10 @@ The written contract is ``docs/layer-spec.md``; ``interlock.layers.testing`` che
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message"]
+__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message", "StartsAndCloses"]
 
 Message = dict[str, Any]
 """A layer message: a dict with a str ``"type"`` and JSON-like values (see the spec)."""
@@ -74,3 +75,25 @@ class ListableGroupLayer(GroupLayer, Protocol):
     async def groups(self) -> dict[str, int]:
         """Return every non-empty group with its member count."""
         ...
+
+
+class StartsAndCloses:
+    """Mixin for layers: ``async with layer:`` starts it, and closes it on the way out."""
+
+    async def start(self) -> None:
+        """Start the layer (layers also start lazily on first use)."""
+
+    async def close(self) -> None:
+        """Release the layer's resources."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
