@@ -432,11 +432,7 @@ class StateActor(_MachineActor):
 
     async def _on_client_event(self, message: Message) -> bool:
         # the hot path: a frame in an open state goes straight to the machine
-        if (
-            message["type"] == "websocket.receive"
-            and self._fast_receive
-            and self.state in self._receivable
-        ):
+        if message["type"] == "websocket.receive" and self._fast_receive and self.state in self._receivable:
             await self._event("client", "receive", Frame(message.get("text"), message.get("bytes")))
             return self.state == CLOSED
         return await super()._on_client_event(message)
