@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from interlock.actors import JsonStateActor, WebsocketActor
 from interlock.dsl import State, Timeout, on
+from interlock.layers import InMemoryChannelLayer
 
 
 class Plain(WebsocketActor):
@@ -103,10 +104,13 @@ async def measure(factory: Callable[[], Any], count: int) -> float:
 
 async def run(count: int) -> dict[str, float]:
     """Measure every kind, each in a fresh round."""
+    layer = InMemoryChannelLayer()
     return {
         "plain WebsocketActor": await measure(Plain.as_asgi, count),
         "DSL (states, guards)": await measure(Machine.as_asgi, count),
         "DSL + state timeout + idle timeout": await measure(TimedMachine.as_asgi, count),
+        "plain WebsocketActor with a layer": await measure(lambda: Plain.as_asgi(channel_layer=layer), count),
+        "DSL + timeouts, with a layer": await measure(lambda: TimedMachine.as_asgi(channel_layer=layer), count),
     }
 
 
@@ -117,10 +121,10 @@ def main() -> None:
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args()
     results = anyio.run(run, args.actors, backend=args.backend)
-    plain = results["plain WebsocketActor"]
     print(f"{args.actors} live actors on {args.backend} (tracemalloc, KiB per actor, incl. its task)")
     for name, kib in results.items():
-        extra = "" if name.startswith("plain") else f"   +{kib - plain:.2f} KiB over plain"
+        plain = results["plain WebsocketActor with a layer" if "layer" in name else "plain WebsocketActor"]
+        extra = "" if name.startswith("plain") else f"   {kib - plain:+.2f} KiB over the plain actor"
         print(f"  {name:<38} {kib:7.2f}{extra}")
 
 
