@@ -56,7 +56,11 @@ class ConnectionThread:
         """Run *call* off the event loop and return its result."""
         aio = self._aio
         if aio is not None and _on_asyncio():
-            result: T = await aio._execute(call)  # type: ignore[no-untyped-call]  # see the docstring
+            # Shielded, as anyio.to_thread is: a transaction that ran (a claimed message,
+            # say) is never abandoned half-way by a cancelled caller; the cancellation
+            # arrives at the caller's next checkpoint instead.
+            with anyio.CancelScope(shield=True):
+                result: T = await aio._execute(call)  # type: ignore[no-untyped-call]  # see the docstring
             return result
         try:
             limiter = self._limiter.get()
