@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 ``Actor.as_asgi()`` returns an ASGI app; each call builds one actor and runs it.
 
-* **Mailbox.** Without a channel layer the actor awaits the server's ``receive()``
-  directly. With a layer it gets a ``channel_name`` and two pumps feed one
+* **Mailbox.** Without a channel layer (or timers) the actor awaits the server's
+  ``receive()`` directly. With a layer it gets a ``channel_name`` and pumps feed one
   :class:`~interlock.actors._mailbox.Mailbox`: one from the client, one from its
-  channel. The actor handles what the mailbox yields, in order, start to finish.
+  channel; timers are served by the loop itself, waiting on the mailbox with a
+  deadline. The actor handles what the mailbox yields, in order, start to finish.
 * **Handlers** may be ``def`` (run in a worker thread) or ``async def``. Operations
   that talk to the client (``send``, ``accept``, ``close`` …) are recorded in an
   outbox and return an awaitable that flushes it: ``await self.send(...)`` in async
