@@ -24,6 +24,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -34,7 +35,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from interlock.layers import GroupLayer
+from interlock.layers import GroupLayer, WatchableLayer
 
 from ._errors import StopActor, UnknownMessageType
 from ._mailbox import Mailbox
@@ -163,6 +164,7 @@ class BaseActor:
     """The connection scope, with ``url_route`` once a router matched it."""
 
     _needs_mailbox: ClassVar[bool] = False
+    _take_watched: Callable[[], Message | None]
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskGroup
@@ -361,7 +363,14 @@ class BaseActor:
             self._tasks = tasks
             tasks.start_soon(pump_client)
             if layer is not None and self.channel_name is not None:
-                tasks.start_soon(pump_channel, layer, self.channel_name)
+                if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
+                    token = (LAYER, None)
+                    self._take_watched = functools.partial(layer.take_message, self.channel_name)
+                    waiting = layer.watch_channel(self.channel_name, lambda: mailbox.put_nowait(token))
+                    for _ in range(waiting):
+                        mailbox.put_nowait(token)
+                else:
+                    tasks.start_soon(pump_channel, layer, self.channel_name)
             await self._mailbox_started()
             while True:
                 deadline = self._next_deadline()
@@ -386,6 +395,10 @@ class BaseActor:
             if kind == CLIENT:
                 return await self._on_client_event(payload)
             if kind == LAYER:
+                if payload is None:  # a token: the message waits in the watched channel
+                    payload = self._take_watched()
+                    if payload is None:
+                        return False  # it expired, or the channel was flushed
                 if self._accepts_layer_messages():
                     await self.dispatch(payload)
                     if self._outbox:  # e.g. the "close" policy, with no handler to flush after

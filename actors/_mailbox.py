@@ -45,6 +45,10 @@ class Mailbox(Generic[T]):
             if self._not_full is None:
                 self._not_full = anyio.Event()
             await self._not_full.wait()
+        self.put_nowait(item)
+
+    def put_nowait(self, item: T) -> None:
+        """Append *item* now, past the limit: for items another bound already limits."""
         self._items.append(item)
         waiter = self._not_empty
         if waiter is not None:

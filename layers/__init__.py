@@ -17,7 +17,7 @@ from ._errors import (
 )
 from ._memory import InMemoryChannelLayer
 from ._sqlite import SQLiteChannelLayer
-from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
+from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Message",
     "SQLiteChannelLayer",
     "UnserializableMessage",
+    "WatchableLayer",
     "check_message",
     "require_channel_name",
     "require_group_name",

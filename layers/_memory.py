@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import final
 
 from ._errors import ChannelFull, InvalidChannelName
@@ -101,6 +101,19 @@ class InMemoryChannelLayer(StartsAndCloses):
             if message is not None:
                 return message
             await queues.waiter(channel).wait()
+
+    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int:
+        """Call *notify* once per message queued on *channel*; return how many wait already.
+
+        This is how an actor's mailbox *is* its channel: the actor takes each message
+        with :meth:`take_message` when it reaches that point in its mailbox, and no task
+        waits in :meth:`receive` for it. Closing the channel ends the watch.
+        """
+        return self._queues.watch(require_channel_name(channel), notify)
+
+    def take_message(self, channel: str, /) -> Message | None:
+        """The next unexpired message on *channel*, or None: never waits."""
+        return self._queues.take(channel)
 
     async def new_channel(self, prefix: str = "specific", /) -> str:
         """Return a new process-local channel name, ``PREFIX.PROCESS!TOKEN``."""

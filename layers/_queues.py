@@ -61,6 +61,7 @@ class ChannelQueues:
         self.capacity_for = capacity_for
         self.expiry = expiry
         self._queues: dict[str, ChannelQueue] = {}
+        self._watchers: dict[str, Callable[[], None]] = {}
 
     def __contains__(self, channel: str) -> bool:
         return channel in self._queues
@@ -88,11 +89,24 @@ class ChannelQueues:
         self._appended(name, queue)
 
     def _appended(self, name: str, queue: ChannelQueue) -> None:
-        """A message joined *queue*: wake its receivers."""
+        """A message joined *queue*: wake its receivers, and tell its watcher."""
         waiter = queue.waiter
         if waiter is not None:
             queue.waiter = None
             waiter.set()
+        notify = self._watchers.get(name)
+        if notify is not None:
+            notify()
+
+    def watch(self, name: str, notify: Callable[[], None]) -> int:
+        """Call *notify* once for every message queued on *name* from now on.
+
+        Returns how many messages the queue already holds, so the watcher can count them
+        too; it then takes messages with :meth:`take` instead of waiting in ``receive``.
+        """
+        self._watchers[name] = notify
+        queue = self._queues.get(name)
+        return 0 if queue is None else len(queue.messages)
 
     def take(self, name: str) -> Message | None:
         """Pop the oldest unexpired message of *name*'s queue, if any."""
@@ -121,7 +135,8 @@ class ChannelQueues:
         return queue.waiter
 
     def drop(self, name: str) -> None:
-        """Drop *name*'s queue (the channel was closed), waking its receivers."""
+        """Drop *name*'s queue and its watcher (the channel was closed), waking its receivers."""
+        self._watchers.pop(name, None)
         queue = self._queues.pop(name, None)
         if queue is not None and queue.waiter is not None:
             queue.waiter.set()

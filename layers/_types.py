@@ -9,10 +9,11 @@ The written contract is ``docs/layer-spec.md``; ``interlock.layers.testing`` che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message", "StartsAndCloses"]
+__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message", "StartsAndCloses", "WatchableLayer"]
 
 Message = dict[str, Any]
 """A layer message: a dict with a str ``"type"`` and JSON-like values (see the spec)."""
@@ -74,6 +75,19 @@ class ListableGroupLayer(GroupLayer, Protocol):
 
     async def groups(self) -> dict[str, int]:
         """Return every non-empty group with its member count."""
+        ...
+
+
+@runtime_checkable
+class WatchableLayer(Protocol):
+    """A layer that can hand a channel's messages straight to its owner's mailbox."""
+
+    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int:
+        """Call *notify* once per message queued on *channel*; return how many wait already."""
+        ...
+
+    def take_message(self, channel: str, /) -> Message | None:
+        """The next unexpired message on *channel*, or None, without waiting."""
         ...
 
 

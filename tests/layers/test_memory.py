@@ -17,6 +17,7 @@ from interlock.layers import (
     InMemoryChannelLayer,
     InvalidChannelName,
     ListableGroupLayer,
+    WatchableLayer,
 )
 from interlock.layers.testing import ChannelLayerConformance, LayerFactory
 
@@ -252,3 +253,27 @@ async def test_group_send_to_a_thousand_members_then_drain() -> None:
     for channel in members[:500]:
         await layer.close_channel(channel)
     assert await layer.group_members("crowd") == frozenset(members[500:])
+
+
+async def test_a_watched_channel_notifies_once_per_message_and_hands_them_over() -> None:
+    layer = InMemoryChannelLayer(capacity=3)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "early"})
+    notified: list[int] = []
+    assert layer.watch_channel(channel, lambda: notified.append(1)) == 1  # one was waiting
+    await layer.group_add("g", channel)
+    await layer.group_send("g", {"type": "later", "n": 1})
+    await layer.send(channel, {"type": "later", "n": 2})
+    assert len(notified) == 2
+    with pytest.raises(ChannelFull):  # the capacity still holds for a watched channel
+        await layer.send(channel, {"type": "too.many"})
+    assert [layer.take_message(channel) for _ in range(4)] == [
+        {"type": "early"},
+        {"type": "later", "n": 1},
+        {"type": "later", "n": 2},
+        None,
+    ]
+    await layer.close_channel(channel)  # the watch ends with the channel
+    await layer.send(channel, {"type": "after"})
+    assert len(notified) == 2
+    assert isinstance(layer, WatchableLayer)
