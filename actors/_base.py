@@ -363,14 +363,15 @@ class BaseActor:
             self._tasks = tasks
             tasks.start_soon(pump_client)
             if layer is not None and self.channel_name is not None:
+                token = (LAYER, None)
+                waiting = None
                 if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
-                    token = (LAYER, None)
-                    self._take_watched = functools.partial(layer.take_message, self.channel_name)
                     waiting = layer.watch_channel(self.channel_name, lambda: mailbox.put_nowait(token))
-                    for _ in range(waiting):
-                        mailbox.put_nowait(token)
-                else:
+                    self._take_watched = functools.partial(layer.take_message, self.channel_name)
+                if waiting is None:
                     tasks.start_soon(pump_channel, layer, self.channel_name)
+                for _ in range(waiting or 0):
+                    mailbox.put_nowait(token)
             await self._mailbox_started()
             while True:
                 deadline = self._next_deadline()

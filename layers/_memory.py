@@ -102,7 +102,7 @@ class InMemoryChannelLayer(StartsAndCloses):
                 return message
             await queues.waiter(channel).wait()
 
-    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int:
+    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
         """Call *notify* once per message queued on *channel*; return how many wait already.
 
         This is how an actor's mailbox *is* its channel: the actor takes each message

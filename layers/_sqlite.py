@@ -443,6 +443,25 @@ class SQLiteChannelLayer(StartsAndCloses):
         await self._ready()
         return f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
 
+    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
+        """Feed this process's own *channel* to its owner without a receiving task.
+
+        Returns None (receive instead) unless the layer runs and the calling thread owns
+        its in-memory queues; otherwise as :meth:`InMemoryChannelLayer.watch_channel`:
+        messages from this process and those the pump claims from the file alike.
+        """
+        channel = require_channel_name(channel)
+        if self._conn is None or self._home != threading.get_ident() or not self._is_mine(channel):
+            return None
+        waiting = self._local.watch(channel, notify)
+        if self._pump_idle is not None:
+            self._pump_idle.set()  # a receiver now waits: the pump watches the file again
+        return waiting
+
+    def take_message(self, channel: str, /) -> Message | None:
+        """The next unexpired message of a watched channel, or None: never waits."""
+        return self._local.take(channel)
+
     async def close_channel(self, channel: str, /) -> None:
         """Drop *channel*'s queued messages and remove it from all its groups."""
         channel = require_channel_name(channel)

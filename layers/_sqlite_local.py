@@ -102,16 +102,25 @@ class LocalQueues(ChannelQueues):
         super().wake_all()
         self.wake_named()
 
+    def watch(self, name: str, notify: Callable[[], None]) -> int:
+        """As :meth:`ChannelQueues.watch`; a watched channel counts as a waiting receiver."""
+        if name not in self._watchers:
+            self.waiting += 1  # the pump keeps claiming its messages from the file
+        return super().watch(name, notify)
+
     def forget_waiters(self) -> None:
-        """Drop the events of an event loop that has ended, without setting them."""
+        """Drop the events and watchers of an event loop that has ended, without setting them."""
         for queue in self._queues.values():
             queue.waiter = None
         self._named.clear()
+        self._watchers.clear()
         self.waiting = 0
 
     def drop(self, name: str) -> None:
-        """Drop *name*'s queue (the channel was closed); its receivers wait on afresh."""
+        """Drop *name*'s queue and watcher (the channel was closed); its receivers wait on afresh."""
         self._full.discard(name)
+        if name in self._watchers:
+            self.waiting -= 1
         super().drop(name)
 
     def clear(self) -> None:

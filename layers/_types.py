@@ -82,8 +82,11 @@ class ListableGroupLayer(GroupLayer, Protocol):
 class WatchableLayer(Protocol):
     """A layer that can hand a channel's messages straight to its owner's mailbox."""
 
-    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int:
-        """Call *notify* once per message queued on *channel*; return how many wait already."""
+    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
+        """Call *notify* once per message queued on *channel*; return how many wait already.
+
+        None means the layer cannot watch this channel from here: use ``receive()``.
+        """
         ...
 
     def take_message(self, channel: str, /) -> Message | None:

@@ -967,3 +967,20 @@ async def test_calls_run_on_aiosqlite_on_asyncio_and_anyio_threads_on_trio(tmp_p
             assert runner is None
         assert await layer.group_members("g") == frozenset({"worker.alpha"})
     assert layer._thread._aio is None
+
+
+async def test_own_channels_can_be_watched_and_named_ones_cannot(tmp_path: Path) -> None:
+    async with SQLiteChannelLayer(tmp_path / "watch.sqlite3") as layer:
+        mine = await layer.new_channel()
+        notified: list[int] = []
+        assert layer.watch_channel(mine, lambda: notified.append(1)) == 0
+        assert layer.watch_channel("worker.alpha", lambda: None) is None  # lives in the file: receive() it
+        await layer.group_add("g", mine)
+        await layer.group_send("g", {"type": "hello"})
+        await layer.send(mine, {"type": "again"})
+        assert len(notified) == 2
+        assert layer.take_message(mine) == {"type": "hello"}
+        assert layer.take_message(mine) == {"type": "again"}
+        assert layer.take_message(mine) is None
+        await layer.close_channel(mine)
+        assert await layer.group_members("g") == frozenset()
