@@ -394,20 +394,26 @@ class BaseActor:
         """Handle one mailbox item, start to finish; return True when the actor must stop."""
         try:
             if kind == CLIENT:
-                return await self._on_client_event(payload)
-            if kind == LAYER:
+                stop = await self._on_client_event(payload)
+            elif kind == LAYER:
+                stop = False
                 if payload is None:  # a token: the message waits in the watched channel
                     payload = self._take_watched()
-                    if payload is None:
-                        return False  # it expired, or the channel was flushed
-                if self._accepts_layer_messages():
+                if payload is None:
+                    pass  # it expired, or the channel was flushed
+                elif self._accepts_layer_messages():
                     await self.dispatch(payload)
-                    if self._outbox:  # e.g. the "close" policy, with no handler to flush after
-                        await self._flush()
                 else:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
-                return False
-            return await self._on_internal(payload)
+            else:
+                stop = await self._on_internal(payload)
+            # What no handler call flushed or settled (the "close" policy on an event
+            # nothing handles, a close during a replayed deferred event) is done here.
+            if self._outbox:
+                await self._flush()
+            if self._moves:
+                await self._settle()
+            return stop
         except StopActor:
             return True
         except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only

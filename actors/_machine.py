@@ -279,11 +279,6 @@ class _MachineActor(WebsocketActor):
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
         self._apply_unhandled(UnhandledEvent(type(self).__qualname__, kind, event, state, reason))
-        # the "close" policy closed: layer and timer events have no handler call to flush and settle after
-        if self._outbox:
-            await self._flush()
-        if self._moves and not self._settling:
-            await self._settle()
 
     def _structure(self, transition: Transition, payload: Any) -> Any:
         assert transition.message_class is not None
@@ -370,8 +365,8 @@ class _MachineActor(WebsocketActor):
             _, _, kind, event, seconds = entry
             name = event.rsplit(".", 1)[-1] if kind == "timeout" else event
             await self._event(kind, event, Timeout(name, seconds))
-            if self.state == CLOSED:
-                return True
+            if self.state in (CLOSING, CLOSED):  # no timer is served once the connection ends
+                return self.state == CLOSED
         return False
 
     # -- invoked tasks ----------------------------------------------------------------------
