@@ -195,6 +195,8 @@ class _MachineActor(WebsocketActor):
                 return
             replay, self._deferred = self._deferred, None
             for kind, event, payload in replay:
+                if self.state in (CLOSING, CLOSED):
+                    break  # a replayed event closed the connection: the rest are never handled
                 await self._event(kind, event, payload)
 
     async def _cross(self, old: str, new: str, *, reenter: str | None) -> None:

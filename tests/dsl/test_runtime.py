@@ -891,3 +891,29 @@ async def test_a_failing_handler_still_runs_exit_hooks(caplog: pytest.LogCapture
             assert (await ws.receive_close()).code == 1011
             await ws.wait()
     assert FailsInRoom.calls == ["exit in closed"]
+
+
+class ClosesOnReplay(JsonStateActor):
+    unhandled = "close"
+    groups = ("news",)
+    lobby = State(initial=True, defer=["note", "other"])
+    room = State(terminal=True)
+
+    @on.client("join", source=lobby, target=room)
+    async def join(self, event: dict[str, Any]) -> None:
+        pass
+
+
+async def test_a_replayed_event_that_closes_drops_the_rest_and_the_close_is_sent() -> None:
+    layer = InMemoryChannelLayer()
+    app = ProtocolTypeRouter({"websocket": ClosesOnReplay.as_asgi()}, channel_layer=layer)
+    async with WebsocketCommunicator(app, "/") as ws:
+        assert (await ws.connect()).accepted
+        await layer.group_send("news", {"type": "note"})  # both deferred in the lobby
+        await layer.group_send("news", {"type": "other"})
+        await ws.send_json_to({"type": "join"})  # the room handles neither: "note" closes
+        close = await ws.receive_close()
+        assert close.code == 1008
+        assert "'note'" in close.reason
+        await ws.receive_nothing()
+        await ws.disconnect()
