@@ -18,10 +18,15 @@ Rules:
 4. **Capacity and expiry** hold for each queue: the in-memory one and the file's.  A
    sender gets :class:`~interlock.layers.ChannelFull` when the queue it writes to is
    full; ``group_send`` skips full members.  Expired messages are never delivered.
-5. **Never block the event loop.**  Every SQLite call runs off the loop, one at a time
-   per layer (a lock), as whole transactions: on asyncio on aiosqlite's connection
-   thread, on trio in anyio worker threads (:mod:`._sqlite_thread`); the same store
-   functions either way.
+5. **Never wait on the event loop.**  A ``send``, a small ``group_send`` and a named
+   channel's ``receive`` on the home thread run on a connection of the loop's own, once,
+   without waiting: one short transaction (about 25 µs), no thread round trip.  If
+   another process holds the write lock at that moment, the call goes to a worker
+   thread instead, which waits and retries.  That connection never checkpoints (the
+   lease thread does: a checkpoint ends with an fsync).  Every other SQLite call runs off
+   the loop, one at a time per layer (a lock), as whole transactions: on asyncio on
+   aiosqlite's connection thread, on trio in anyio worker threads
+   (:mod:`._sqlite_thread`); the same store functions either way.
 
 Theory of operation (wake-up): the in-memory queues (:mod:`._sqlite_local`) belong to
 one *home* event loop thread, the first that used the layer.  While anything on it
@@ -29,7 +34,9 @@ waits to receive, a background *pump* task (:mod:`._background`) runs there.  It
 worker thread to watch the file: ``PRAGMA data_version`` (a counter read from shared
 memory, no query) every ``poll_interval`` seconds (five times less often once no
 message has come through the file for a second), returning as soon as another
-connection has committed, or at once when kicked (a :class:`threading.Event` set when
+connection has committed something for this process (or for a named channel it
+waits on: the watch itself checks, so this process's own sends do not wake it), or at
+once when kicked (a :class:`threading.Event` set when
 this process itself wrote something a local receiver may want, or when a full local
 queue has room again).  Then the pump claims, in one indexed query and one ``DELETE …
 RETURNING``, the messages for this process's channels, moves them into the in-memory
@@ -60,6 +67,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar, final
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from . import _sqlite_store as store
@@ -92,6 +100,9 @@ _SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
 _WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks around
 _QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
 _QUIET_SLOWDOWN: Final = 5  # how much it slows down
+_FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
+_CHECKPOINT_EVERY: Final = 1000  # writes on the loop's connection between checkpoint requests (~4,000 WAL pages)
+_YIELD_EVERY: Final = 32  # calls that finish without waiting between two yields to the event loop
 _layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
@@ -159,6 +170,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         # Shared with worker threads.
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
+        self._fast: sqlite3.Connection | None = None  # the home thread's (rule 5)
+        self._fast_lock = threading.Lock()  # only against close() from another thread
+        self._fast_writes = 0
+        self._immediate = 0
         self._open_lock = threading.Lock()
         self._me: store.Owner | None = None
         self._keeper: LeaseKeeper | None = None
@@ -175,8 +190,7 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     def _forget_parent(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
-        if self._conn is not None:
-            _inherited.append(self._conn)  # the parent's: never used or closed here
+        _inherited.extend(conn for conn in (self._conn, self._fast) if conn is not None)  # never used or closed here
         self._reset()
 
     def __repr__(self) -> str:
@@ -208,7 +222,9 @@ class SQLiteChannelLayer(StartsAndCloses):
             if self._conn is not None:
                 return
             conn = store.connect(self.path)
+            fast = None
             try:
+                fast = store.for_event_loop(store.connect(self.path))
                 now = time.time()
                 me = store.Owner(
                     self._process,
@@ -223,11 +239,13 @@ class SQLiteChannelLayer(StartsAndCloses):
                 store.call(conn, store.register, me, self._own.snapshot())
             except BaseException:
                 conn.close()
+                if fast is not None:
+                    fast.close()
                 raise
             keeper = LeaseKeeper(self.path, me, lease=self.lease, group_expiry=self.group_expiry, memberships=self._own)
             keeper.start()
             self._stop_on_collect = weakref.finalize(self, keeper.stop)  # dropped without close()
-            self._me, self._keeper, self._conn = me, keeper, conn
+            self._me, self._keeper, self._fast, self._conn = me, keeper, fast, conn
 
     async def close(self) -> None:
         """End this process's lease, drop its channels and their memberships, release the file.
@@ -253,6 +271,10 @@ class SQLiteChannelLayer(StartsAndCloses):
             keeper, me = self._keeper, self._me
             with self._conn_lock:
                 conn, self._conn = self._conn, None
+            with self._fast_lock:
+                fast, self._fast = self._fast, None
+            if fast is not None:
+                fast.close()
             if keeper is not None:
                 keeper.stop()
                 keeper.join()
@@ -287,6 +309,41 @@ class SQLiteChannelLayer(StartsAndCloses):
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` off the event loop, one call at a time."""
         return await self._thread.run(functools.partial(self._run_locked, fn, *args, **kwargs))
+
+    def _on_loop(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | store.Busy:
+        """On the home thread: run ``fn(conn, ...)`` on the loop's connection if that needs no wait.
+
+        Returns :data:`~._sqlite_store.BUSY` when it would (the file is locked, or the
+        layer is closing): the caller then goes through :meth:`_db`.
+        """
+        if not self._fast_lock.acquire(blocking=False):
+            return store.BUSY
+        try:
+            conn = self._fast
+            return store.BUSY if conn is None else store.try_once(conn, fn, *args, **kwargs)
+        finally:
+            self._fast_lock.release()
+
+    def _wrote(self) -> None:
+        """Count a write on the loop's connection; now and then, ask for a checkpoint."""
+        self._fast_writes += 1
+        if self._fast_writes >= _CHECKPOINT_EVERY:
+            self._fast_writes = 0
+            keeper = self._keeper
+            if keeper is not None:
+                keeper.request_checkpoint()
+
+    async def _pace(self) -> None:
+        """Yield to the event loop once every few calls that finished without waiting.
+
+        A loop of sends that all complete at once must not starve the other tasks.  The
+        yield is shielded: the call has already happened, so a cancellation waits for the
+        caller's next checkpoint instead of hiding that.
+        """
+        self._immediate += 1
+        if self._immediate >= _YIELD_EVERY:
+            self._immediate = 0
+            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     def _claim_home(self, ident: int) -> None:
         self._home = ident
@@ -323,7 +380,8 @@ class SQLiteChannelLayer(StartsAndCloses):
             version, changed = await anyio.to_thread.run_sync(self._watch, version, abandon_on_cancel=True)
             if self._generation != generation or not changed:
                 continue
-            rows, more = await self._db(store.claim_owned, self._process, self._local.room())
+            room = self._local.room()
+            rows, more = await self._db(store.claim_owned, self._process, room, room.full())
             if rows:
                 self._last_change = time.monotonic()
                 self._local.deliver(rows)
@@ -339,6 +397,13 @@ class SQLiteChannelLayer(StartsAndCloses):
                 if self._conn is None:
                     return version, False
                 current = store.call(self._conn, store.data_version)
+                if (
+                    current != version
+                    and not self._kick.is_set()
+                    and not self._local.named_waiting
+                    and not store.call(self._conn, store.has_mail, self._process)
+                ):
+                    version = current  # a commit with nothing for us (this process's own sends, say)
             now = time.monotonic()
             if current != version or self._kick.is_set():
                 self._kick.clear()
@@ -382,10 +447,20 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
         if home and self._is_mine(channel):
             self._local.put(channel, checked, time.monotonic())
+            await self._pace()
             return
         now = time.time()
-        target = (channel, _owner_of(channel), self._capacity_for(channel))
-        await self._db(store.enqueue, [target], encode(checked), now=now, expires=now + self.expiry, strict=True)
+        targets = [(channel, _owner_of(channel), self._capacity_for(channel))]
+        body = encode(checked)
+        expires = now + self.expiry
+        if home and not isinstance(
+            self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True), store.Busy
+        ):
+            self._wrote()
+            self._local.wake_named([channel])
+            await self._pace()
+            return
+        await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
         self._nudge(home, [channel])
 
     async def receive(self, channel: str, /) -> Message:
@@ -417,7 +492,13 @@ class SQLiteChannelLayer(StartsAndCloses):
         generation = self._generation
         while True:
             event = self._local.named_waiter(channel) if home else None  # before looking: no lost wake-up
-            message = await self._db(store.claim_one, channel)
+            found = self._on_loop(store.claim_one, channel) if home else store.BUSY
+            if isinstance(found, store.Busy):
+                message = await self._db(store.claim_one, channel)
+            else:
+                message = found
+                if message is not None:
+                    self._wrote()
             if message is not None:
                 self._last_change = time.monotonic()
                 return message
@@ -506,16 +587,33 @@ class SQLiteChannelLayer(StartsAndCloses):
         checked = check_message(message)
         home = await self._ready()
         now = time.time()
-        local, stored, full = await self._db(
-            store.group_send,
-            group,
-            encode(checked),
-            joined_after=self._joined_after(),
-            local_owner=self._process if home else None,
-            now=now,
-            expires=now + self.expiry,
-            capacity_for=self._capacity_for,
-        )
+        body = encode(checked)
+        expires = now + self.expiry
+        members = self._on_loop(store.group_members, group, self._joined_after()) if home else store.BUSY
+        if isinstance(members, store.Busy):  # one trip to a thread does it all
+            local, stored, full = await self._db(
+                store.group_send,
+                group,
+                body,
+                joined_after=self._joined_after(),
+                local_owner=self._process if home else None,
+                now=now,
+                expires=expires,
+                capacity_for=self._capacity_for,
+            )
+        else:
+            local, targets = store.split_members(members, self._process, self._capacity_for)
+            stored = [channel for channel, _, _ in targets]
+            queued: list[str] | store.Busy = store.BUSY
+            if targets and len(targets) <= _FAST_FANOUT:
+                queued = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+            if not targets:
+                full = []
+            elif isinstance(queued, store.Busy):
+                full = await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+            else:
+                self._wrote()
+                full = queued
         if stored:
             self._nudge(home, stored)
         now = time.monotonic()
@@ -526,6 +624,7 @@ class SQLiteChannelLayer(StartsAndCloses):
                 full.append(channel)
         for channel in full:
             logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+        await self._pace()
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""

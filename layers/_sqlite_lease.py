@@ -12,6 +12,10 @@ ago loses its row, its ``!`` channels' memberships and their queued messages (se
 so whichever notices first cleans up after the dead; the ``layer prune`` command does the
 same once.
 
+The keeper also checkpoints the WAL: on each beat, and soon after the layer asks
+(:meth:`LeaseKeeper.request_checkpoint`), since the connection the event loop writes
+with never checkpoints itself (a checkpoint ends with an fsync).
+
 If this process's own row is found missing or replaced (it stalled longer than its lease
 and grace, and another process pruned it), the keeper registers it again and restores the
 memberships of its own channels from :class:`OwnMemberships`, the in-memory copy the
@@ -87,7 +91,9 @@ class LeaseKeeper:
         self.lease = lease
         self.group_expiry = group_expiry
         self.memberships = memberships
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._checkpoint_wanted = False
         self._thread = threading.Thread(target=self._run, name=f"interlock-lease-{me.id}", daemon=True)
 
     def start(self) -> None:
@@ -96,7 +102,13 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         """Ask the thread to end (it ends within one SQLite call); safe from any thread."""
-        self._stop.set()
+        self._stopping = True
+        self._wake.set()
+
+    def request_checkpoint(self) -> None:
+        """Ask the thread to checkpoint the WAL now rather than at the next beat; safe from any thread."""
+        self._checkpoint_wanted = True
+        self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end."""
@@ -105,12 +117,26 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         conn = None
+        period = self.lease / 3
+        next_beat = time.monotonic() + period
         try:
-            while not self._stop.wait(self.lease / 3):
+            while True:
+                self._wake.wait(max(0.0, next_beat - time.monotonic()))
+                self._wake.clear()
+                if self._stopping:
+                    break
+                now = time.monotonic()
+                beat = now >= next_beat
+                if beat:
+                    next_beat = now + period
                 try:
                     if conn is None:
                         conn = store.connect(self.path, create=False)
-                    self.beat(conn)
+                    if beat:
+                        self.beat(conn)
+                    if beat or self._checkpoint_wanted:
+                        self._checkpoint_wanted = False
+                        store.call(conn, store.checkpoint)
                 except Exception:
                     logger.exception("lease of layer process %s on %s: beat failed", self.me.id, self.path)
         finally:

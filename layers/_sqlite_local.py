@@ -45,6 +45,10 @@ class Room:
         """Free places in *channel*'s queue (safe to call from a worker thread)."""
         return self.capacity_for(channel) - self.lengths.get(channel, 0)
 
+    def full(self) -> list[str]:
+        """The channels with no free place."""
+        return [channel for channel in self.lengths if self(channel) <= 0]
+
 
 class LocalQueues(ChannelQueues):
     """The queues and waiters of the home event loop (see the module's rules)."""
@@ -65,6 +69,11 @@ class LocalQueues(ChannelQueues):
         if name in self._full and len(queue.messages) < queue.capacity:
             self._full.discard(name)
             self.kick.set()  # rows may be waiting in the file for this room
+
+    @property
+    def named_waiting(self) -> bool:
+        """Whether a receiver waits on a channel that lives in the file (read from the pump's thread)."""
+        return bool(self._named)
 
     def named_waiter(self, channel: str) -> anyio.Event:
         """The event set when the file may hold something new for *channel*."""

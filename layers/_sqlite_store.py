@@ -1,6 +1,7 @@
 """The SQLite side of :class:`~interlock.layers.SQLiteChannelLayer`: schema, opening, queries.
 
-Everything here is synchronous and runs in worker threads, never on an event loop.
+Everything here is synchronous.  It runs in worker threads, except the short writes and
+reads that :func:`try_once` runs on the event loop's own connection (see rule 6).
 
 Rules:
 
@@ -27,6 +28,12 @@ Rules:
    ``PRAGMA user_version`` its schema version.  Opening refuses, with an error naming the
    path and the cause, a missing directory, an unwritable file or directory, a file that
    is not SQLite, a SQLite file of another application, and a schema newer than this code.
+6. A connection that an event loop uses itself (:func:`for_event_loop`) never waits and
+   never checkpoints: :func:`try_once` runs a call once and, if another connection holds
+   the write lock, rolls it back and returns :data:`BUSY` so that the caller retries in a
+   worker thread with :func:`call`.  Its commits leave the WAL to grow; a worker thread
+   copies it back into the file with :func:`checkpoint` (a checkpoint ends with an fsync,
+   milliseconds that an event loop must not spend).
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from ._wire import decode
 
 __all__ = [
     "APPLICATION_ID",
+    "BUSY",
+    "Busy",
     "PATIENCE",
     "SCHEMA_VERSION",
     "LayerBusy",
@@ -53,7 +62,10 @@ __all__ = [
     "Owner",
     "PruneReport",
     "call",
+    "checkpoint",
     "connect",
+    "for_event_loop",
+    "try_once",
 ]
 
 P = ParamSpec("P")
@@ -64,6 +76,8 @@ APPLICATION_ID: Final = 0x494C_434B  # "ILCK"
 BUSY_TIMEOUT_MS: Final = 5000
 PATIENCE: Final = 30.0
 CLAIM_BATCH: Final = 500
+CHECKPOINT_WAIT_MS: Final = 100
+WAL_SIZE_LIMIT: Final = 32 << 20  # bytes the WAL file is cut back to when it starts afresh
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS processes (
@@ -182,6 +196,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
         _check_header(conn, path, app_id, version)
         if not read_only:
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: proves the file is writable
             try:
                 conn.execute(f"PRAGMA user_version = {version}")
@@ -279,11 +294,69 @@ def call(
                 msg = f"the layer file stayed locked by other processes for {PATIENCE:.0f} s ({exc})"
                 raise LayerBusy(msg) from exc
             time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not cryptography
-            delay = min(delay * 1.5, 0.02)
+            delay = min(delay * 1.5, 0.002)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+class Busy:
+    """The type of :data:`BUSY`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BUSY"
+
+
+BUSY: Final = Busy()
+"""What :func:`try_once` returns when the file was locked: nothing was done, retry with :func:`call`."""
+
+
+def try_once(
+    conn: sqlite3.Connection, fn: Callable[Concatenate[sqlite3.Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+) -> T | Busy:
+    """Run ``fn(conn, ...)`` once, without waiting: :data:`BUSY` if the file was locked.
+
+    For a connection set up by :func:`for_event_loop`.  A failed call is rolled back, so
+    *fn* must be safe to run again (every write here is one statement or one transaction).
+    """
+    try:
+        return fn(conn, *args, **kwargs)
+    except sqlite3.OperationalError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if exc.sqlite_errorcode & 0xFF in _BUSY:
+            return BUSY
+        raise
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def for_event_loop(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """Set *conn* up for :func:`try_once` on an event loop: it never runs a checkpoint itself."""
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
+
+
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy the whole WAL back into the file, so that the next write starts it afresh.
+
+    Waits up to :data:`CHECKPOINT_WAIT_MS` for the writer of the moment and for readers
+    of older snapshots; writers that come meanwhile wait for it (the event loop's
+    connection goes to a worker thread).  Without that wait, under a steady stream of
+    writes, a checkpoint never catches up with the WAL's end and the WAL grows without
+    bound.  Returns whether it got to the end (if not, what it copied stays copied).
+    """
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+    try:
+        (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+    return bool(busy == 0)
 
 
 @contextmanager
@@ -463,33 +536,44 @@ def group_send(
     Returns the members *local_owner* delivers itself, the members queued in the file,
     and those of them that were full.
     """
-    local: list[str] = []
-    stored: list[tuple[str, str | None, int]] = []
-    for channel, owner in group_members(conn, group, joined_after):
-        if owner is not None and owner == local_owner:
-            local.append(channel)
-        else:
-            stored.append((channel, owner, capacity_for(channel)))
+    local, stored = split_members(group_members(conn, group, joined_after), local_owner, capacity_for)
     full = enqueue(conn, stored, body, now=now, expires=expires, strict=False) if stored else []
     return local, [channel for channel, _, _ in stored], full
 
 
+def split_members(
+    members: Iterable[tuple[str, str | None]], local_owner: str | None, capacity_for: Callable[[str], int]
+) -> tuple[list[str], list[tuple[str, str | None, int]]]:
+    """Split ``(channel, owner)`` pairs into *local_owner*'s channels and :func:`enqueue` targets."""
+    local: list[str] = []
+    stored: list[tuple[str, str | None, int]] = []
+    for channel, owner in members:
+        if owner is not None and owner == local_owner:
+            local.append(channel)
+        else:
+            stored.append((channel, owner, capacity_for(channel)))
+    return local, stored
+
+
 def claim_owned(
-    conn: sqlite3.Connection, owner: str, room: Callable[[str], int]
+    conn: sqlite3.Connection, owner: str, room: Callable[[str], int], full: Sequence[str] = ()
 ) -> tuple[list[tuple[str, float, dict[str, Any]]], bool]:
     """Take the oldest messages for *owner*'s channels, at most ``room(channel)`` per channel.
 
-    Returns ``(channel, expires, message)`` in queue order, and whether any were left
-    behind (a full channel, or more than one batch).
+    Channels in *full* (no room at all) are left out of the query, so their waiting rows
+    never hide other channels' messages.  Returns ``(channel, expires, message)`` in queue
+    order, and whether a whole batch was read (there may be more to claim at once).
     """
     now = time.time()
+    skip = f" AND channel NOT IN ({','.join('?' * len(full))})" if full else ""
     rows = conn.execute(
-        "SELECT id, channel, expires, body FROM messages WHERE owner = ? AND expires > ? ORDER BY id LIMIT ?",
-        (owner, now, CLAIM_BATCH),
+        f"SELECT id, channel, expires, body FROM messages WHERE owner = ? AND expires > ?{skip} "  # noqa: S608
+        "ORDER BY id LIMIT ?",  # ... and *skip* holds only '?'s
+        (owner, now, *full, CLAIM_BATCH),
     ).fetchall()
     if not rows:
         return [], False
-    left = len(rows) == CLAIM_BATCH
+    more = len(rows) == CLAIM_BATCH
     budget: dict[str, int] = {}
     chosen: list[tuple[int, str, float, str]] = []
     for row in rows:
@@ -497,14 +581,12 @@ def claim_owned(
         space = budget.get(channel)
         if space is None:
             space = room(channel)
-        if space <= 0:
-            left = True
-        else:
+        if space > 0:
             chosen.append(row)
             space -= 1
         budget[channel] = space
     if not chosen:
-        return [], left
+        return [], more
     placeholders = ",".join("?" * len(chosen))
     with _writing(conn):
         taken = {
@@ -514,7 +596,15 @@ def claim_owned(
                 [row[0] for row in chosen],
             )
         }
-    return [(channel, expires, decode(body)) for row_id, channel, expires, body in chosen if row_id in taken], left
+    return [(channel, expires, decode(body)) for row_id, channel, expires, body in chosen if row_id in taken], more
+
+
+def has_mail(conn: sqlite3.Connection, owner: str) -> bool:
+    """Whether the file holds an unexpired message for one of *owner*'s channels."""
+    row = conn.execute(
+        "SELECT 1 FROM messages WHERE owner = ? AND expires > ? LIMIT 1", (owner, time.time())
+    ).fetchone()
+    return row is not None
 
 
 def claim_one(conn: sqlite3.Connection, channel: str) -> dict[str, Any] | None:

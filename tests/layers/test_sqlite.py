@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 import trio
@@ -40,7 +41,9 @@ from interlock.layers import (
     SQLiteChannelLayer,
 )
 from interlock.layers import _cli as cli
+from interlock.layers import _sqlite as sqlite_module
 from interlock.layers import _sqlite_store as store
+from interlock.layers._sqlite_lease import LeaseKeeper
 from interlock.layers._wire import decode, encode
 from interlock.layers.testing import ChannelLayerConformance, LayerFactory
 
@@ -59,20 +62,36 @@ def _on_event_loop() -> bool:
 
 
 class _GuardedConnection(sqlite3.Connection):
-    """A connection that fails the test if it is used on an event loop thread."""
+    """A connection that fails the test if it could wait on an event loop thread.
+
+    Only a connection set up for the loop (``wal_autocheckpoint = 0``) may run there, and
+    only with a zero busy timeout, and never a checkpoint.
+    """
+
+    for_loop = False
+
+    def _check(self, sql: str) -> None:
+        if "wal_autocheckpoint = 0" in sql:
+            self.for_loop = True
+        if not _on_event_loop():
+            return
+        assert self.for_loop, f"sqlite3 call on the event loop, on a worker thread's connection: {sql!r}"
+        assert "checkpoint" not in sql, f"checkpoint on the event loop: {sql!r}"
+        (timeout,) = super().execute("PRAGMA busy_timeout").fetchone()
+        assert timeout == 0, f"the loop's connection may wait {timeout} ms for a lock: {sql!r}"
 
     def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
-        assert not _on_event_loop(), f"sqlite3 call on the event loop: {args[0]!r}"
+        self._check(args[0])
         return super().execute(*args, **kwargs)
 
     def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
-        assert not _on_event_loop(), f"sqlite3 call on the event loop: {args[0]!r}"
+        self._check(args[0])
         return super().executemany(*args, **kwargs)
 
 
 @pytest.fixture(autouse=True)
 def no_sqlite_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every connection the layer opens refuses to run on an event loop thread."""
+    """Every connection the layer opens refuses to wait on an event loop thread."""
     real_connect = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
@@ -105,6 +124,15 @@ def query(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 async def aquery(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return await anyio.to_thread.run_sync(lambda: query(path, sql, *params))
+
+
+def sync_check(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """An async check for :func:`eventually` from a plain one."""
+
+    async def run() -> bool:
+        return check()
+
+    return run
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -539,27 +567,48 @@ def write_lock(path: Path) -> Iterator[None]:
 
 
 async def test_a_locked_file_makes_writers_wait_not_fail(path: Path) -> None:
-    async with fast(path) as layer:
+    async with fast(path) as layer, fast(path) as other:
+        theirs = await other.new_channel()
+        await layer.group_add("room", theirs)
+        await layer.send("worker.beta", {"type": "queued"})
         locked = anyio.Event()
         release = threading.Event()
+        ticks = 0
+        got: list[Any] = []
 
         def hold() -> None:
             with write_lock(path):
                 anyio.from_thread.run_sync(locked.set)
                 release.wait(5)
 
+        async def tick() -> None:
+            nonlocal ticks
+            while not release.is_set():
+                ticks += 1
+                await anyio.sleep(0.01)
+
+        async def receive_named() -> None:
+            got.append(await layer.receive("worker.beta"))
+
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(anyio.to_thread.run_sync, hold)
             await locked.wait()
             with anyio.fail_after(WAIT):
                 async with anyio.create_task_group() as writers:
+                    writers.start_soon(tick)
                     writers.start_soon(layer.send, "worker.alpha", {"type": "waited"})
+                    writers.start_soon(layer.group_send, "room", {"type": "grouped"})
                     writers.start_soon(layer.group_add, "room", "worker.alpha")
-                    await anyio.sleep(0.1)
+                    writers.start_soon(receive_named)
+                    await anyio.sleep(0.3)
+                    assert ticks >= 5, "the event loop stood still while another connection held the lock"
+                    assert got == []
                     release.set()
-        assert await layer.group_members("room") == {"worker.alpha"}
+        assert got == [{"type": "queued"}]
+        assert await layer.group_members("room") == {"worker.alpha", theirs}
         with anyio.fail_after(WAIT):
             assert await layer.receive("worker.alpha") == {"type": "waited"}
+            assert await other.receive(theirs) == {"type": "grouped"}
 
 
 async def test_a_file_locked_too_long_raises_layer_busy(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -575,6 +624,132 @@ async def test_a_file_locked_too_long_raises_layer_busy(path: Path, monkeypatch:
                 await anyio.to_thread.run_sync(held.__exit__, None, None, None)
         assert isinstance(caught.value, ChannelLayerError)
         assert isinstance(caught.value, RuntimeError)
+
+
+async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done: list[tuple[str, bool]] = []
+    real_checkpoint = store.checkpoint
+
+    def checkpoint(conn: sqlite3.Connection) -> bool:
+        completed = real_checkpoint(conn)
+        done.append((threading.current_thread().name, completed))
+        return completed
+
+    requests = 0
+    real_request = LeaseKeeper.request_checkpoint
+
+    def request_checkpoint(keeper: LeaseKeeper) -> None:
+        nonlocal requests
+        requests += 1
+        real_request(keeper)
+
+    monkeypatch.setattr(store, "checkpoint", checkpoint)
+    monkeypatch.setattr(LeaseKeeper, "request_checkpoint", request_checkpoint)
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 100)
+    async with fast(path, capacity=1000, lease=1.0) as layer, fast(path, capacity=1000, lease=1.0) as other:
+        channel = await other.new_channel()
+        for n in range(300):  # three checkpoint requests' worth of writes on the loop, nearly all
+            await layer.send(channel, {"type": "n", "n": n})
+        assert requests >= 2  # (a send that found the file locked wrote from a worker thread instead)
+        await eventually(sync_check(lambda: len(done) >= 2), "the lease thread checkpointed twice")
+        with anyio.fail_after(WAIT):
+            assert [(await other.receive(channel))["n"] for _ in range(300)] == list(range(300))
+        await eventually(sync_check(lambda: any(completed for _, completed in done)), "a checkpoint completed")
+        await layer.send(channel, {"type": "n", "n": 300})  # the first write after it cuts the WAL back
+        assert await anyio.to_thread.run_sync(os.path.getsize, f"{path}-wal") <= store.WAL_SIZE_LIMIT
+    assert all(name.startswith("interlock-lease-") for name, _ in done), done
+
+
+async def test_own_sends_do_not_wake_the_pump(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    claims: list[str] = []
+    real_claim = store.claim_owned
+
+    def claim_owned(conn: sqlite3.Connection, owner: str, *args: Any) -> Any:
+        claims.append(owner)
+        return real_claim(conn, owner, *args)
+
+    monkeypatch.setattr(store, "claim_owned", claim_owned)
+    async with fast(path, poll_interval=0.001) as a, fast(path) as b:
+        mine, theirs = await a.new_channel(), await b.new_channel()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(a.receive, mine)  # a's pump now watches the file
+            await anyio.sleep(0.05)
+            before = claims.count(a._process)
+            for n in range(100):
+                await a.send(theirs, {"type": "n", "n": n})
+                if n % 10 == 0:
+                    await anyio.sleep(0.005)  # time for the pump to look
+            assert claims.count(a._process) == before, "a's own sends woke its pump"
+            await b.send(mine, {"type": "for a"})  # another process's send does
+            await eventually(sync_check(lambda: claims.count(a._process) > before), "a's pump claimed")
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_full_local_queue_neither_spins_nor_hides_other_channels(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = 0
+    real_claim = store.claim_owned
+
+    def claim_owned(*args: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return real_claim(*args)
+
+    monkeypatch.setattr(store, "claim_owned", claim_owned)
+    async with fast(path, capacity=2) as a, fast(path, capacity=2) as b:
+        full, free = await b.new_channel(), await b.new_channel()
+        got: list[Any] = []
+
+        async def receive_free() -> None:
+            got.append(await b.receive(free))  # b's pump claims while this waits
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(receive_free)
+                for n in range(2):
+                    await a.send(full, {"type": "n", "n": n})
+                queue = b._local._queues
+                await eventually(sync_check(lambda: full in queue and len(queue[full].messages) == 2), "b claimed")
+                await a.send(full, {"type": "n", "n": 2})  # stays in the file: b's queue for *full* is full
+                await anyio.sleep(0.05)
+                before = claims
+                await anyio.sleep(0.2)
+                assert claims - before < 20, f"the pump claimed {claims - before} times in 0.2 s, all for nothing"
+                await a.send(free, {"type": "free"})
+        assert got == [{"type": "free"}]
+        with anyio.fail_after(WAIT):
+            assert [(await b.receive(full))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_a_loop_of_sends_lets_other_tasks_run(path: Path) -> None:
+    async with fast(path, capacity=1000) as layer, fast(path, capacity=1000) as other:
+        mine, theirs = await layer.new_channel(), await other.new_channel()
+        await layer.group_add("room", theirs)
+        ran = 0
+
+        async def bystander() -> None:
+            nonlocal ran
+            while True:
+                ran += 1
+                await anyio.lowlevel.checkpoint()
+
+        sends: list[Callable[[int], Awaitable[None]]] = [
+            lambda n: layer.send(mine, {"type": "n", "n": n}),  # in memory
+            lambda n: layer.send(theirs, {"type": "n", "n": n}),  # in the file, from the loop
+            lambda n: layer.group_send("room", {"type": "n", "n": n}),
+        ]
+        for send in sends:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(bystander)
+                await anyio.sleep(0.01)
+                ran = 0
+                for n in range(200):
+                    await send(n)
+                assert ran > 0, "200 sends in a row never let another task run"
+                tasks.cancel_scope.cancel()
 
 
 # -- threads and event loops ---------------------------------------------------------------------
