@@ -10,15 +10,16 @@ sender, another process, then
 
 Run::
 
-    .venv/bin/python bench/xproc.py [--paced 500] [--interval 0.005] [--burst 5000] [--only sqlite,redis]
+    .venv/bin/python bench/xproc.py [--paced 500] [--interval 0.005] [--burst 5000] [--only sqlite,redis,sqlite-trio]
 
-``redis`` needs the Redis server on 127.0.0.1:6379.
+``redis`` needs the Redis server on 127.0.0.1:6379.  ``sqlite-trio`` runs the SQLite layer
+with both processes on trio (channels_redis runs on asyncio only); ``--uvloop`` puts the
+asyncio rows on uvloop.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -29,12 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-LAYERS = ("sqlite", "redis")
+import anyio
+
+LAYERS = ("sqlite", "redis", "sqlite-trio")
 
 
 def make_layer(kind: str, where: str) -> Any:
     """A layer of *kind*: a SQLite file path, or a Redis key prefix."""
-    if kind == "sqlite":
+    if kind.startswith("sqlite"):
         from interlock.layers import SQLiteChannelLayer  # noqa: PLC0415
 
         return SQLiteChannelLayer(where, capacity=100_000)
@@ -81,7 +84,7 @@ async def sender(kind: str, where: str, channel: str, paced: int, interval: floa
     layer = make_layer(kind, where)
     for _ in range(paced):
         await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
-        await asyncio.sleep(interval)
+        await anyio.sleep(interval)
     start = time.monotonic()
     for _ in range(burst):
         await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
@@ -92,7 +95,7 @@ async def sender(kind: str, where: str, channel: str, paced: int, interval: floa
 
 def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start the receiver process, drive it, return its figures."""
-    where = str(tmp / "xproc.sqlite3") if kind == "sqlite" else f"xproc{time.monotonic_ns()}"
+    where = str(tmp / f"{kind}.sqlite3") if kind.startswith("sqlite") else f"xproc{time.monotonic_ns()}"
     child = subprocess.Popen(
         [sys.executable, __file__, "--child", kind, where, str(args.paced), str(args.burst)],
         stdout=subprocess.PIPE,
@@ -104,7 +107,7 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         if not channel:
             msg = f"{kind} receiver did not start"
             raise RuntimeError(msg)
-        send_rate = _run(sender(kind, where, channel, args.paced, args.interval, args.burst))
+        send_rate = _run(kind, sender(kind, where, channel, args.paced, args.interval, args.burst))
         line = child.stdout.readline()
         child.wait(timeout=120)
     finally:
@@ -116,20 +119,19 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return result
 
 
-def _run(coro: Any) -> Any:
-    """Run *coro* on uvloop when ``XPROC_UVLOOP=1`` (as uvicorn[standard] serves), else asyncio."""
-    if os.environ.get("XPROC_UVLOOP") == "1":
-        import uvloop  # noqa: PLC0415
-
-        return uvloop.run(coro)
-    return asyncio.run(coro)
+def _run(kind: str, coro: Any) -> Any:
+    """Run *coro* on trio for ``sqlite-trio``, else on asyncio (uvloop when ``XPROC_UVLOOP=1``)."""
+    if kind.endswith("-trio"):
+        return anyio.run(lambda: coro, backend="trio")
+    use_uvloop = os.environ.get("XPROC_UVLOOP") == "1"
+    return anyio.run(lambda: coro, backend="asyncio", backend_options={"use_uvloop": use_uvloop})
 
 
 def main() -> None:
     """Run each layer and print the table."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _, _, kind, where, paced, burst = sys.argv
-        _run(receiver(kind, where, int(paced), int(burst)))
+        _run(kind, receiver(kind, where, int(paced), int(burst)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--paced", type=int, default=500)
@@ -147,22 +149,24 @@ def main() -> None:
                 rows[kind] = run_one(kind, args, Path(tmp))
             except Exception as exc:
                 rows[kind] = f"skipped: {type(exc).__name__}: {exc}"
-    loop = "uvloop" if args.uvloop else "asyncio"
+    loop = "asyncio rows on uvloop" if args.uvloop else "asyncio rows on asyncio"
     pacing = f"{args.paced} paced messages every {args.interval * 1000:g} ms"
     print(f"cross-process, {loop}: {pacing}, then a burst of {args.burst}")
-    print(f"{'layer':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst msg/s':>12} {'sender msg/s':>13}")
+    print(f"{'layer':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst msg/s':>12} {'sender msg/s':>13}")
     for kind, row in rows.items():
         if isinstance(row, str):
-            print(f"{kind:<8} {row}")
+            print(f"{kind:<12} {row}")
         else:
             print(
-                f"{kind:<8} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} "
+                f"{kind:<12} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} "
                 f"{row['burst_msgs_per_s']:>12.0f} {row['sender_msgs_per_s']:>13.0f}"
             )
-    good = [r for r in rows.values() if isinstance(r, dict)]
-    if len(good) == 2 and isinstance(rows["redis"], dict) and isinstance(rows["sqlite"], dict):
-        ratio = rows["sqlite"]["burst_msgs_per_s"] / rows["redis"]["burst_msgs_per_s"]
-        print(f"sqlite burst throughput = {ratio:.1f}x channels_redis")
+    redis = rows.get("redis")
+    for kind in ("sqlite", "sqlite-trio"):
+        found = rows.get(kind)
+        if isinstance(found, dict) and isinstance(redis, dict):
+            ratio = found["burst_msgs_per_s"] / redis["burst_msgs_per_s"]
+            print(f"{kind} burst throughput = {ratio:.1f}x channels_redis")
 
 
 if __name__ == "__main__":

@@ -333,17 +333,16 @@ class SQLiteChannelLayer(StartsAndCloses):
             if keeper is not None:
                 keeper.request_checkpoint()
 
-    async def _pace(self) -> None:
-        """Yield to the event loop once every few calls that finished without waiting.
+    async def _yield(self) -> None:
+        """Yield to the event loop: due once every few calls that finished without waiting.
 
-        A loop of sends that all complete at once must not starve the other tasks.  The
-        yield is shielded: the call has already happened, so a cancellation waits for the
-        caller's next checkpoint instead of hiding that.
+        A loop of sends that all complete at once must not starve the other tasks (the
+        callers count: ``self._immediate += 1``, then yield once it reaches
+        ``_YIELD_EVERY``).  The yield is shielded: the call has already happened, so a
+        cancellation waits for the caller's next checkpoint instead of hiding that.
         """
-        self._immediate += 1
-        if self._immediate >= _YIELD_EVERY:
-            self._immediate = 0
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._immediate = 0
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     def _claim_home(self, ident: int) -> None:
         self._home = ident
@@ -447,7 +446,9 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
         if home and self._is_mine(channel):
             self._local.put(channel, checked, time.monotonic())
-            await self._pace()
+            self._immediate += 1
+            if self._immediate >= _YIELD_EVERY:
+                await self._yield()
             return
         now = time.time()
         targets = [(channel, _owner_of(channel), self._capacity_for(channel))]
@@ -458,7 +459,9 @@ class SQLiteChannelLayer(StartsAndCloses):
         ):
             self._wrote()
             self._local.wake_named([channel])
-            await self._pace()
+            self._immediate += 1
+            if self._immediate >= _YIELD_EVERY:
+                await self._yield()
             return
         await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
         self._nudge(home, [channel])
@@ -590,6 +593,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         body = encode(checked)
         expires = now + self.expiry
         members = self._on_loop(store.group_members, group, self._joined_after()) if home else store.BUSY
+        waited = True
         if isinstance(members, store.Busy):  # one trip to a thread does it all
             local, stored, full = await self._db(
                 store.group_send,
@@ -608,12 +612,12 @@ class SQLiteChannelLayer(StartsAndCloses):
             if targets and len(targets) <= _FAST_FANOUT:
                 queued = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
             if not targets:
-                full = []
+                full, waited = [], False
             elif isinstance(queued, store.Busy):
                 full = await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
             else:
                 self._wrote()
-                full = queued
+                full, waited = queued, False
         if stored:
             self._nudge(home, stored)
         now = time.monotonic()
@@ -624,7 +628,10 @@ class SQLiteChannelLayer(StartsAndCloses):
                 full.append(channel)
         for channel in full:
             logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
-        await self._pace()
+        if not waited:
+            self._immediate += 1
+            if self._immediate >= _YIELD_EVERY:
+                await self._yield()
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""

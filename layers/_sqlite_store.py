@@ -351,6 +351,7 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     writes, a checkpoint never catches up with the WAL's end and the WAL grows without
     bound.  Returns whether it got to the end (if not, what it copied stays copied).
     """
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # the bulk, blocking nobody
     conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
     try:
         (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
