@@ -333,16 +333,19 @@ class SQLiteChannelLayer(StartsAndCloses):
             if keeper is not None:
                 keeper.request_checkpoint()
 
-    async def _yield(self) -> None:
-        """Yield to the event loop: due once every few calls that finished without waiting.
+    def _yield_due(self) -> bool:
+        """Count a call that finished without waiting; True once every ``_YIELD_EVERY`` of them.
 
-        A loop of sends that all complete at once must not starve the other tasks (the
-        callers count: ``self._immediate += 1``, then yield once it reaches
-        ``_YIELD_EVERY``).  The yield is shielded: the call has already happened, so a
-        cancellation waits for the caller's next checkpoint instead of hiding that.
+        The caller then yields to the event loop (``cancel_shielded_checkpoint``), so that a
+        loop of sends that all complete at once cannot starve the other tasks.  The yield
+        is shielded: the call has already happened, so a cancellation waits for the
+        caller's next checkpoint instead of hiding that.
         """
+        self._immediate += 1
+        if self._immediate < _YIELD_EVERY:
+            return False
         self._immediate = 0
-        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return True
 
     def _claim_home(self, ident: int) -> None:
         self._home = ident
@@ -446,25 +449,22 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
         if home and self._is_mine(channel):
             self._local.put(channel, checked, time.monotonic())
-            self._immediate += 1
-            if self._immediate >= _YIELD_EVERY:
-                await self._yield()
+            if self._yield_due():
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         now = time.time()
         targets = [(channel, _owner_of(channel), self._capacity_for(channel))]
         body = encode(checked)
         expires = now + self.expiry
-        if home and not isinstance(
-            self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True), store.Busy
-        ):
+        done = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True) if home else None
+        waited = done is None or isinstance(done, store.Busy)
+        if waited:
+            await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
+        else:
             self._wrote()
-            self._local.wake_named([channel])
-            self._immediate += 1
-            if self._immediate >= _YIELD_EVERY:
-                await self._yield()
-            return
-        await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
         self._nudge(home, [channel])
+        if not waited and self._yield_due():
+            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self, channel: str, /) -> Message:
         """Wait for the next unexpired message on *channel*."""
@@ -628,10 +628,8 @@ class SQLiteChannelLayer(StartsAndCloses):
                 full.append(channel)
         for channel in full:
             logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
-        if not waited:
-            self._immediate += 1
-            if self._immediate >= _YIELD_EVERY:
-                await self._yield()
+        if not waited and self._yield_due():
+            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""
