@@ -11,8 +11,9 @@ Run::
     .venv/bin/python bench/channel_layers.py [--rounds 5] [--trips 2000] [--only memory,sqlite,channels,redis]
 
 ``redis`` needs the Redis server on 127.0.0.1:6379; ``sqlite`` uses a file in a
-temporary directory. Cross-process figures for the SQLite layer are in
-``bench/xproc.py``.
+temporary directory. Then, in the same run, ``bench/xproc.py`` measures cross-process
+delivery (latency p50/p99 and throughput: the SQLite layer on asyncio and on trio, and
+channels_redis) in processes of its own; ``--no-xproc`` leaves that out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import argparse
 import asyncio
 import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--trips", type=int, default=2000)
     parser.add_argument("--only", default=",".join(LAYERS), help="comma list of " + ",".join(LAYERS))
+    parser.add_argument("--no-xproc", action="store_true", help="leave out the cross-process figures (bench/xproc.py)")
     args = parser.parse_args()
     chosen = [name for name in LAYERS if name in args.only.split(",")]
     rows: dict[str, dict[str, float] | str] = {}
@@ -127,6 +131,13 @@ def main() -> None:
         print(
             f"{name:<10} {row['trips/s']:>10.0f} {row['g1 ms']:>9.3f} {row['g100 ms']:>9.2f} {row['g1000 ms']:>10.2f}"
         )
+    across = [
+        kind for name in chosen for kind in {"sqlite": ("sqlite", "sqlite-trio"), "redis": ("redis",)}.get(name, ())
+    ]
+    if across and not args.no_xproc:
+        print(flush=True)
+        xproc = Path(__file__).with_name("xproc.py")
+        subprocess.run([sys.executable, str(xproc), "--only", ",".join(across)], check=True)
 
 
 if __name__ == "__main__":
