@@ -383,6 +383,21 @@ async def test_group_send_reaches_members_of_both_processes(pair: tuple[SQLiteCh
             assert [(await layer.receive(channel))["n"] for _ in range(3)] == [0, 1, 2]
 
 
+@pytest.mark.parametrize("remote", [sqlite_module._FAST_FANOUT, sqlite_module._FAST_FANOUT + 8])
+async def test_group_send_to_many_members_elsewhere(pair: tuple[SQLiteChannelLayer, ...], remote: int) -> None:
+    a, b = pair  # up to _FAST_FANOUT of b's members are queued from a's loop, more from a thread
+    theirs = [await b.new_channel() for _ in range(remote)]
+    mine = await a.new_channel()
+    for channel in [*theirs, mine]:
+        await a.group_add("crowd", channel)
+    await a.group_send("crowd", {"type": "hello"})
+    with anyio.fail_after(WAIT):
+        assert await a.receive(mine) == {"type": "hello"}
+        for channel in theirs:
+            assert await b.receive(channel) == {"type": "hello"}
+    assert await aquery(b.path, "SELECT COUNT(*) FROM messages") == [(0,)]
+
+
 async def test_named_channel_delivers_each_message_once(pair: tuple[SQLiteChannelLayer, ...]) -> None:
     a, b = pair
     got: list[tuple[str, int]] = []
