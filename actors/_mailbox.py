@@ -8,14 +8,15 @@ Rule 3. ``get`` on a non-empty mailbox does not yield to the event loop: a busy 
 Rule 4. ``get`` can wait with a deadline, so the consumer itself serves its timers:
         no clock task per actor.
 
-A deque and two :class:`anyio.Event` objects, so it costs less than an anyio memory
-stream on the hot path and works on asyncio and trio alike.
+A list and two :class:`anyio.Event` objects, so it costs less than an anyio memory
+stream on the hot path and works on asyncio and trio alike.  A list rather than a deque:
+an idle actor's empty list costs 56 bytes, an empty deque 600, and ``pop(0)`` on a few
+dozen items costs less than the handler that follows it.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Generic, TypeVar
 
 import anyio
@@ -31,7 +32,7 @@ class Mailbox(Generic[T]):
     __slots__ = ("_items", "_limit", "_not_empty", "_not_full")
 
     def __init__(self, limit: int = 64) -> None:
-        self._items: deque[T] = deque()
+        self._items: list[T] = []
         self._limit = limit
         self._not_empty: anyio.Event | None = None
         self._not_full: anyio.Event | None = None
@@ -70,7 +71,7 @@ class Mailbox(Generic[T]):
                     await self._not_empty.wait()
                 if scope.cancelled_caught:
                     return None
-        item = self._items.popleft()
+        item = self._items.pop(0)
         waiter = self._not_full
         if waiter is not None:
             self._not_full = None

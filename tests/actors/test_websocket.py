@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import pytest
@@ -375,3 +375,38 @@ def test_groups_attribute_must_be_a_sequence() -> None:
 
         class Bad(WebsocketActor):
             groups = "room"
+
+
+class EchoInRoom(Echo):
+    groups = ("room",)
+
+
+async def test_a_failing_server_receive_fails_the_actor_after_what_came_before(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    layer = InMemoryChannelLayer()  # with a layer, a task of the actor's pumps the client's events
+    app = ProtocolTypeRouter({"websocket": EchoInRoom.as_asgi()}, channel_layer=layer)
+    incoming: list[dict[str, Any]] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "before the failure"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        raise ConnectionResetError("the server lost the socket")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "websocket", "path": "/room", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 5)}
+    with caplog.at_level(logging.ERROR, "interlock.actors"):
+        await app(scope, receive, send)  # the actor's failure is its own: the app returns
+    assert sent[0] == {"type": "websocket.accept", "subprotocol": None}
+    assert {"type": "websocket.send", "text": "before the failure"} in sent
+    assert sent[-1]["type"] == "websocket.close"
+    assert sent[-1]["code"] == 1011
+    assert "EchoInRoom channel=" in caplog.text
+    assert "ConnectionResetError: the server lost the socket" in caplog.text
+    assert await layer.groups() == {}

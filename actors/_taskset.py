@@ -1,0 +1,89 @@
+"""An actor's background tasks, as cheap as each event loop allows.
+
+An actor in mailbox mode runs tasks beside its own: the pump that feeds the server's
+``receive()`` into the mailbox, the pump of a layer it cannot watch, a state actor's
+invoked tasks.  They live exactly as long as the actor's loop, like the tasks of an
+anyio task group, but each actor pays for them with every open connection.
+
+Rules:
+
+1. **Tasks end with the block.**  Leaving ``async with TaskSet(...)`` cancels every task
+   still running and waits for them, shielded from the cancellation of the block.
+2. **A task's exception does not escape by itself.**  It goes to ``on_error``, which the
+   actor turns into a mailbox item, so the failure reaches the actor in order, after
+   the events the task delivered before failing, and fails it like a handler's exception
+   would.  Only cancellation and ``BaseException``\\ s pass.
+3. **The cheapest task each backend has.**  On asyncio a task is a bare
+   :class:`asyncio.Task` (measured 1.2 KiB, against 4.7 KiB for an anyio task group and
+   its task); on trio, where every task needs a nursery, the tasks run in an anyio task
+   group (3.0 KiB, a trio nursery alone 2.0 KiB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+__all__ = ["TaskSet"]
+
+
+class TaskSet:
+    """Tasks started by one actor, cancelled and awaited when its loop ends (see the module)."""
+
+    __slots__ = ("_group", "_on_error", "_tasks")
+
+    def __init__(self, on_error: Callable[[Exception], None]) -> None:
+        self._on_error = on_error
+        self._group: TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None
+
+    async def __aenter__(self) -> TaskSet:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: trio
+            pass
+        else:
+            self._tasks = set()
+            return self
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        return self
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], /, *args: Any) -> None:
+        """Run ``await fn(*args)`` in a task of its own."""
+        tasks = self._tasks
+        if tasks is None:
+            assert self._group is not None, "TaskSet.start_soon outside its async with block"
+            self._group.start_soon(self._guard, fn, args)
+            return
+        task = asyncio.get_running_loop().create_task(self._guard(fn, args))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the actor (rule 2)
+            self._on_error(exc)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        group, self._group = self._group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            return await group.__aexit__(exc_type, exc, tb)
+        tasks, self._tasks = self._tasks, None
+        if tasks:
+            running = list(tasks)
+            for task in running:
+                task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(running)
+        return None
