@@ -78,6 +78,7 @@ PATIENCE: Final = 30.0
 CLAIM_BATCH: Final = 500
 CHECKPOINT_WAIT_MS: Final = 100
 WAL_SIZE_LIMIT: Final = 32 << 20  # bytes the WAL file is cut back to when it starts afresh
+FILE_MODE: Final = 0o600  # a new layer file: its owner's only
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS processes (
@@ -165,6 +166,8 @@ def connect(path: str | os.PathLike[str], *, create: bool = True, read_only: boo
     if not create and not path.exists():
         msg = f"there is no layer file at {str(path)!r}"
         raise FileNotFoundError(errno.ENOENT, msg, str(path))
+    if create and not read_only:
+        _create_private(path)
     mode = "ro" if read_only else ("rwc" if create else "rw")
     try:
         conn = sqlite3.connect(
@@ -182,6 +185,21 @@ def connect(path: str | os.PathLike[str], *, create: bool = True, read_only: boo
         conn.close()
         raise
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create *path*, if missing, readable and writable by its owner only.
+
+    Messages wait in the file: other users of the machine have no business reading them.
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the file; to share the layer
+    with another user, change the file's group and mode (SQLite keeps them).
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    except FileExistsError:
+        pass  # an existing file (or one another process just created) keeps its mode
+    except PermissionError as exc:
+        raise _unwritable(path, exc) from exc
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: bool) -> None:

@@ -278,6 +278,19 @@ async def test_read_only_directory_is_refused(tmp_path: Path) -> None:
         await SQLiteChannelLayer(directory / "layer.sqlite3").start()
 
 
+async def test_a_new_file_is_its_owners_only_and_an_existing_one_keeps_its_mode(tmp_path: Path) -> None:
+    fresh, shared = tmp_path / "fresh.sqlite3", tmp_path / "shared.sqlite3"
+    async with SQLiteChannelLayer(fresh) as layer:
+        await layer.send("worker.alpha", {"type": "secret"})  # waits in the file, and in its WAL
+        modes = await anyio.to_thread.run_sync(lambda: {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()})
+    assert modes == {"fresh.sqlite3": 0o600, "fresh.sqlite3-wal": 0o600, "fresh.sqlite3-shm": 0o600}
+    async with SQLiteChannelLayer(shared):
+        pass
+    shared.chmod(0o660)  # shared with the group on purpose
+    async with SQLiteChannelLayer(shared):
+        assert shared.stat().st_mode & 0o777 == 0o660
+
+
 async def test_lazy_start_raises_at_first_use(tmp_path: Path) -> None:
     layer = SQLiteChannelLayer(tmp_path / "nowhere" / "layer.sqlite3")
     with pytest.raises(FileNotFoundError):
