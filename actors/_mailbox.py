@@ -8,14 +8,19 @@ Rule 3. ``get`` on a non-empty mailbox does not yield to the event loop: a busy 
 Rule 4. ``get`` can wait with a deadline, so the consumer itself serves its timers:
         no clock task per actor.
 
-A list and two :class:`anyio.Event` objects, so it costs less than an anyio memory
-stream on the hot path and works on asyncio and trio alike.  A list rather than a deque:
-an idle actor's empty list costs 56 bytes, an empty deque 600, and ``pop(0)`` on a few
-dozen items costs less than the handler that follows it.
+A list and two waiters, so it costs less than an anyio memory stream on the hot path and
+works on asyncio and trio alike.  Every connection's actor has one, most of the time
+idle, so its resting cost counts: a list rather than a deque (an empty list costs 56
+bytes, an empty deque 600, and ``pop(0)`` on a few dozen items costs less than the
+handler that follows it), and on asyncio the consumer waits on a bare future (about 100
+bytes) rather than an :class:`anyio.Event` (an ``asyncio.Event`` with its own deque and a
+future per wait, 1.5 KiB).  Producers, who wait only when the mailbox is full, and the
+consumer on trio use :class:`anyio.Event`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Generic, TypeVar
 
@@ -26,15 +31,23 @@ __all__ = ["Mailbox"]
 T = TypeVar("T")
 
 
-class Mailbox(Generic[T]):
-    """A bounded FIFO with async ``put``/``get`` for one consumer."""
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return None
 
-    __slots__ = ("_items", "_limit", "_not_empty", "_not_full")
+
+class Mailbox(Generic[T]):
+    """A bounded FIFO with async ``put``/``get`` for one consumer, on the event loop that made it."""
+
+    __slots__ = ("_items", "_limit", "_loop", "_not_empty", "_not_full")
 
     def __init__(self, limit: int = 64) -> None:
         self._items: list[T] = []
         self._limit = limit
-        self._not_empty: anyio.Event | None = None
+        self._loop = _asyncio_loop()
+        self._not_empty: asyncio.Future[None] | anyio.Event | None = None
         self._not_full: anyio.Event | None = None
 
     def __len__(self) -> int:
@@ -54,7 +67,10 @@ class Mailbox(Generic[T]):
         waiter = self._not_empty
         if waiter is not None:
             self._not_empty = None
-            waiter.set()
+            if isinstance(waiter, anyio.Event):
+                waiter.set()
+            elif not waiter.done():
+                waiter.set_result(None)
 
     async def get(self, deadline: float = math.inf) -> T | None:
         """Pop the oldest item, waiting while the mailbox is empty.
@@ -62,15 +78,20 @@ class Mailbox(Generic[T]):
         Returns None if *deadline* (on ``anyio.current_time()``'s clock) passes first.
         """
         while not self._items:
-            if self._not_empty is None:
-                self._not_empty = anyio.Event()
-            if deadline == math.inf:
-                await self._not_empty.wait()
-            else:
-                with anyio.CancelScope(deadline=deadline) as scope:
-                    await self._not_empty.wait()
-                if scope.cancelled_caught:
-                    return None
+            waiter = self._not_empty
+            if waiter is None:
+                waiter = self._not_empty = anyio.Event() if self._loop is None else self._loop.create_future()
+            try:
+                if deadline == math.inf:
+                    await (waiter.wait() if isinstance(waiter, anyio.Event) else waiter)
+                else:
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        await (waiter.wait() if isinstance(waiter, anyio.Event) else waiter)
+                    if scope.cancelled_caught:
+                        return None
+            finally:
+                if self._not_empty is waiter and not isinstance(waiter, anyio.Event) and waiter.cancelled():
+                    self._not_empty = None  # a cancelled wait cancels its future: the next one needs a new one
         item = self._items.pop(0)
         waiter = self._not_full
         if waiter is not None:
