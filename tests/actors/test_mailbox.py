@@ -1,0 +1,63 @@
+"""The actor's mailbox: order, deadlines, backpressure, on both backends."""
+
+from __future__ import annotations
+
+import anyio
+from interlock.actors._mailbox import Mailbox
+
+
+async def test_items_leave_in_order_and_a_passed_deadline_loses_nothing() -> None:
+    mailbox: Mailbox[int] = Mailbox(limit=4)
+    assert await mailbox.get(anyio.current_time() + 0.01) is None  # nothing came: the deadline passed
+    assert await mailbox.get(anyio.current_time() - 1) is None  # already passed
+    mailbox.put_nowait(1)
+    await mailbox.put(2)
+    assert len(mailbox) == 2
+    assert await mailbox.get(anyio.current_time() + 10) == 1
+    assert await mailbox.get() == 2
+
+
+async def test_a_waiting_get_wakes_for_an_item_after_an_earlier_wait_timed_out() -> None:
+    mailbox: Mailbox[str] = Mailbox()
+    assert await mailbox.get(anyio.current_time() + 0.01) is None
+    got: list[str | None] = []
+
+    async def consume() -> None:
+        got.append(await mailbox.get())
+        got.append(await mailbox.get(anyio.current_time() + 10))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()
+            mailbox.put_nowait("first")
+            await anyio.wait_all_tasks_blocked()
+            mailbox.put_nowait("second")
+    assert got == ["first", "second"]
+
+
+async def test_a_cancelled_get_leaves_the_mailbox_usable() -> None:
+    mailbox: Mailbox[str] = Mailbox()
+    with anyio.move_on_after(0.01):
+        await mailbox.get()
+    mailbox.put_nowait("after")
+    with anyio.fail_after(5):
+        assert await mailbox.get() == "after"
+
+
+async def test_a_full_mailbox_makes_producers_wait() -> None:
+    mailbox: Mailbox[int] = Mailbox(limit=2)
+    done: list[int] = []
+
+    async def produce() -> None:
+        for n in range(4):
+            await mailbox.put(n)
+            done.append(n)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(produce)
+            await anyio.wait_all_tasks_blocked()
+            assert done == [0, 1]  # the third waits for room
+            assert [await mailbox.get() for _ in range(4)] == [0, 1, 2, 3]
+    assert done == [0, 1, 2, 3]
