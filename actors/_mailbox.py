@@ -26,16 +26,11 @@ from typing import Generic, TypeVar
 
 import anyio
 
+from ._taskset import running_asyncio_loop
+
 __all__ = ["Mailbox"]
 
 T = TypeVar("T")
-
-
-def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # trio
-        return None
 
 
 class Mailbox(Generic[T]):
@@ -46,7 +41,7 @@ class Mailbox(Generic[T]):
     def __init__(self, limit: int = 64) -> None:
         self._items: list[T] = []
         self._limit = limit
-        self._loop = _asyncio_loop()
+        self._loop = running_asyncio_loop()
         self._not_empty: asyncio.Future[None] | anyio.Event | None = None
         self._not_full: anyio.Event | None = None
 
@@ -81,12 +76,13 @@ class Mailbox(Generic[T]):
             waiter = self._not_empty
             if waiter is None:
                 waiter = self._not_empty = anyio.Event() if self._loop is None else self._loop.create_future()
+            wait = waiter.wait() if isinstance(waiter, anyio.Event) else waiter
             try:
                 if deadline == math.inf:
-                    await (waiter.wait() if isinstance(waiter, anyio.Event) else waiter)
+                    await wait
                 else:
                     with anyio.CancelScope(deadline=deadline) as scope:
-                        await (waiter.wait() if isinstance(waiter, anyio.Event) else waiter)
+                        await wait
                     if scope.cancelled_caught:
                         return None
             finally:

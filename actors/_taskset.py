@@ -33,7 +33,15 @@ import anyio
 if TYPE_CHECKING:
     import trio
 
-__all__ = ["TaskSet"]
+__all__ = ["TaskSet", "running_asyncio_loop"]
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio event loop, or None on trio (anyio's other backend)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class TaskSet:
@@ -47,11 +55,7 @@ class TaskSet:
         self._tasks: set[asyncio.Task[None]] | None = None
 
     async def __aenter__(self) -> TaskSet:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio: trio
-            pass
-        else:
+        if running_asyncio_loop() is not None:
             self._tasks = set()
             return self
         import trio  # noqa: PLC0415 - present whenever a trio loop runs
