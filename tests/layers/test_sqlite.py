@@ -90,7 +90,7 @@ class _GuardedConnection(sqlite3.Connection):
 
 
 @pytest.fixture(autouse=True)
-def no_sqlite_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_waiting_sqlite_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every connection the layer opens refuses to wait on an event loop thread."""
     real_connect = sqlite3.connect
 
