@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import final
 
+import anyio.lowlevel
+
 from ._errors import ChannelFull, InvalidChannelName
-from ._queues import CapacityRule, ChannelQueues
+from ._queues import CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
     check_message,
@@ -60,6 +62,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         self.expiry = require_positive("expiry", expiry)
         self.group_expiry = require_positive("group_expiry", group_expiry)
         self._queues = ChannelQueues(CapacityRule(capacity, channel_capacity), self.expiry)
+        self._pacer = Pacer()
         self._process = secrets.token_hex(6)
         self._groups: dict[str, dict[str, float]] = {}
         self._memberships: dict[str, set[str]] = {}
@@ -91,6 +94,8 @@ class InMemoryChannelLayer(StartsAndCloses):
         """Queue a copy of *message* on *channel*."""
         require_channel_name(channel)
         self._queues.put(channel, check_message(message), time.monotonic())
+        if self._pacer.due():
+            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self, channel: str, /) -> Message:
         """Wait for the next unexpired message on *channel*."""
@@ -181,6 +186,8 @@ class InMemoryChannelLayer(StartsAndCloses):
                 self._queues.put(channel, checked, now)
             except ChannelFull:
                 logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+        if self._pacer.due():
+            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*."""

@@ -16,6 +16,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import anyio
 
@@ -23,7 +24,34 @@ from ._errors import ChannelFull
 from ._types import Message
 from ._validation import copy_message, require_capacity
 
-__all__ = ["CapacityRule", "ChannelQueue", "ChannelQueues"]
+__all__ = ["YIELD_EVERY", "CapacityRule", "ChannelQueue", "ChannelQueues", "Pacer"]
+
+YIELD_EVERY: Final = 32
+"""Calls that finished without waiting between two yields to the event loop (:class:`Pacer`)."""
+
+
+class Pacer:
+    """Says when a layer call that finished without waiting should still yield to the loop.
+
+    A ``send`` to a local queue awaits nothing, so a loop of sends would starve every
+    other task.  A layer counts such calls and, once every :data:`YIELD_EVERY`, yields
+    with ``anyio.lowlevel.cancel_shielded_checkpoint()``: shielded, because the call
+    has already happened and a cancellation must wait for the caller's next checkpoint
+    instead of hiding that.
+    """
+
+    __slots__ = ("_count",)
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def due(self) -> bool:
+        """Count one call; True once every :data:`YIELD_EVERY` of them."""
+        self._count += 1
+        if self._count < YIELD_EVERY:
+            return False
+        self._count = 0
+        return True
 
 
 class CapacityRule:

@@ -73,7 +73,7 @@ import anyio.to_thread
 from . import _sqlite_store as store
 from ._background import spawn_system_task
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed
-from ._queues import CapacityRule
+from ._queues import CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper, OwnMemberships
 from ._sqlite_local import LocalQueues
 from ._sqlite_thread import ConnectionThread
@@ -102,7 +102,6 @@ _QUIET_AFTER: Final = 1.0  # seconds without a message from the file before poll
 _QUIET_SLOWDOWN: Final = 5  # how much it slows down
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
 _CHECKPOINT_EVERY: Final = 1000  # writes on the loop's connection between checkpoint requests (~4,000 WAL pages)
-_YIELD_EVERY: Final = 32  # calls that finish without waiting between two yields to the event loop
 _layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
@@ -173,7 +172,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._fast: sqlite3.Connection | None = None  # the home thread's (rule 5)
         self._fast_lock = threading.Lock()  # only against close() from another thread
         self._fast_writes = 0
-        self._immediate = 0
+        self._pacer = Pacer()  # the home thread's
         self._open_lock = threading.Lock()
         self._me: store.Owner | None = None
         self._keeper: LeaseKeeper | None = None
@@ -333,20 +332,6 @@ class SQLiteChannelLayer(StartsAndCloses):
             if keeper is not None:
                 keeper.request_checkpoint()
 
-    def _yield_due(self) -> bool:
-        """Count a call that finished without waiting; True once every ``_YIELD_EVERY`` of them.
-
-        The caller then yields to the event loop (``cancel_shielded_checkpoint``), so that a
-        loop of sends that all complete at once cannot starve the other tasks.  The yield
-        is shielded: the call has already happened, so a cancellation waits for the
-        caller's next checkpoint instead of hiding that.
-        """
-        self._immediate += 1
-        if self._immediate < _YIELD_EVERY:
-            return False
-        self._immediate = 0
-        return True
-
     def _claim_home(self, ident: int) -> None:
         self._home = ident
         self._local.forget_waiters()  # events of a loop that has ended
@@ -449,7 +434,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
         if home and self._is_mine(channel):
             self._local.put(channel, checked, time.monotonic())
-            if self._yield_due():
+            if self._pacer.due():
                 await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         now = time.time()
@@ -463,7 +448,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         else:
             self._wrote()
         self._nudge(home, [channel])
-        if not waited and self._yield_due():
+        if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self, channel: str, /) -> Message:
@@ -628,7 +613,7 @@ class SQLiteChannelLayer(StartsAndCloses):
                 full.append(channel)
         for channel in full:
             logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
-        if not waited and self._yield_due():
+        if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def group_members(self, group: str, /) -> frozenset[str]:

@@ -66,6 +66,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, Protocol
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from ._errors import (
@@ -360,6 +361,28 @@ class ChannelLayerConformance:
                 tg.cancel_scope.cancel()
         await layer.send(channel, _msg(n=1))
         assert await self._next(layer, channel) == _msg(n=1)
+
+    async def test_a_loop_of_sends_lets_other_tasks_run(self, layer: ChannelLayer) -> None:
+        """Sending (and receiving what is queued) in a loop still lets other tasks run."""
+        channel = await layer.new_channel()
+        ran = 0
+
+        async def bystander() -> None:
+            nonlocal ran
+            while True:
+                ran += 1
+                await anyio.lowlevel.checkpoint()
+
+        with anyio.fail_after(self.wait_timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(bystander)
+                await anyio.lowlevel.checkpoint()  # the bystander starts
+                ran = 0
+                for n in range(200):
+                    await layer.send(channel, _msg(n=n))
+                    assert await layer.receive(channel) == _msg(n=n)
+                assert ran > 0, "200 sends and receives in a row never let another task run"
+                tg.cancel_scope.cancel()
 
     async def test_new_channel_returns_unique_valid_local_names(self, layer: ChannelLayer) -> None:
         """new_channel() names are valid, distinct, process-local and start with 'specific'."""
