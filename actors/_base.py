@@ -27,13 +27,12 @@ Theory of operation
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import math
 from collections.abc import Callable, Generator, Iterable, Sequence
 from threading import get_ident
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import anyio
 from interlock.layers import GroupLayer, WatchableLayer
@@ -54,6 +53,7 @@ CLIENT: Final = 0
 LAYER: Final = 1
 INTERNAL: Final = 2
 FAILED: Final = 3  # a background task's exception (see _taskset)
+_WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
 
 _LIBRARY_CLASSES: list[type] = []
 C = TypeVar("C", bound=type)
@@ -167,7 +167,6 @@ class BaseActor:
     """The connection scope, with ``url_route`` once a router matched it."""
 
     _needs_mailbox: ClassVar[bool] = False
-    _take_watched: Callable[[], Message | None]
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -348,33 +347,20 @@ class BaseActor:
                 await self._cleanup()
 
     async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
+        # Bound methods, not closures, feed the mailbox: every live connection pays for them.
         mailbox: Mailbox[tuple[int, Any]] = Mailbox(self.mailbox_size)
         self._mailbox = mailbox
-
-        async def pump_client() -> None:
-            while True:
-                message = await receive()
-                await mailbox.put((CLIENT, message))
-                if message.get("type") in self._terminal_events:
-                    return
-
-        async def pump_channel(layer: GroupLayer, channel: str) -> None:
-            while True:
-                await mailbox.put((LAYER, await layer.receive(channel)))
-
-        async with TaskSet(lambda exc: mailbox.put_nowait((FAILED, exc))) as tasks:
+        async with TaskSet(self._post_failure) as tasks:
             self._tasks = tasks
-            tasks.start_soon(pump_client)
+            tasks.start_soon(self._pump_client, receive)
             if layer is not None and self.channel_name is not None:
-                token = (LAYER, None)
                 waiting = None
                 if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
-                    waiting = layer.watch_channel(self.channel_name, lambda: mailbox.put_nowait(token))
-                    self._take_watched = functools.partial(layer.take_message, self.channel_name)
+                    waiting = layer.watch_channel(self.channel_name, self._post_watch_token)
                 if waiting is None:
-                    tasks.start_soon(pump_channel, layer, self.channel_name)
+                    tasks.start_soon(self._pump_channel, layer, self.channel_name)
                 for _ in range(waiting or 0):
-                    mailbox.put_nowait(token)
+                    mailbox.put_nowait(_WATCH_TOKEN)
             await self._mailbox_started()
             while True:
                 deadline = self._next_deadline()
@@ -392,6 +378,29 @@ class BaseActor:
         {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}
     )
 
+    async def _pump_client(self, receive: Receive) -> None:
+        """Feed the server's events into the mailbox, up to the last one."""
+        mailbox = self._mailbox
+        while True:
+            message = await receive()
+            await mailbox.put((CLIENT, message))
+            if message.get("type") in self._terminal_events:
+                return
+
+    async def _pump_channel(self, layer: GroupLayer, channel: str) -> None:
+        """Feed a layer that cannot be watched into the mailbox."""
+        mailbox = self._mailbox
+        while True:
+            await mailbox.put((LAYER, await layer.receive(channel)))
+
+    def _post_watch_token(self) -> None:
+        """A message waits in the watched channel: its turn comes after what is queued."""
+        self._mailbox.put_nowait(_WATCH_TOKEN)
+
+    def _post_failure(self, exc: Exception) -> None:
+        """A background task failed: the actor fails when the mailbox reaches it."""
+        self._mailbox.put_nowait((FAILED, exc))
+
     async def _handle(self, kind: int, payload: Any) -> bool:
         """Handle one mailbox item, start to finish; return True when the actor must stop."""
         try:
@@ -400,7 +409,7 @@ class BaseActor:
             elif kind == LAYER:
                 stop = False
                 if payload is None:  # a token: the message waits in the watched channel
-                    payload = self._take_watched()
+                    payload = cast("WatchableLayer", self.channel_layer).take_message(cast("str", self.channel_name))
                 if payload is None:
                     pass  # it expired, or the channel was flushed
                 elif self._accepts_layer_messages():
