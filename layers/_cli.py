@@ -4,9 +4,10 @@
 
     interlock layer groups PATH           every group with its member count
     interlock layer members PATH GROUP    the channels in GROUP, one a line
+    interlock layer processes PATH        the processes using the file: alive or not, what they hold
     interlock layer prune PATH            drop dead processes' channels and expired messages
 
-``groups`` and ``members`` open the file read-only and never create it; ``prune`` does once
+``groups``, ``members`` and ``processes`` open the file read-only and never create it; ``prune`` does once
 what every live layer process does on each lease beat (see :mod:`._sqlite_lease`).  Output
 is plain lines for ``grep``/``wc``; errors go to stderr with exit status 1.
 
@@ -36,12 +37,12 @@ Handler = Callable[[argparse.Namespace], int]
 def add_layer_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add the ``layer`` command (with ``groups``, ``members``, ``prune``) to *subparsers*."""
+    """Add the ``layer`` command (with ``groups``, ``members``, ``processes``, ``prune``) to *subparsers*."""
     layer = subparsers.add_parser(
         "layer",
         help="look inside a SQLite channel-layer file",
         description="Look inside the file of a SQLiteChannelLayer: its groups, their members, "
-        "and the dead processes it still remembers.",
+        "the processes using it, and the dead ones it still remembers.",
     )
     commands = layer.add_subparsers(dest="layer_command", required=True, metavar="COMMAND")
 
@@ -53,6 +54,12 @@ def add_layer_commands(
     members.add_argument("path", type=Path, metavar="PATH", help="the layer file")
     members.add_argument("group", metavar="GROUP", help="the group's name")
     members.set_defaults(handler=_guarded(_members))
+
+    processes = commands.add_parser(
+        "processes", help="list the processes using the file, whether they are alive, and what they hold"
+    )
+    processes.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    processes.set_defaults(handler=_guarded(_processes))
 
     prune = commands.add_parser("prune", help="remove dead processes' channels and expired messages now")
     prune.add_argument("path", type=Path, metavar="PATH", help="the layer file")
@@ -103,6 +110,46 @@ def _members(args: argparse.Namespace) -> int:
     for channel in sorted(channel for channel, _ in members):
         print(channel)
     return 0
+
+
+def _processes(args: argparse.Namespace) -> int:
+    conn = store.connect(args.path, create=False, read_only=True)
+    now = time.time()
+    try:
+        found = store.call(conn, store.census, now)
+    finally:
+        conn.close()
+    rows = [("PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED")]
+    for owner, memberships, queued in found.processes:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.started)) if owner.pid else "-"
+        rows.append(
+            (
+                owner.id,
+                str(owner.pid or "-"),
+                owner.host or "-",
+                started,
+                _lease(owner, now),
+                str(memberships),
+                str(queued),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(f"named channels: {found.named_memberships} memberships, {found.named_queued} queued messages")
+    return 0
+
+
+def _lease(owner: store.Owner, now: float) -> str:
+    """How a process's lease stands: alive, or how long until (or since) it may be pruned."""
+    if not owner.pid:
+        state = "never registered (a channel name nobody made)"
+    elif owner.lease_until > now:
+        return f"alive (lease ends in {owner.lease_until - now:.0f} s)"
+    else:
+        state = f"lease ended {now - owner.lease_until:.0f} s ago"
+    prunable = owner.lease_until + owner.grace - now
+    return f"{state}, pruned in {prunable:.0f} s" if prunable > 0 else f"{state}, prunable now"
 
 
 def _prune(args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ __all__ = [
     "APPLICATION_ID",
     "BUSY",
     "Busy",
+    "Census",
     "PATIENCE",
     "SCHEMA_VERSION",
     "LayerBusy",
@@ -443,6 +444,32 @@ def processes(conn: sqlite3.Connection) -> list[Owner]:
     """Every process row, oldest first."""
     rows = conn.execute("SELECT * FROM processes ORDER BY started, id").fetchall()
     return [Owner(*row) for row in rows]
+
+
+class Census(NamedTuple):
+    """Who holds what in a layer file, read in one snapshot (``interlock layer processes``)."""
+
+    processes: list[tuple[Owner, int, int]]
+    """Each process (oldest first) with its channels' memberships and unexpired queued messages."""
+    named_memberships: int
+    """Memberships of named channels (owned by no process)."""
+    named_queued: int
+    """Unexpired messages queued for named channels."""
+
+
+def census(conn: sqlite3.Connection, now: float) -> Census:
+    """Every process with what its channels hold, and what the named channels hold."""
+    conn.execute("BEGIN")  # one read snapshot for all five queries
+    try:
+        owners = processes(conn)
+        memberships = dict(conn.execute("SELECT owner, COUNT(*) FROM memberships GROUP BY owner").fetchall())
+        queued = dict(
+            conn.execute("SELECT owner, COUNT(*) FROM messages WHERE expires > ? GROUP BY owner", (now,)).fetchall()
+        )
+    finally:
+        conn.execute("COMMIT")
+    rows = [(owner, memberships.get(owner.id, 0), queued.get(owner.id, 0)) for owner in owners]
+    return Census(rows, memberships.get(None, 0), queued.get(None, 0))
 
 
 # -- groups ----------------------------------------------------------------------------------

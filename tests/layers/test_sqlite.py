@@ -1083,6 +1083,34 @@ def test_cli_lists_members(path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().out == ""
 
 
+def test_cli_lists_processes_and_what_they_hold(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def run() -> str:
+        async with fast(path, grace=30.0) as layer:  # no beat prunes the ghost during the test
+            mine = await layer.new_channel()
+            await layer.group_add("chat.lobby", mine)
+            await layer.group_add("chat.lobby", "worker.alpha")
+            await layer.group_add("chat.room", "ghost.0123456789ab!x")
+            await layer.send("worker.alpha", {"type": "job"})
+            await layer.send("ghost.0123456789ab!x", {"type": "lost"})
+            await anyio.to_thread.run_sync(cli.main, ["layer", "processes", str(path)])
+            return layer._process
+
+    me = anyio.run(run)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED"]
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert set(rows) == {me, "0123456789ab"}
+    assert f"{os.getpid()}" in rows[me]
+    assert "alive (lease ends in" in rows[me]
+    assert rows[me].split()[-2:] == ["1", "0"]  # one membership, nothing queued for its channel
+    assert "never registered" in rows["0123456789ab"]
+    assert rows["0123456789ab"].split()[-2:] == ["1", "1"]
+    assert lines[-1] == "named channels: 1 memberships, 1 queued messages"
+    assert cli.main(["layer", "processes", str(path)]) == 0  # closed: its row went with it
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:-1]] == ["0123456789ab"]
+
+
 def test_cli_prunes_dead_processes(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fill(path)
     assert cli.main(["layer", "prune", str(path)]) == 0
@@ -1103,6 +1131,7 @@ def test_cli_prunes_dead_processes(path: Path, capsys: pytest.CaptureFixture[str
         (["layer", "groups", "{junk}"], "not a SQLite database"),
         (["layer", "members", "{layer}", "bad name"], "invalid group name 'bad name'"),
         (["layer", "prune", "{dir}/no/such/file"], "does not exist"),
+        (["layer", "processes", "{missing}"], "there is no layer file at"),
     ],
 )
 def test_cli_reports_errors(
