@@ -43,28 +43,20 @@ def make_interlock() -> Any:
 
 def make_channels() -> Any:
     """uvicorn factory: the same chat on Django Channels and channels_redis."""
-    import django
-    from django.conf import settings
+    from echo_apps import configure_django
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="interlock-bench-not-secret",
-            INSTALLED_APPS=[],
-            ALLOWED_HOSTS=["127.0.0.1", "localhost"],
-            USE_TZ=True,
-            CHANNEL_LAYERS={
-                "default": {
-                    "BACKEND": "channels_redis.core.RedisChannelLayer",
-                    "CONFIG": {
-                        "hosts": [("127.0.0.1", 6379)],
-                        "prefix": os.environ["CHAT_BENCH_PREFIX"],
-                        "capacity": _capacity(),
-                    },
-                }
-            },
-        )
-        django.setup()
+    configure_django(
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [("127.0.0.1", 6379)],
+                    "prefix": os.environ["CHAT_BENCH_PREFIX"],
+                    "capacity": _capacity(),
+                },
+            }
+        }
+    )
     from urllib.parse import parse_qs
 
     from channels.generic.websocket import AsyncJsonWebsocketConsumer

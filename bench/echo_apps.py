@@ -107,8 +107,8 @@ def make_dsl() -> AnyASGIApp:
 # --------------------------------------------------------------------------
 
 
-def _configure_django() -> None:
-    """Minimal in-code Django settings; no CHANNEL_LAYERS, so channels uses no layer."""
+def configure_django(**extra: Any) -> None:
+    """Minimal in-code Django settings, plus *extra* ones; by default no CHANNEL_LAYERS, so no layer."""
     import django
     from django.conf import settings
 
@@ -119,13 +119,14 @@ def _configure_django() -> None:
             INSTALLED_APPS=[],
             ALLOWED_HOSTS=["127.0.0.1", "localhost"],
             USE_TZ=True,
+            **extra,
         )
         django.setup()
 
 
 def make_channels() -> AnyASGIApp:
     """uvicorn factory for the Django Channels ``AsyncWebsocketConsumer`` echo app."""
-    _configure_django()
+    configure_django()
     from channels.generic.websocket import (
         AsyncWebsocketConsumer,
     )
