@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,20 +41,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+from echo import free_port, stop_process
 from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent
 STACKS = ("interlock", "channels")
 ROOM = "bench"
-
-
-def free_port() -> int:
-    """A currently free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
@@ -97,13 +89,7 @@ class Server:
 
     def stop(self) -> None:
         """Terminate (then kill) the server."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @contextlib.contextmanager

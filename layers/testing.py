@@ -80,7 +80,7 @@ from ._errors import (
 from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
 from ._validation import MAX_DEPTH, MAX_NAME_LENGTH, require_channel_name
 
-__all__ = ["ChannelLayerConformance", "LayerFactory"]
+__all__ = ["ChannelLayerConformance", "LayerFactory", "lets_other_tasks_run"]
 
 
 class LayerFactory(Protocol):
@@ -92,6 +92,29 @@ class LayerFactory(Protocol):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+async def lets_other_tasks_run(work: Callable[[], Awaitable[object]]) -> bool:
+    """Whether another task got to run while ``await work()`` ran.
+
+    For checking that a loop of calls which need not wait (sends to local queues, say)
+    still yields to the event loop: a bystander task counts its turns meanwhile.
+    """
+    ran = 0
+
+    async def bystander() -> None:
+        nonlocal ran
+        while True:
+            ran += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(bystander)
+        await anyio.lowlevel.checkpoint()  # the bystander starts
+        ran = 0
+        await work()
+        tasks.cancel_scope.cancel()
+    return ran > 0
 
 
 def _msg(**values: Any) -> Message:
@@ -365,24 +388,14 @@ class ChannelLayerConformance:
     async def test_a_loop_of_sends_lets_other_tasks_run(self, layer: ChannelLayer) -> None:
         """Sending (and receiving what is queued) in a loop still lets other tasks run."""
         channel = await layer.new_channel()
-        ran = 0
 
-        async def bystander() -> None:
-            nonlocal ran
-            while True:
-                ran += 1
-                await anyio.lowlevel.checkpoint()
+        async def work() -> None:
+            for n in range(200):
+                await layer.send(channel, _msg(n=n))
+                assert await layer.receive(channel) == _msg(n=n)
 
         with anyio.fail_after(self.wait_timeout):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(bystander)
-                await anyio.lowlevel.checkpoint()  # the bystander starts
-                ran = 0
-                for n in range(200):
-                    await layer.send(channel, _msg(n=n))
-                    assert await layer.receive(channel) == _msg(n=n)
-                assert ran > 0, "200 sends and receives in a row never let another task run"
-                tg.cancel_scope.cancel()
+            assert await lets_other_tasks_run(work), "200 sends and receives in a row never let another task run"
 
     async def test_new_channel_returns_unique_valid_local_names(self, layer: ChannelLayer) -> None:
         """new_channel() names are valid, distinct, process-local and start with 'specific'."""
