@@ -114,6 +114,11 @@ _TABLES: Final = frozenset({"processes", "memberships", "messages"})
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
+def _primary_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of *exc* (0 for one raised by Python code, with no code)."""
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
 class Owner(NamedTuple):
     """A process row: who owns the ``!`` channels named after ``id``."""
 
@@ -225,7 +230,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
         # SQLite's own busy handler sleeps at least 1 ms, an eternity next to a commit.
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.DatabaseError as exc:
-        code = exc.sqlite_errorcode & 0xFF
+        code = _primary_code(exc)
         if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
             raise _not_a_layer(path, f"it is not a SQLite database, or it is corrupt ({exc})") from exc
         if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
@@ -304,7 +309,7 @@ def call(
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if exc.sqlite_errorcode & 0xFF not in _BUSY:
+            if _primary_code(exc) not in _BUSY:
                 raise
             now = time.monotonic()
             if deadline is None:
@@ -346,7 +351,7 @@ def try_once(
     except sqlite3.OperationalError as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        if exc.sqlite_errorcode & 0xFF in _BUSY:
+        if _primary_code(exc) in _BUSY:
             return BUSY
         raise
     except BaseException:

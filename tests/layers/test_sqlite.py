@@ -639,6 +639,46 @@ async def test_a_locked_file_makes_writers_wait_not_fail(path: Path) -> None:
             assert await other.receive(theirs) == {"type": "grouped"}
 
 
+def test_try_once_never_waits_and_leaves_no_transaction_behind(path: Path) -> None:
+    conn = store.for_event_loop(store.connect(path))
+    try:
+
+        def two_writes(conn: sqlite3.Connection) -> str:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO memberships VALUES ('g', 'worker.a', NULL, 0)")
+            conn.execute("COMMIT")
+            return "done"
+
+        with write_lock(path):
+            started = time.monotonic()
+            assert store.try_once(conn, two_writes) is store.BUSY
+            assert time.monotonic() - started < 1.0  # no busy timeout: it did not wait
+            assert not conn.in_transaction
+        assert store.try_once(conn, two_writes) == "done"
+
+        def fails_half_way(conn: sqlite3.Connection, error: BaseException) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO memberships VALUES ('g', 'worker.b', NULL, 0)")
+            raise error
+
+        for error in (ValueError("not a lock"), sqlite3.OperationalError("not a lock either")):
+            with pytest.raises(type(error), match="not a lock"):
+                store.try_once(conn, fails_half_way, error)
+            assert not conn.in_transaction
+        assert query(path, "SELECT channel FROM memberships") == [("worker.a",)]  # worker.b rolled back
+    finally:
+        conn.close()
+
+
+async def test_a_closing_layer_sends_through_its_thread(path: Path) -> None:
+    async with fast(path) as layer, fast(path) as other:
+        theirs = await other.new_channel()
+        with layer._fast_lock:  # what close() holds while it shuts the loop's connection
+            await layer.send(theirs, {"type": "via the thread"})
+        with anyio.fail_after(WAIT):
+            assert await other.receive(theirs) == {"type": "via the thread"}
+
+
 async def test_a_file_locked_too_long_raises_layer_busy(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "PATIENCE", 0.2)
     async with fast(path) as layer:
