@@ -365,6 +365,16 @@ async def test_send_to_another_process_keeps_order(pair: tuple[SQLiteChannelLaye
     assert got == [{"type": "n", "n": n, "raw": bytes([n])} for n in range(50)]
 
 
+async def test_a_backlog_bigger_than_a_claim_arrives_whole_and_in_order(path: Path) -> None:
+    count = store.CLAIM_BATCH * 2 + 7  # three claims, the first two of a whole batch
+    async with fast(path, capacity=count) as a, fast(path, capacity=count) as b:
+        channel = await b.new_channel()  # b waits for nothing yet: the backlog builds in the file
+        for n in range(count):
+            await a.send(channel, {"type": "n", "n": n})
+        with anyio.fail_after(WAIT):
+            assert [(await b.receive(channel))["n"] for _ in range(count)] == list(range(count))
+
+
 async def test_receiver_waiting_before_the_send_wakes(pair: tuple[SQLiteChannelLayer, ...]) -> None:
     a, b = pair
     channel = await b.new_channel()
