@@ -577,14 +577,15 @@ class SQLiteChannelLayer(StartsAndCloses):
         now = time.time()
         body = encode(checked)
         expires = now + self.expiry
-        members = self._on_loop(store.group_members, group, self._joined_after()) if home else store.BUSY
+        joined_after = self._joined_after()
+        members = self._on_loop(store.group_members, group, joined_after) if home else store.BUSY
         waited = True
         if isinstance(members, store.Busy):  # one trip to a thread does it all
             local, stored, full = await self._db(
                 store.group_send,
                 group,
                 body,
-                joined_after=self._joined_after(),
+                joined_after=joined_after,
                 local_owner=self._process if home else None,
                 now=now,
                 expires=expires,
@@ -593,16 +594,20 @@ class SQLiteChannelLayer(StartsAndCloses):
         else:
             local, targets = store.split_members(members, self._process, self._capacity_for)
             stored = [channel for channel, _, _ in targets]
-            queued: list[str] | store.Busy = store.BUSY
-            if targets and len(targets) <= _FAST_FANOUT:
-                queued = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+            full = []
             if not targets:
-                full, waited = [], False
-            elif isinstance(queued, store.Busy):
-                full = await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+                waited = False
             else:
-                self._wrote()
-                full, waited = queued, False
+                queued = (
+                    self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+                    if len(targets) <= _FAST_FANOUT
+                    else store.BUSY
+                )
+                if isinstance(queued, store.Busy):
+                    full = await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+                else:
+                    self._wrote()
+                    full, waited = queued, False
         if stored:
             self._nudge(home, stored)
         now = time.monotonic()
