@@ -430,8 +430,12 @@ class BaseActor:
         except StopActor:
             return True
         except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
-            await self._fail(exc)
-            return True
+            return await self._handler_failed(exc, kind, payload)
+
+    async def _handler_failed(self, exc: Exception, kind: int, payload: Any) -> bool:
+        """A handler raised *exc* for a mailbox item: fail the actor (True: it must stop)."""
+        await self._fail(exc)
+        return True
 
     def _log_failure(self, exc: Exception) -> None:
         logger.error("%r failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)

@@ -49,10 +49,11 @@ from interlock.dsl import (
     MachineSpec,
     TaskFailed,
     Timeout,
+    MessageFormatError,
     Transition,
     compile_machine,
+    from_message,
 )
-from interlock.dsl._messages import MessageFormatError, from_message
 
 from ._base import INTERNAL, library_class
 from ._errors import MalformedMessage

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine
-from interlock.dsl._diagram import render
+from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
+
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
