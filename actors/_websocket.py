@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
 
-
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
 from ._errors import DenyConnection, MalformedMessage
