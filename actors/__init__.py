@@ -10,14 +10,23 @@ import contextlib
 from interlock.dsl import IllegalTransition
 
 from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy
-from ._errors import DenyConnection, MalformedMessage, RouteNotFound, StopActor, UnknownMessageType
+from ._ending import EndCause, Ending
+from ._errors import (
+    ClientGone,
+    DenyConnection,
+    MalformedMessage,
+    NoChannelLayer,
+    RouteNotFound,
+    StopActor,
+    UnknownMessageType,
+)
 from ._generic import Actor
 from ._machine import JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
 from ._sync import async_to_sync, sync_to_async
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._websocket import JsonWebsocketActor, WebsocketActor
-from ._worker import run_worker
+from ._worker import WorkerStopped, run_worker
 
 __all__ = [
     "ASGIApp",
@@ -25,13 +34,17 @@ __all__ = [
     "ActorApp",
     "BaseActor",
     "ChannelNameRouter",
+    "ClientGone",
     "DenyConnection",
+    "EndCause",
+    "Ending",
     "Flush",
     "IllegalTransition",
     "JsonStateActor",
     "JsonWebsocketActor",
     "MalformedMessage",
     "Message",
+    "NoChannelLayer",
     "ProtocolTypeRouter",
     "Receive",
     "Route",
@@ -46,6 +59,7 @@ __all__ = [
     "UnhandledPolicy",
     "UnknownMessageType",
     "WebsocketActor",
+    "WorkerStopped",
     "async_to_sync",
     "path",
     "re_path",

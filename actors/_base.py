@@ -21,8 +21,13 @@ Theory of operation
   ``chat_message``, which must be a public method defined by the user's class, not
   one of interlock's own methods (so ``{"type": "close"}`` never closes anything).
 * **Failure.** A handler exception is logged with the actor's identity, the
-  connection is closed (1011 for WebSockets) and the actor stops; whatever happens,
-  its channel is closed and discarded from every group.
+  connection is closed (1011 for WebSockets) and the actor stops.
+* **Teardown, once.** However the actor ends — the client closes or vanishes, a send
+  finds it gone (:class:`~interlock.actors.ClientGone`), a handler raises, the task is
+  cancelled because the server shuts down — :meth:`BaseActor._end` runs exactly once:
+  ``self.ending`` says why, connection actors run their exit hooks and
+  ``disconnect(code)``, groups are left, and the channel is closed.  It runs shielded
+  from cancellation and bounded by ``teardown_timeout``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 import anyio
 from interlock.layers import GroupLayer, WatchableLayer
 
-from ._errors import StopActor, UnknownMessageType
+from ._ending import Ending
+from ._errors import ClientGone, NoChannelLayer, StopActor, UnknownMessageType
+from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import Mailbox
 from ._sync import run_in_worker
 from ._taskset import TaskSet
@@ -106,7 +113,7 @@ class Flush:
             return _done().__await__()
         outbox = actor._outbox
         if len(outbox) == 1 and actor._asgi_send is not None:  # the usual case: no extra frame
-            return actor._asgi_send(outbox.pop()).__await__()
+            return actor._deliver(outbox.pop()).__await__()
         return actor._flush().__await__()
 
 
@@ -131,8 +138,17 @@ class ActorApp:
         return f"{self.actor_class.__qualname__}.as_asgi({args})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one scope with a new actor."""
-        await self.actor_class(**self.initkwargs)._run(scope, receive, send)
+        """Serve one scope with a new actor; answer lifespan events for a bare actor app."""
+        kind = scope["type"]
+        actor_class = self.actor_class
+        if kind == "lifespan" and not actor_class._serves_lifespan:
+            await serve_lifespan(receive, send, self.initkwargs.get("channel_layer"))
+            return
+        accepted = actor_class.scope_types
+        if accepted is not None and kind not in accepted:
+            await refuse_scope(actor_class.__qualname__, accepted, scope, receive, send)
+            return
+        await actor_class(**self.initkwargs)._run(scope, receive, send)
 
 
 @library_class
@@ -157,16 +173,25 @@ class BaseActor:
     mailbox_size: ClassVar[int] = 64
     """Events the mailbox holds before the client and the channel are made to wait."""
 
-    channel_layer: GroupLayer | None = None
-    """The layer this actor talks through; set by the router, or by ``as_asgi(channel_layer=…)``."""
+    teardown_timeout: ClassVar[float] = 5.0
+    """Seconds the teardown (exit hooks, ``disconnect()``, leaving groups, closing the
+    channel) may take once the actor is cancelled or its connection ended; past them the
+    rest is abandoned."""
 
-    channel_name: str | None
-    """This actor's own channel (its mailbox address) while it runs with a layer."""
+    scope_types: ClassVar[frozenset[str] | None] = None
+    """The ASGI scope types the actor serves (None: any). Others are refused by ``as_asgi()``."""
+
+    ending: Ending | None = None
+    """Why the connection ended: None while it is live, set once before exit hooks run."""
 
     scope: Scope
     """The connection scope, with ``url_route`` once a router matched it."""
 
     _needs_mailbox: ClassVar[bool] = False
+    _serves_lifespan: ClassVar[bool] = False  # the class handles lifespan events itself
+    _ended: bool = False
+    _channel_layer: GroupLayer | None = None
+    _channel_name: str | None = None
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -188,6 +213,7 @@ class BaseActor:
                 if inspect.isfunction(value):
                     handlers.add(name)
         cls._handlers = frozenset(handlers)
+        cls._serves_lifespan = cls.scope_types is None and "lifespan_startup" in handlers
         if not isinstance(cls.groups, (list, tuple)):
             msg = f"{cls.__qualname__}.groups must be a list or tuple of group names, not {type(cls.groups).__name__}"
             raise TypeError(msg)
@@ -195,7 +221,6 @@ class BaseActor:
     def __init__(self, **initkwargs: Any) -> None:
         for key, value in initkwargs.items():
             setattr(self, key, value)
-        self.channel_name = None
         self._outbox: list[Message] = []  # 56 bytes empty, a deque 600: most actors hold one
         self._asgi_send: Send | None = None
         self._loop_thread = get_ident()
@@ -225,13 +250,43 @@ class BaseActor:
             raise TypeError(msg)
         return ActorApp(cls, dict(initkwargs))
 
+    # -- the layer ------------------------------------------------------------------------
+
+    @property
+    def channel_layer(self) -> GroupLayer:
+        """The layer this actor talks through (set by the router, or ``as_asgi(channel_layer=…)``).
+
+        Reading it on an actor that runs without a layer raises
+        :class:`~interlock.actors.NoChannelLayer` (an ``AttributeError``, so
+        ``getattr(self, "channel_layer", None)`` tells).
+        """
+        layer = self._channel_layer
+        if layer is None:
+            raise NoChannelLayer(type(self).__qualname__, "channel_layer")
+        return layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: GroupLayer | None) -> None:
+        self._channel_layer = layer
+
+    @property
+    def channel_name(self) -> str:
+        """This actor's own channel, its mailbox address, while it runs with a layer.
+
+        Without a layer it raises :class:`~interlock.actors.NoChannelLayer`.
+        """
+        channel = self._channel_name
+        if channel is None:
+            raise NoChannelLayer(type(self).__qualname__, "channel_name")
+        return channel
+
     # -- identity ---------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         scope = getattr(self, "scope", None) or {}
         parts = [type(self).__qualname__]
-        if self.channel_name:
-            parts.append(f"channel={self.channel_name}")
+        if self._channel_name:
+            parts.append(f"channel={self._channel_name}")
         if "path" in scope:
             parts.append(f"path={scope['path']}")
         client = scope.get("client")
@@ -253,12 +308,20 @@ class BaseActor:
 
     async def _flush(self) -> None:
         outbox = self._outbox
-        send = self._asgi_send
-        if send is None:
+        if self._asgi_send is None:
             msg = f"{self!r} is not running: nothing to send to"
             raise RuntimeError(msg)
         while outbox:
-            await send(outbox.pop(0))
+            await self._deliver(outbox.pop(0))
+
+    async def _deliver(self, message: Message) -> None:
+        """Hand one message to the server; its ``OSError`` means the client is gone."""
+        try:
+            await self._asgi_send(message)  # type: ignore[misc]  # set while running
+        except OSError as exc:
+            self._outbox.clear()
+            msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"
+            raise ClientGone(msg) from exc
 
     # -- calling handlers ----------------------------------------------------------------
 
@@ -291,8 +354,8 @@ class BaseActor:
             name = message_type.replace(".", "_")
             if name in self._handlers and not message_type.startswith("_"):
                 return name
-            if message_type.startswith("_"):
-                reason = "types starting with '_' are private and never dispatched"
+            if name.startswith("_"):
+                reason = f"it maps to method {name!r}, and methods starting with '_' are private, never handlers"
             elif name in self._reserved:
                 reason = f"{name!r} is one of interlock's own methods, not a handler"
             else:
@@ -323,7 +386,7 @@ class BaseActor:
     # -- running -------------------------------------------------------------------------
 
     def _layer_for(self, scope: Scope) -> GroupLayer | None:
-        layer = self.channel_layer
+        layer = self._channel_layer
         if layer is None:
             layer = scope.get(LAYER_KEY)
         return layer
@@ -332,19 +395,37 @@ class BaseActor:
         self.scope = scope
         self._asgi_send = send
         self._loop_thread = get_ident()
-        layer = self.channel_layer = self._layer_for(scope)
+        layer = self._channel_layer = self._layer_for(scope)
         try:
             if layer is not None:
-                self.channel_name = await layer.new_channel()
+                self._channel_name = await layer.new_channel()
                 await self._started()
             if layer is None and not self._needs_mailbox:
-                while not await self._handle(CLIENT, await receive()):
-                    pass
+                await self._run_direct(receive)
             else:
                 await self._run_mailbox(layer, receive)
+        except anyio.get_cancelled_exc_class():
+            with anyio.move_on_after(self.teardown_timeout, shield=True):
+                await self._on_shutdown()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the layer failed to give a channel, say
+            await self._fail(exc)
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.teardown_timeout, shield=True):
+                if not self._ended:  # not reached through an event: the server went quiet
+                    await self._end(Ending("lost", 1006))
                 await self._cleanup()
+
+    async def _run_direct(self, receive: Receive) -> None:
+        """No layer, no timers: await the server's events one by one."""
+        while True:
+            try:
+                message = await receive()
+            except Exception as exc:  # noqa: BLE001 - the server's receive() failed: this actor fails
+                await self._fail(exc)
+                return
+            if await self._handle(CLIENT, message):
+                return
 
     async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
         # Bound methods, not closures, feed the mailbox: every live connection pays for them.
@@ -353,12 +434,13 @@ class BaseActor:
         async with TaskSet(self._post_failure) as tasks:
             self._tasks = tasks
             tasks.start_soon(self._pump_client, receive)
-            if layer is not None and self.channel_name is not None:
+            channel = self._channel_name
+            if layer is not None and channel is not None:
                 waiting = None
                 if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
-                    waiting = layer.watch_channel(self.channel_name, self._post_watch_token)
+                    waiting = layer.watch_channel(channel, self._post_watch_token)
                 if waiting is None:
-                    tasks.start_soon(self._pump_channel, layer, self.channel_name)
+                    tasks.start_soon(self._pump_channel, layer, channel)
                 for _ in range(waiting or 0):
                     mailbox.put_nowait(_WATCH_TOKEN)
             await self._mailbox_started()
@@ -409,7 +491,8 @@ class BaseActor:
             elif kind == LAYER:
                 stop = False
                 if payload is None:  # a token: the message waits in the watched channel
-                    payload = cast("WatchableLayer", self.channel_layer).take_message(cast("str", self.channel_name))
+                    layer = cast("WatchableLayer", self._channel_layer)
+                    payload = layer.take_message(cast("str", self._channel_name))
                 if payload is None:
                     pass  # it expired, or the channel was flushed
                 elif self._accepts_layer_messages():
@@ -428,6 +511,11 @@ class BaseActor:
                 await self._settle()
             return stop
         except StopActor:
+            await self._stopped()
+            return True
+        except ClientGone as exc:
+            logger.debug("%s", exc)
+            await self._end(Ending("lost", 1006, exc))
             return True
         except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
             return await self._handler_failed(exc, kind, payload)
@@ -443,31 +531,61 @@ class BaseActor:
     async def _fail(self, exc: Exception) -> None:
         self._log_failure(exc)
         self._outbox.clear()
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._on_failure(exc)
-        except Exception as close_exc:  # noqa: BLE001 - the peer may be gone already
-            logger.debug("%r could not report its failure to the peer: %r", self, close_exc)
+        with anyio.CancelScope(shield=True):
+            if not self._ended:
+                try:
+                    await self._on_failure(exc)
+                except Exception as close_exc:  # noqa: BLE001 - the peer may be gone already
+                    logger.debug("%r could not report its failure to the peer: %r", self, close_exc)
+            await self._end(self._failure_ending(exc))
+
+    def _failure_ending(self, exc: Exception) -> Ending:
+        return Ending("error", 1011, exc)
+
+    async def _end(self, ending: Ending) -> None:
+        """End the actor once, whatever path reaches here first (see the module's *Teardown*)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self.ending is None:
+            self.ending = ending
+        self._outbox.clear()
+        await self._teardown(ending)
+
+    async def _teardown(self, ending: Ending) -> None:
+        """What ending means for this kind of actor (connection actors: hooks, ``disconnect()``)."""
+
+    async def _stopped(self) -> None:
+        """A handler raised :class:`StopActor`."""
+        await self._end(Ending("actor", 1000))
+
+    async def _on_shutdown(self) -> None:
+        """The actor's task was cancelled (the server shuts down): end it."""
+        await self._end(Ending("shutdown", 1001))
 
     async def _join_groups(self) -> None:
-        layer = self.channel_layer
-        if layer is None or not self.groups:
+        layer = self._channel_layer
+        channel = self._channel_name
+        if layer is None or channel is None or not self.groups:
             return
-        assert self.channel_name is not None
         for group in self.groups:
-            await layer.group_add(group, self.channel_name)
+            await layer.group_add(group, channel)
             self._joined.append(group)
 
     async def _leave_groups(self, groups: Iterable[str]) -> None:
-        layer = self.channel_layer
-        if layer is None or self.channel_name is None:
+        layer = self._channel_layer
+        channel = self._channel_name
+        if layer is None or channel is None:
             return
         for group in groups:
-            await layer.group_discard(group, self.channel_name)
+            try:
+                await layer.group_discard(group, channel)
+            except Exception:
+                logger.exception("%r could not leave group %r", self, group)
 
     async def _cleanup(self) -> None:
-        layer = self.channel_layer
-        channel = self.channel_name
+        layer = self._channel_layer
+        channel = self._channel_name
         if layer is None or channel is None:
             return
         try:

@@ -5,14 +5,18 @@
   for bad arguments.
 * The peer's: :class:`MalformedMessage` (the client sent data the actor cannot read);
   the runtime closes the connection with the error's close code.
+* Nobody's: :class:`ClientGone` (a send found the client gone), which ends the actor
+  as a disconnect does, not as a failure.
 * Control flow: :class:`StopActor` and :class:`DenyConnection`, raised by handlers.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ClientGone",
     "DenyConnection",
     "MalformedMessage",
+    "NoChannelLayer",
     "RouteNotFound",
     "StopActor",
     "UnknownMessageType",
@@ -51,3 +55,26 @@ class RouteNotFound(ValueError):
         self.tried = tried
         listed = ", ".join(repr(t) for t in tried) or "no routes"
         super().__init__(f"no route matches path {path!r} (tried {listed})")
+
+
+class ClientGone(ConnectionError):
+    """A send found the connection already gone (the server raised an ``OSError``).
+
+    The ASGI spec has servers raise an ``OSError`` subclass (uvicorn's
+    ``ClientDisconnected``) when an app sends to a client that left; interlock raises
+    this instead, with the server's error as ``__cause__``.  Left uncaught, it ends the
+    actor the way a disconnect does: exit hooks, ``disconnect(1006)``, groups left,
+    nothing logged as a failure.
+    """
+
+
+class NoChannelLayer(AttributeError):
+    """``channel_layer`` or ``channel_name`` was read on an actor that runs without a layer."""
+
+    def __init__(self, actor: str, attribute: str) -> None:
+        self.attribute = attribute
+        super().__init__(
+            f"{actor} has no {attribute}: it runs without a channel layer; pass channel_layer= to "
+            "ProtocolTypeRouter(...) or to as_asgi(...), or check with getattr(self, "
+            f"{attribute!r}, None)"
+        )

@@ -56,6 +56,7 @@ from interlock.dsl import (
 )
 
 from ._base import INTERNAL, library_class
+from ._ending import Ending
 from ._errors import MalformedMessage
 from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
@@ -143,6 +144,7 @@ class _MachineActor(WebsocketActor):
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
         self._generation = 0
         self._settling = False
+        self._inside = CONNECTING  # the innermost state whose exit hooks are owed (a user state once open)
         self._due = math.inf  # the deadline the actor's loop last waited for
 
     # -- observation -----------------------------------------------------------------------
@@ -153,7 +155,7 @@ class _MachineActor(WebsocketActor):
     def _observe(
         self, kind: str, event: str, source: str, target: str, *, accepted: bool, handler: str | None = None
     ) -> None:
-        identity = f"{type(self).__qualname__}:{self.channel_name or id(self)}"
+        identity = f"{type(self).__qualname__}:{self._channel_name or id(self)}"
         self.on_transition(TransitionRecord(identity, kind, event, source, target, accepted, time.time(), handler))
 
     def has_tag(self, tag: str) -> bool:
@@ -209,9 +211,14 @@ class _MachineActor(WebsocketActor):
         spec = self.machine
         if old == CONNECTING and spec.idle_timeout is not None:
             self._arm(_IDLE, spec.idle_timeout, "idle", _IDLE)  # a client that never speaks idles out too
-        if new in (CLOSING, CLOSED) and self._timers:
-            self._timers.clear()  # no timer event is handled once the connection is ending
-        old_chain, new_chain = spec.chain(old), spec.chain(new)
+        ending = new in (CLOSING, CLOSED)
+        if ending:
+            self._tearing_down = True  # exit hooks of a closing connection may not send: sends are dropped
+            if self._timers:
+                self._timers.clear()  # no timer event is handled once the connection is ending
+        # Exit what was really entered: an enter hook that closed the connection left the
+        # states below it unentered, though self.state already named them.
+        old_chain, new_chain = spec.chain(self._inside), spec.chain(new)
         common = 0
         while common < min(len(old_chain), len(new_chain)) and old_chain[common] == new_chain[common]:
             common += 1
@@ -223,11 +230,16 @@ class _MachineActor(WebsocketActor):
             for _, scope in (self._task_scopes or {}).pop(path, ()):
                 scope.cancel()
             for hook in info.exit:
-                await self._call(hook)
+                if ending:
+                    await self._call_exit_hook(hook)
+                else:
+                    await self._call(hook)
+            self._inside = info.parent
         for path in new_chain[common:]:
             if self.state != new:  # an exit or enter hook moved the actor on
                 return
             info = spec.states[path]
+            self._inside = path  # entered once its enter hooks start: its exit hooks are owed
             for hook in info.enter:
                 await self._call(hook)
             if info.timeout is not None:
@@ -235,16 +247,20 @@ class _MachineActor(WebsocketActor):
             for task in info.invoke:
                 self._start_task(path, task)
 
-    async def _on_failure(self, exc: Exception) -> None:
-        """Close as any actor does, then leave the user states: their exit hooks still run."""
-        old = self.state
-        await super()._on_failure(exc)
-        if old in self.machine.states:
-            self._timers = None
-            try:
-                await self._cross(old, CLOSED, reenter=None)
-            except Exception:
-                logger.exception("%r: an exit hook failed while the actor was failing", self)
+    async def _call_exit_hook(self, hook: str) -> None:
+        """Run an exit hook of an ending connection: its failure is logged, the teardown goes on."""
+        try:
+            await self._call(hook)
+        except Exception as exc:
+            logger.error("%r: exit hook %s() failed: %s: %s", self, hook, type(exc).__name__, exc, exc_info=exc)
+
+    async def _teardown(self, ending: Ending) -> None:
+        """Forget pending moves, deferred events and timers, then leave every entered state."""
+        self._moves.clear()  # what a failed handler left half done is not finished now
+        self._deferred = None
+        self._timers = None
+        self._settling = False
+        await super()._teardown(ending)
 
     # -- events ---------------------------------------------------------------------------
 

@@ -8,16 +8,18 @@ reports the socket gone, ``closed`` after ``disconnect``. Operations check the s
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, ClassVar
 
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
-from ._errors import DenyConnection, MalformedMessage
+from ._ending import SHUTDOWN_CODES, Ending
+from ._errors import DenyConnection, MalformedMessage, StopActor
 from ._types import Message
 
 __all__ = ["JsonWebsocketActor", "WebsocketActor"]
@@ -25,6 +27,13 @@ __all__ = ["JsonWebsocketActor", "WebsocketActor"]
 logger = logging.getLogger("interlock.actors")
 
 _MAX_REASON_BYTES = 123
+
+_LOW_LEVEL_HOOKS = {
+    "websocket_connect": "connect() (call accept(), close() or deny() there)",
+    "websocket_receive": "receive(text_data=None, bytes_data=None)",
+    "websocket_disconnect": "disconnect(code)",
+}
+"""Channels' raw-event hooks, which WebsocketActor never calls, and what to override instead."""
 
 
 def _reason(text: str) -> str:
@@ -75,8 +84,23 @@ class WebsocketActor(BaseActor):
     _sendable: ClassVar[frozenset[str]] = LIFECYCLE.sources["send"]
     _receivable: ClassVar[frozenset[str]] = LIFECYCLE.sources["receive"]
 
+    scope_types: ClassVar[frozenset[str] | None] = frozenset({"websocket"})
+
+    shutdown_close_code: ClassVar[int] = 1001
+    """The close code sent when the actor is cancelled because the server shuts down
+    (1001, "going away"; uvicorn closes with 1012 itself before that happens)."""
+
+    _tearing_down: bool = False  # exit hooks or disconnect() run because the connection ends
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for name, instead in _LOW_LEVEL_HOOKS.items():
+            if name in cls._handlers:
+                msg = (
+                    f"{cls.__qualname__} defines {name}(), a Channels hook that WebsocketActor never calls; "
+                    f"override {instead} instead"
+                )
+                raise TypeError(msg)
         cls._refresh_lifecycle()
 
     @classmethod
@@ -144,6 +168,9 @@ class WebsocketActor(BaseActor):
     def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool | int = False) -> Flush:
         """Send one text or binary message; ``close=True`` (or a code) closes afterwards."""
         if self.state not in self._sendable:
+            if self._tearing_down:
+                logger.debug("%r dropped a send: the connection is ending (%s)", self, self.ending)
+                return Flush(None)
             self.lifecycle.next(self.state, "send")  # raises, naming the state
         if text_data is not None:
             if type(text_data) is not str:
@@ -179,12 +206,18 @@ class WebsocketActor(BaseActor):
         if target == state:  # already closing or closed: ignored
             return Flush(self) if self._outbox else Flush(None)
         if state == CONNECTING:
+            self._ending_by_actor(code or 1000)
             return self._emit({"type": "websocket.close", "code": code or 1000})
         message: Message = {"type": "websocket.close", "code": 1000 if code is None else code}
         if reason:
             message["reason"] = _reason(reason)
         self.close_code = message["code"]
+        self._ending_by_actor(message["code"])
         return self._emit(message)
+
+    def _ending_by_actor(self, code: int) -> None:
+        if self.ending is None:
+            self.ending = Ending("actor", code)
 
     def deny(self, status: int = 403, body: bytes | str = b"", headers: Headers | None = None) -> Flush:
         """Refuse the handshake with an HTTP response.
@@ -196,6 +229,7 @@ class WebsocketActor(BaseActor):
             msg = f"deny(status={status!r}): a denial status is an HTTP error, 400 to 599"
             raise ValueError(msg)
         self._move("deny")
+        self._ending_by_actor(1000)
         data = body.encode() if isinstance(body, str) else body
         flush = Flush(None)
         for message in denial_messages(self.scope, status, data, headers):
@@ -228,31 +262,66 @@ class WebsocketActor(BaseActor):
                     await self.deny(403)
             return False
         if kind == "websocket.disconnect":
-            self._move("disconnect")
-            await self._settle()
             code = message.get("code", 1005)
-            self.close_code = code
-            await self._leave_groups(self._joined)
-            await self._call("disconnect", code)
+            await self._end(Ending("shutdown" if code in SHUTDOWN_CODES else "client", code))
             return True
         logger.warning("%r ignored an unexpected ASGI event %r", self, kind)
         return False
 
     async def _on_failure(self, exc: Exception) -> None:
         state = self.state
-        self.state = self.lifecycle.next(state, "fail") if state != CLOSED else CLOSED
         if state == CONNECTING:
             for message in denial_messages(self.scope, 500, b"Internal Server Error"):
-                await self._flush_one(message)
+                await self._deliver(message)
         elif state not in (CLOSED, CLOSING):
             code = exc.close_code if isinstance(exc, MalformedMessage) else 1011
             reason = str(exc) if isinstance(exc, MalformedMessage) else "internal error"
-            self.close_code = code
-            await self._flush_one({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+            await self._deliver({"type": "websocket.close", "code": code, "reason": _reason(reason)})
 
-    async def _flush_one(self, message: Message) -> None:
-        self._outbox.append(message)
-        await self._flush()
+    def _failure_ending(self, exc: Exception) -> Ending:
+        if isinstance(exc, MalformedMessage):
+            return Ending("client_error", exc.close_code, exc)
+        return Ending("error", 1011, exc)
+
+    async def _teardown(self, ending: Ending) -> None:
+        """Leave the lifecycle: exit hooks (innermost first), groups, then ``disconnect(code)``."""
+        self._tearing_down = True
+        if self.state != CLOSED:
+            self._move("fail" if ending.cause in ("error", "client_error") else "disconnect")
+        self.close_code = ending.code
+        await self._settle()
+        await self._leave_groups(self._joined)
+        try:
+            await self._call("disconnect", ending.code)
+        except StopActor:
+            pass  # Channels' consumers raise StopConsumer here: the actor is ending anyway
+        except Exception as exc:
+            logger.error("%r: disconnect() failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)
+
+    async def _say_goodbye(self, code: int, reason: str, status: int) -> None:
+        """Tell the client the actor is going away (best effort: it may be gone)."""
+        state = self.state
+        if state == CONNECTING:
+            messages = denial_messages(self.scope, status, reason.encode())
+        elif state in (CLOSING, CLOSED):
+            return
+        else:
+            messages = [{"type": "websocket.close", "code": code, "reason": _reason(reason)}]
+        self._outbox.clear()
+        try:
+            for message in messages:
+                await self._deliver(message)
+        except Exception as exc:  # noqa: BLE001 - the client is gone already, or the server is
+            logger.debug("%r could not say goodbye: %r", self, exc)
+
+    async def _stopped(self) -> None:
+        await self._say_goodbye(1000, "", 403)
+        await self._end(Ending("actor", 1000))
+
+    async def _on_shutdown(self) -> None:
+        code = self.shutdown_close_code
+        await self._say_goodbye(code, "server shutting down", 503)
+        await self._end(Ending("shutdown", code))
 
     def _close_for_unhandled(self, error: Exception) -> bool:
         if self.state not in self.lifecycle.sources["close"]:
@@ -273,6 +342,19 @@ class WebsocketActor(BaseActor):
         return supports_denial(self.scope)
 
 
+class _Encoded(Flush):
+    """What ``send_json()`` returns when ``encode_json`` is a coroutine (Channels 4's async codec)."""
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        super().__init__(None)
+        self._coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._coroutine.__await__()
+
+
 @library_class
 class JsonWebsocketActor(WebsocketActor):
     """A WebSocket actor that speaks JSON: override ``receive_json``, call ``send_json``.
@@ -285,13 +367,32 @@ class JsonWebsocketActor(WebsocketActor):
     json_loads: ClassVar[Callable[[str], Any]] = staticmethod(json.loads)
     json_dumps: ClassVar[Callable[[Any], str]] = staticmethod(json.dumps)
 
+    _async_codec: ClassVar[tuple[bool, bool]] = (False, False)  # encode_json, decode_json are coroutines
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._async_codec = (inspect.iscoroutinefunction(cls.encode_json), inspect.iscoroutinefunction(cls.decode_json))
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Decode a text frame as JSON and pass it to ``receive_json``."""
         if text_data is None:
             size = len(bytes_data or b"")
             msg = f"expected a text frame holding JSON, got a binary frame of {size} bytes"
             raise MalformedMessage(msg, close_code=1003)
-        await self._call("receive_json", self.decode_json(text_data))
+        if self._async_codec[1]:
+            content = await self._decode_async(text_data)
+        else:
+            content = self.decode_json(text_data)
+        await self._call("receive_json", content)
+
+    async def _decode_async(self, text_data: str) -> Any:
+        try:
+            return await self.decode_json(text_data)  # an async override returns an awaitable
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, MalformedMessage):
+                raise
+            msg = f"malformed JSON: {exc}"
+            raise MalformedMessage(msg, close_code=1007) from exc
 
     @inline
     def receive_json(self, content: Any) -> Awaitable[None] | None:
@@ -299,15 +400,28 @@ class JsonWebsocketActor(WebsocketActor):
         return None
 
     def send_json(self, content: Any, close: bool | int = False) -> Flush:
-        """Encode *content* as JSON and send it as a text frame."""
+        """Encode *content* as JSON and send it as a text frame.
+
+        An ``async def encode_json`` override (Channels 4's pattern) works too; then the
+        result must be awaited.
+        """
+        if self._async_codec[0]:
+            return _Encoded(self._send_encoded(content, close))
         return self.send(text_data=self.encode_json(content), close=close)
+
+    async def _send_encoded(self, content: Any, close: bool | int) -> None:
+        text: str = await self.encode_json(content)  # type: ignore[misc]  # an async override
+        await self.send(text_data=text, close=close)
 
     @classmethod
     def decode_json(cls, text_data: str) -> Any:
-        """Decode a text frame; raise :class:`MalformedMessage` if it is not JSON."""
+        """Decode a text frame; raise :class:`MalformedMessage` if it is not JSON.
+
+        Nesting deeper than the interpreter can decode counts as malformed too.
+        """
         try:
             return cls.json_loads(text_data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             msg = f"malformed JSON: {exc}"
             raise MalformedMessage(msg, close_code=1007) from exc
 

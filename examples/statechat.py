@@ -83,10 +83,6 @@ class StateChat(JsonStateActor):
     name: str = ""
     room: str = ""
 
-    def _layer(self) -> GroupLayer:
-        assert self.channel_layer is not None
-        return self.channel_layer
-
     # -- authenticating -------------------------------------------------------------------
 
     def token_ok(self, event: Login) -> bool:
@@ -128,15 +124,15 @@ class StateChat(JsonStateActor):
     @in_room.enter
     async def entered_room(self) -> None:
         """Join the room's group and tell everyone."""
-        await self._layer().group_add(f"statechat.room.{self.room}", self.channel_name or "")
+        await self.channel_layer.group_add(f"statechat.room.{self.room}", self.channel_name or "")
         await self.send_json({"type": "joined", "room": self.room})
         news = ChatMessage(room="*", sender="server", text=f"{self.name} joined {self.room}")
-        await self._layer().group_send(EVERYONE, to_message(news))
+        await self.channel_layer.group_send(EVERYONE, to_message(news))
 
     @in_room.exit
     async def left_room(self) -> None:
         """Leave the room's group (also on close and disconnect)."""
-        await self._layer().group_discard(f"statechat.room.{self.room}", self.channel_name or "")
+        await self.channel_layer.group_discard(f"statechat.room.{self.room}", self.channel_name or "")
 
     # -- in_room --------------------------------------------------------------------------
 
@@ -144,7 +140,7 @@ class StateChat(JsonStateActor):
     async def say(self, event: Say) -> None:
         """Send a line to the room."""
         line = ChatMessage(room=self.room, sender=self.name, text=event.text)
-        await self._layer().group_send(f"statechat.room.{self.room}", to_message(line))
+        await self.channel_layer.group_send(f"statechat.room.{self.room}", to_message(line))
 
     @on.client("leave", source=in_room, target=lobby)
     async def leave(self, event: dict[str, Any]) -> None:

@@ -337,8 +337,9 @@ async def test_group_joined_by_hand_is_left_when_the_actor_fails(server: Running
         ("send", "'send' is one of interlock's own methods, not a handler"),
         ("accept", "'accept' is one of interlock's own methods, not a handler"),
         ("disconnect", "'disconnect' is one of interlock's own methods, not a handler"),
-        ("_private", "types starting with '_' are private and never dispatched"),
-        ("_relay", "types starting with '_' are private and never dispatched"),
+        ("_private", "it maps to method '_private', and methods starting with '_' are private, never handlers"),
+        ("_relay", "it maps to method '_relay', and methods starting with '_' are private, never handlers"),
+        (".relay", "it maps to method '_relay', and methods starting with '_' are private, never handlers"),
         ("nothing.here", "define a method named 'nothing_here' to handle it"),
     ],
 )
