@@ -96,6 +96,14 @@ def _call_mode(method: Callable[..., Any]) -> int:
     return _THREAD
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether *exc* is the event loop's cancellation (on trio, maybe a nursery's group of them)."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(cancelled)[1] is None
+    return isinstance(exc, cancelled)
+
+
 class Flush:
     """What client-facing operations return: awaiting it sends everything recorded so far.
 
@@ -404,12 +412,13 @@ class BaseActor:
                 await self._run_direct(receive)
             else:
                 await self._run_mailbox(layer, receive)
-        except anyio.get_cancelled_exc_class():
-            with anyio.move_on_after(self.teardown_timeout, shield=True):
-                await self._on_shutdown()
-            raise
         except Exception as exc:  # noqa: BLE001 - the layer failed to give a channel, say
             await self._fail(exc)
+        except BaseException as exc:
+            if _is_cancellation(exc):  # the server shuts down (or the host cancelled the app)
+                with anyio.move_on_after(self.teardown_timeout, shield=True):
+                    await self._on_shutdown()
+            raise
         finally:
             with anyio.move_on_after(self.teardown_timeout, shield=True):
                 if not self._ended:  # not reached through an event: the server went quiet

@@ -61,8 +61,6 @@ class ChatActor(JsonWebsocketActor):
         self.name = (query.get("name", ["anonymous"])[0].strip() or "anonymous")[:NAME_LIMIT]
         self.room = room
         self.group = f"chat.{room}"
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -72,7 +70,6 @@ class ChatActor(JsonWebsocketActor):
         if not isinstance(message, str) or not message.strip():
             await self.send_json({"error": 'send {"message": "some text"}'})
             return
-        assert self.channel_layer is not None
         await self.channel_layer.group_send(self.group, {"type": "chat.message", "from": self.name, "message": message})
 
     async def chat_message(self, event: dict[str, Any]) -> None:

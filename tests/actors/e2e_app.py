@@ -194,8 +194,6 @@ class PokeActor(JsonWebsocketActor):
             await self.send_json({"ok": True})
 
     async def _perform(self, request: dict[str, Any]) -> None:
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         op = request["op"]
         if op == "group_send":
             await self.channel_layer.group_send(request["group"], request["message"])

@@ -28,14 +28,12 @@ class Lobby(WebsocketConsumer):
     def connect(self) -> None:
         layer = self.channel_layer
         assert isinstance(layer, ListableGroupLayer)
-        assert self.channel_name is not None
         async_to_sync(layer.group_add)("lobby", self.channel_name)
         members = async_to_sync(layer.group_members)("lobby")
         self.accept()
         self.send(text_data=f"{len(members)} in the lobby")
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        assert self.channel_layer is not None
         assert text_data is not None
         async_to_sync(self.channel_layer.group_send)("lobby", {"type": "lobby.message", "text": text_data})
 
@@ -43,8 +41,6 @@ class Lobby(WebsocketConsumer):
         self.send(text_data=message["text"])
 
     def disconnect(self, code: int) -> None:
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         async_to_sync(self.channel_layer.group_discard)("lobby", self.channel_name)
 
 
@@ -174,7 +170,6 @@ class Ordered(WebsocketConsumer):
     groups = ("room",)
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        assert self.channel_layer is not None
         self.send(text_data="1")
         async_to_sync(self.channel_layer.group_send)("room", {"type": "room.message", "text": "2"})
         self.send(text_data="3")

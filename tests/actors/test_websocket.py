@@ -221,7 +221,6 @@ class Room(WebsocketActor):
     seen: list[str]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        assert self.channel_layer is not None
         await self.channel_layer.group_send("room", {"type": "room.say", "text": text_data})
 
     async def room_say(self, event: dict[str, Any]) -> None:

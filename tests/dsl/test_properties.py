@@ -115,14 +115,10 @@ class Consumer(JsonStateActor):
 
     @room.enter
     async def enter_room(self) -> None:
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         await self.channel_layer.group_add("room", self.channel_name)
 
     @room.exit
     async def exit_room(self) -> None:
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         await self.channel_layer.group_discard("room", self.channel_name)
 
 

@@ -330,15 +330,12 @@ class Member(Captured):
 
     @room.enter
     async def join_room(self) -> None:
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         await self.channel_layer.group_add("room", self.channel_name)
 
     @room.exit
     async def leave_room(self) -> None:
         layer = self.channel_layer
         assert isinstance(layer, InMemoryChannelLayer)
-        assert self.channel_name is not None
         self.log.append(("leave room", await layer.group_members("everyone") != frozenset()))
         await layer.group_discard("room", self.channel_name)
 
@@ -482,7 +479,6 @@ async def test_layer_message_before_accept_is_deferred_until_open() -> None:
 
     class Early(Deferring):
         async def connect(self) -> None:
-            assert self.channel_name is not None
             await layer.send(self.channel_name, {"type": "chat.message", "n": 0})
             await anyio.sleep(0.05)  # the pump delivers it while still connecting
             await self.accept()

@@ -42,8 +42,6 @@ class EchoActor(JsonWebsocketActor):
 
     async def connect(self) -> None:
         """Join the ``?group=`` group, accept, and report the scope as seen here."""
-        assert self.channel_layer is not None
-        assert self.channel_name is not None
         self.name = self.route_name()
         self.group = query_param(self.scope, "group", "lobby")
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -64,7 +62,6 @@ class EchoActor(JsonWebsocketActor):
     async def receive_json(self, content: Any) -> None:
         """Relay ``{"say": ...}`` to the group; echo anything else."""
         if isinstance(content, dict) and "say" in content:
-            assert self.channel_layer is not None
             await self.channel_layer.group_send(
                 self.group, {"type": "room.say", "from": self.name, "text": content["say"]}
             )
