@@ -9,6 +9,11 @@ lines right above a fence mark a block:
 ``<!-- excerpt: PATH -->``
     Copied from ``PATH`` (relative to the repository root): it must appear there
     verbatim, so the tutorial shows what ``examples/chat.py`` really says.
+``<!-- serves: NAME -->``
+    A module whose ``NAME`` is an ASGI app serving a WebSocket echo at ``/``: saved
+    as ``module.py``, it is served with ``uvicorn module:app`` (and
+    ``hypercorn -k trio``) with their default lifespan setting, and must echo a frame
+    and log no error.
 
 Blocks run from an empty temporary directory with ``examples/`` importable, as they
 would next to ``examples/chat.py``, under ``-W error`` and a timeout, once with
@@ -30,6 +35,9 @@ from typing import Any
 import attrs
 import pytest
 from interlock.dsl import LIFECYCLE, IllegalTransition
+
+from tests.support.servers import serve
+from tests.support.wsclient import WSClient
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -58,6 +66,13 @@ class Block:
     @property
     def runs(self) -> bool:
         return "no-run" not in self.markers
+
+    @property
+    def served_app(self) -> str | None:
+        for marker in self.markers:
+            if marker.startswith("serves:"):
+                return marker.removeprefix("serves:").strip()
+        return None
 
     @property
     def excerpt_of(self) -> Path | None:
@@ -153,6 +168,24 @@ def test_block_runs(block: Block, backend: str, tmp_path: Path) -> None:
     report = f"{block.ident} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, report
     assert "was never awaited" not in result.stderr, report
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("block", _params([b for b in BLOCKS if b.served_app is not None]))
+async def test_served_block_answers_under_a_real_server(block: Block, anyio_backend: str, tmp_path: Path) -> None:
+    """``uvicorn module:app`` (``hypercorn -k trio`` on trio) on the block, as pasted, serves it."""
+    (tmp_path / "module.py").write_text(block.source, encoding="utf-8")
+    with serve(f"module:{block.served_app}", backend=anyio_backend, app_dir=str(tmp_path)) as server:
+        async with await WSClient.connect(server.host, server.port, "/") as ws:
+            await ws.send_text("hello")
+            assert await ws.receive_text() == "hello"
+        logs = server.logs()
+    assert "ERROR" not in logs, logs
+    assert "Traceback" not in logs, logs
+
+
+def test_some_blocks_are_served() -> None:
+    assert any(block.served_app is not None for block in BLOCKS)
 
 
 @pytest.mark.parametrize("block", _params([b for b in BLOCKS if b.excerpt_of is not None]))
