@@ -1,0 +1,38 @@
+"""Channels' typed tutorial consumer (examples/channels_tutorial.py): two members of a room chat."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from interlock.actors.testing import WebsocketCommunicator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def tutorial() -> object:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import channels_tutorial  # noqa: PLC0415 - an example, importable from examples/
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return channels_tutorial
+
+
+async def test_two_members_of_a_room_hear_each_other(tutorial: object) -> None:
+    application = tutorial.application  # type: ignore[attr-defined]
+    async with (
+        WebsocketCommunicator(application, "/ws/chat/lobby/") as a,
+        WebsocketCommunicator(application, "/ws/chat/lobby/") as b,
+    ):
+        assert (await a.connect()).accepted
+        assert (await b.connect()).accepted
+        await a.send_to(text_data=json.dumps({"message": "hello"}))
+        assert await a.receive_json_from() == {"message": "hello"}
+        assert await b.receive_json_from() == {"message": "hello"}
+        await a.disconnect()
+        await b.disconnect()
+    assert await application.channel_layer.groups() == {}
