@@ -4,17 +4,33 @@ This is the shape of Channels' ``AsyncConsumer``/``SyncConsumer`` and of backgro
 workers served by :class:`~interlock.actors.ChannelNameRouter`: ``websocket.connect``
 calls ``websocket_connect``, a layer message ``thumbnail.make`` calls
 ``thumbnail_make``, and ``send()`` takes raw ASGI messages.
+
+In a worker (a ``channel`` scope, see :func:`~interlock.actors.run_worker`) a handler's
+exception is logged and the actor goes on with the next message: one bad message must
+not leave the channel unserved.  What does end a worker — ``StopActor``, its channel's
+``receive()`` failing — is raised out of the app, so ``run_worker`` can say so.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ._base import BaseActor, Flush, library_class
-from ._types import Message
+from ._base import CLIENT, LAYER, BaseActor, Flush, library_class, logger
+from ._errors import StopActor
+from ._types import Message, Receive, Scope, Send
 
 __all__ = ["Actor"]
+
+_SHOWN_CHARS = 200  # of a failed message's repr in the log: enough to recognise it, never a whole payload
+
+
+def _short_repr(message: object) -> str:
+    text = repr(message)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[:_SHOWN_CHARS]}… ({len(text)} chars)"
 
 
 @library_class
@@ -22,8 +38,13 @@ class Actor(BaseActor):
     """An actor that dispatches every event by type and sends raw ASGI messages.
 
     The actor stops after handling ``websocket.disconnect`` or ``http.disconnect``, or
-    when a handler raises :class:`~interlock.actors.StopActor`.
+    when a handler raises :class:`~interlock.actors.StopActor`.  Served by
+    :func:`~interlock.actors.run_worker`, a handler's exception is logged and the worker
+    goes on serving; ``StopActor`` stops the worker, and ``run_worker`` raises
+    :class:`~interlock.actors.WorkerStopped`.
     """
+
+    _stop_request: StopActor | None = None
 
     def send(self, message: Mapping[str, Any]) -> Flush:
         """Send a raw ASGI message (``{"type": "websocket.accept"}`` …) to the server."""
@@ -38,3 +59,44 @@ class Actor(BaseActor):
     async def _on_client_event(self, message: Message) -> bool:
         await self.dispatch(message)
         return message.get("type") in self._terminal_events
+
+    # -- as a worker ---------------------------------------------------------------------
+
+    def _serves_worker(self) -> bool:
+        return self.scope.get("type") == "channel"
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super()._run(scope, receive, send)
+        if scope.get("type") != "channel":
+            return
+        # A worker serves until cancelled (a cancellation propagated above): it ended, say why.
+        if self._stop_request is not None:
+            raise self._stop_request
+        ending = self.ending
+        if ending is not None and ending.error is not None:
+            raise ending.error
+
+    async def _handler_failed(self, exc: Exception, kind: int, payload: Any) -> bool:
+        """In a worker, log a message's failure and go on serving (False); else fail the actor."""
+        if kind not in (CLIENT, LAYER) or not self._serves_worker():
+            return await super()._handler_failed(exc, kind, payload)
+        self._outbox.clear()  # what the failed handler recorded must not go out with the next message
+        message_type = payload.get("type") if isinstance(payload, Mapping) else None
+        channel = self.scope.get("channel") if kind == CLIENT else self.channel_name
+        logger.error(
+            "%r failed on a %r message from channel %r and goes on serving: %s: %s; the message: %s",
+            self,
+            message_type,
+            channel,
+            type(exc).__name__,
+            exc,
+            _short_repr(payload),
+            exc_info=exc,
+        )
+        return False
+
+    async def _stopped(self) -> None:
+        if self._serves_worker():  # called while _handle catches the handler's StopActor
+            raised = sys.exc_info()[1]
+            self._stop_request = raised if isinstance(raised, StopActor) else StopActor()
+        await super()._stopped()

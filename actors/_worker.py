@@ -1,17 +1,49 @@
-"""Background workers: actors fed from named channels instead of client connections."""
+"""Background workers: actors fed from named channels instead of client connections.
+
+Theory of operation
+-------------------
+:func:`run_worker` starts one task per channel; each runs one instance of the app under a
+``{"type": "channel", "channel": name}`` scope whose ``receive()`` reads that channel.
+
+* **A message's failure is the message's.**  :class:`~interlock.actors.Actor` logs a
+  handler's exception (ERROR on ``interlock.actors``: the actor, the message's type, the
+  start of its repr, the traceback) and goes on with the next message.
+* **A worker's end is the process's.**  An app that returns or raises while serving
+  leaves its channel unserved: senders would block, then get ``ChannelFull``.  So the
+  first one to end cancels the other channels and ``run_worker`` raises
+  :class:`WorkerStopped` (its ``__cause__`` is the app's exception), and a process whose
+  main is ``anyio.run(run_worker, ...)`` exits non-zero instead of lingering or exiting 0.
+* **Cancellation is shutdown**: it propagates, and ``run_worker`` raises nothing else.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from interlock.layers import GroupLayer, require_channel_name
 
+from ._errors import StopActor
 from ._routing import ChannelNameRouter
 from ._types import LAYER_KEY, ASGIApp, Message, Receive, Scope
 
-__all__ = ["run_worker"]
+__all__ = ["WorkerStopped", "run_worker"]
+
+
+class WorkerStopped(RuntimeError):
+    """A worker's application ended while serving its channel; ``run_worker`` stopped them all.
+
+    ``channel`` names the channel; ``__cause__`` is the application's exception (a
+    handler's :class:`~interlock.actors.StopActor`, say), or None if it returned.
+    """
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        super().__init__(
+            f"the worker for channel {channel!r} stopped: {reason}; a worker's application must "
+            "serve its channel until run_worker() is cancelled, so the other channels were stopped too"
+        )
 
 
 async def _no_client(message: Message) -> None:
@@ -19,8 +51,23 @@ async def _no_client(message: Message) -> None:
     raise RuntimeError(msg)
 
 
-async def _serve(application: ASGIApp, scope: Scope, receive: Receive) -> None:
-    await application(scope, receive, _no_client)
+def _stopped(channel: str, reason: str, cause: BaseException | None) -> WorkerStopped:
+    error = WorkerStopped(channel, reason)
+    error.__cause__ = cause
+    return error
+
+
+async def _serve(application: ASGIApp, scope: Scope, receive: Receive, stop: Callable[[WorkerStopped], None]) -> None:
+    """Serve one channel until cancelled; if its application ends, *stop* the worker with why."""
+    channel = scope["channel"]
+    try:
+        await application(scope, receive, _no_client)
+    except StopActor as exc:
+        stop(_stopped(channel, f"a handler raised {exc!r}", exc))
+    except Exception as exc:  # noqa: BLE001 - run_worker raises it, as the cause
+        stop(_stopped(channel, f"its application raised {type(exc).__name__}: {exc}", exc))
+    else:
+        stop(_stopped(channel, "its application returned", None))
 
 
 async def run_worker(application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer) -> None:
@@ -29,6 +76,12 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
     Every message sent to ``channels[i]`` reaches that instance as an event, as with
     Channels' ``runworker``; route several channels with
     :class:`~interlock.actors.ChannelNameRouter`. Runs until cancelled.
+
+    An :class:`~interlock.actors.Actor`'s handler that raises is logged and the worker
+    goes on with the next message.  If an application returns or raises (an Actor's
+    handler raised ``StopActor``, its channel's ``receive()`` failed), the other channels
+    are cancelled and :class:`WorkerStopped` is raised, with the application's exception
+    as its ``__cause__``: ``run_worker`` never returns.
     """
     if isinstance(channels, str):
         msg = f"run_worker() takes a list of channel names, not the str {channels!r}"
@@ -45,8 +98,16 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
                 f"it routes {sorted(application.application_mapping)!r}"
             )
             raise ValueError(msg)
+    stopped: list[WorkerStopped] = []
     async with anyio.create_task_group() as tasks:
+
+        def stop(error: WorkerStopped) -> None:
+            stopped.append(error)  # the first is the one raised; the others end by cancellation
+            tasks.cancel_scope.cancel()
+
         for name in names:
             scope: Scope = {"type": "channel", "channel": name, LAYER_KEY: channel_layer}
             receive: Receive = functools.partial(channel_layer.receive, name)
-            tasks.start_soon(_serve, application, scope, receive)
+            tasks.start_soon(_serve, application, scope, receive, stop)
+    # Only a stop ends the group without raising: a cancellation from outside propagates.
+    raise stopped[0]

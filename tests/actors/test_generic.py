@@ -1,23 +1,20 @@
-"""The generic actor (Channels' ``AsyncConsumer``/``SyncConsumer``) and background workers."""
+"""The generic actor (Channels' ``AsyncConsumer``/``SyncConsumer``); workers are in test_worker.py."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import anyio
 import pytest
 from interlock.actors import (
     Actor,
-    ChannelNameRouter,
     Message,
     ProtocolTypeRouter,
     StopActor,
-    run_worker,
 )
 from interlock.actors.compat import AsyncConsumer, StopConsumer, SyncConsumer
 from interlock.actors.testing import HttpCommunicator, WebsocketCommunicator
-from interlock.layers import InMemoryChannelLayer, InvalidChannelName
+from interlock.layers import InMemoryChannelLayer
 
 # -- raw WebSocket handlers, sync and async --------------------------------------------------------
 
@@ -250,85 +247,3 @@ async def test_layer_messages_are_dispatched_by_type_to_group_members(
     assert len(dropped) == 4
     assert sum("news_unknown" in text for text in dropped) == 2
     assert sum("one of interlock's own methods" in text for text in dropped) == 2
-
-
-# -- background workers ------------------------------------------------------------------------------------
-
-
-class Worker(Actor):
-    """Does jobs sent to its named channel and reports to the ``results`` channel."""
-
-    async def report(self, message: dict[str, Any]) -> None:
-        assert self.channel_layer is not None
-        await self.channel_layer.send("results", message)
-
-    async def job_run(self, message: Message) -> None:
-        await self.report({"type": "job.done", "worker": self.scope["channel"], "n": message["n"]})
-
-    async def job_reply(self, message: Message) -> None:
-        try:
-            await self.send({"type": "websocket.send", "text": "hello"})
-        except RuntimeError as exc:
-            await self.report({"type": "job.error", "error": str(exc)})
-
-    def job_reply_sync(self, message: Message) -> None:
-        try:
-            self.send({"type": "websocket.send", "text": "hello"})
-        except RuntimeError as exc:
-            anyio.from_thread.run(self.report, {"type": "job.error", "error": str(exc)})
-
-
-def worker_app() -> ChannelNameRouter:
-    return ChannelNameRouter({"worker.alpha": Worker.as_asgi(), "worker.beta": Worker.as_asgi()})
-
-
-async def test_run_worker_serves_named_channels() -> None:
-    layer = InMemoryChannelLayer()
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(run_worker, worker_app(), ["worker.alpha", "worker.beta"], layer)
-        for n, channel in enumerate(["worker.alpha", "worker.beta", "worker.alpha"]):
-            await layer.send(channel, {"type": "job.run", "n": n})
-        with anyio.fail_after(2):
-            results = [await layer.receive("results") for _ in range(3)]
-        tasks.cancel_scope.cancel()
-    assert sorted((result["n"], result["worker"]) for result in results) == [
-        (0, "worker.alpha"),
-        (1, "worker.beta"),
-        (2, "worker.alpha"),
-    ]
-
-
-@pytest.mark.parametrize("job", ["job.reply", "job.reply_sync"])
-async def test_a_workers_send_raises_a_clear_runtime_error(job: str) -> None:
-    layer = InMemoryChannelLayer()
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(run_worker, worker_app(), ["worker.alpha"], layer)
-        await layer.send("worker.alpha", {"type": job})
-        await layer.send("worker.alpha", {"type": "job.run", "n": 1})  # the worker goes on
-        with anyio.fail_after(2):
-            error = await layer.receive("results")
-            done = await layer.receive("results")
-        tasks.cancel_scope.cancel()
-    assert error["type"] == "job.error"
-    assert "a worker has no client to send 'websocket.send' to" in error["error"]
-    assert "self.channel_layer" in error["error"]
-    assert done == {"type": "job.done", "worker": "worker.alpha", "n": 1}
-
-
-@pytest.mark.parametrize(
-    ("channels", "error", "message"),
-    [
-        ("worker.alpha", TypeError, "takes a list of channel names, not the str 'worker.alpha'"),
-        ([], ValueError, "needs at least one channel name"),
-        (["worker alpha"], InvalidChannelName, "invalid channel name 'worker alpha'"),
-        (["worker.alpha", ""], InvalidChannelName, "it is empty"),
-    ],
-)
-async def test_run_worker_argument_errors(channels: Any, error: type[Exception], message: str) -> None:
-    with pytest.raises(error) as info:
-        await run_worker(worker_app(), channels, InMemoryChannelLayer())
-    assert message in str(info.value)
-
-
-def test_invalid_channel_name_is_a_value_error() -> None:
-    assert issubclass(InvalidChannelName, ValueError)
