@@ -5,6 +5,12 @@
 A route whose app is another ``URLRouter`` matches a prefix and hands the rest on
 in ``scope["path_remaining"]``; captured values accumulate in
 ``scope["url_route"] = {"args": (...), "kwargs": {...}}``.
+
+Resolution is one recursive walk, in route order: a nested router that matches
+nothing is not a dead end, the outer router goes on to its next route (Channels'
+``path_remaining`` behaviour), and only when the whole tree fails is the path
+unmatched.  :class:`~interlock.actors.RouteNotFound` then lists every pattern, nested
+ones joined to their prefix (``"prefix/a/"``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from ._types import LAYER_KEY, ASGIApp, Receive, Scope, Send
 
 __all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "Route", "URLRouter", "path", "re_path"]
 
-logger = logging.getLogger("interlock.actors")
+logger = logging.getLogger("interlock.actors.routing")
 
 
 @attrs.frozen
@@ -131,8 +137,33 @@ def re_path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
     return Route(route, app, regex, {}, name)
 
 
+# Servers whose WebSocket protocol logs an ERROR after a denial response it sent well:
+# uvicorn's websockets-sansio implementation (its default when websockets is installed)
+# never marks the handshake done on that path, so when the app returns it logs "ASGI
+# callable returned without completing handshake." (Kludex/uvicorn#3138, open as of
+# uvicorn 0.54). A websocket.close before accept, answered 403, is the refusal it takes
+# quietly. uvicorn's wsproto and legacy websockets protocols and hypercorn send a
+# denial response without complaint.
+_DENIAL_LOGS_AN_ERROR: Final = frozenset({"uvicorn.protocols.websockets.websockets_sansio_impl"})
+
+
+def _denial_logs_an_error(send: Send) -> bool:
+    """Whether *send* belongs to a server protocol that logs an ERROR after a denial response.
+
+    Only a ``send`` the server handed over as its own bound method can be recognised;
+    behind middleware that wraps it the answer is False and the denial goes out.
+    """
+    owner = getattr(send, "__self__", None)
+    return type(owner).__module__ in _DENIAL_LOGS_AN_ERROR
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
-    """Answer a scope nobody can serve: an HTTP error, or a refused handshake."""
+    """Answer a scope nobody can serve: an HTTP error, or a refused handshake.
+
+    A handshake is refused with an HTTP response of *status* where the server offers the
+    denial extension and takes it without logging an error, else with a close before
+    accept (which servers answer with 403).
+    """
     body = text.encode()
     if scope["type"] == "http":
         await send(
@@ -148,24 +179,56 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text:
         await send({"type": "http.response.body", "body": body})
     elif scope["type"] == "websocket":
         await receive()  # websocket.connect
+        if _denial_logs_an_error(send):
+            await send({"type": "websocket.close", "code": 1000})
+            return
         for message in denial_messages(scope, status, body):
             await send(message)
+
+
+def _not_a_route(route: object) -> TypeError:
+    """The error for something in a URLRouter's list that is not a :class:`Route`."""
+    kind = type(route)
+    if kind.__module__.startswith("django.urls"):
+        # Django's path()/re_path() give URLPattern, include() gives URLResolver; their
+        # .pattern is a RoutePattern (path) or a RegexPattern (re_path).
+        pattern = str(getattr(route, "pattern", ""))
+        ours = "re_path" if type(getattr(route, "pattern", None)).__name__ == "RegexPattern" else "path"
+        if kind.__name__ == "URLResolver":
+            msg = (
+                f"URLRouter cannot take Django's include() ({kind.__name__} {pattern!r}); "
+                f"nest a router instead: interlock.actors.{ours}({pattern!r}, URLRouter([...]))"
+            )
+        else:
+            msg = (
+                f"URLRouter takes routes built with interlock.actors.path() or re_path(), not Django's "
+                f"{kind.__name__} {pattern!r} (from django.urls.{ours}()); "
+                f"use interlock.actors.{ours}({pattern!r}, app) instead"
+            )
+        return TypeError(msg)
+    return TypeError(f"URLRouter takes routes built with path() or re_path(), not {route!r}")
+
+
+def _joined(prefix: str, pattern: str) -> str:
+    """A nested pattern written after its prefix: ``"prefix/" + "^a/$"`` reads ``"prefix/a/$"``."""
+    return prefix + pattern.removeprefix("^").removeprefix("/")
 
 
 class URLRouter:
     """Route by path to the first matching :func:`path`/:func:`re_path` route.
 
-    An unmatched HTTP request gets 404 and an unmatched WebSocket handshake is refused
-    (404 where the server allows denial responses), each logged with the path and the
-    patterns tried; :meth:`resolve` raises :class:`~interlock.actors.RouteNotFound`.
+    Nested routers are resolved in the same walk: one that matches nothing lets the
+    next route of the outer router try. An unmatched HTTP request gets 404 and an
+    unmatched WebSocket handshake is refused (404 where the server can send that
+    without logging an error, 403 otherwise), each logged as a warning with the path and
+    the patterns tried; :meth:`resolve` raises :class:`~interlock.actors.RouteNotFound`.
     """
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
         for route in self.routes:
             if not isinstance(route, Route):
-                msg = f"URLRouter takes routes built with path() or re_path(), not {route!r}"
-                raise TypeError(msg)
+                raise _not_a_route(route)
 
     def __repr__(self) -> str:
         return f"URLRouter({[route.pattern for route in self.routes]!r})"
@@ -181,7 +244,19 @@ class URLRouter:
         return full.removeprefix("/")
 
     def resolve(self, scope: Scope) -> tuple[Route, Scope]:
-        """Return the matching route and the scope to pass to its app."""
+        """Return the route whose app serves *scope*, and the scope to pass to that app.
+
+        Nested routers are descended into, so the route returned always leads to an app,
+        never to a ``URLRouter``. Raises :class:`~interlock.actors.RouteNotFound`, naming
+        ``scope["path"]`` and every pattern, when nothing in the tree matches.
+        """
+        found = self._find(scope)
+        if found is None:
+            raise RouteNotFound(str(scope.get("path", self._path_of(scope))), self._patterns())
+        return found
+
+    def _find(self, scope: Scope) -> tuple[Route, Scope] | None:
+        """The first route, depth first, that matches *scope*'s remaining path, or None."""
         remaining = self._path_of(scope)
         for route in self.routes:
             match = route.match(remaining)
@@ -194,15 +269,26 @@ class URLRouter:
                 "kwargs": {**outer.get("kwargs", {}), **kwargs},
             }
             inner = {**scope, "url_route": url_route}
-            if isinstance(route.app, URLRouter):
-                inner["path_remaining"] = rest
-            else:
+            if not isinstance(route.app, URLRouter):
                 inner.pop("path_remaining", None)
-            return route, inner
-        raise RouteNotFound(str(scope.get("path", remaining)), [r.pattern for r in self.routes])
+                return route, inner
+            inner["path_remaining"] = rest
+            found = route.app._find(inner)
+            if found is not None:
+                return found
+            # the nested router matched nothing: the next route of this one may
+        return None
+
+    def _patterns(self) -> list[str]:
+        """Every pattern of the tree, nested ones joined to their prefix (an empty router as its prefix)."""
+        patterns: list[str] = []
+        for route in self.routes:
+            nested = route.app._patterns() if isinstance(route.app, URLRouter) else []
+            patterns.extend([_joined(route.pattern, inner) for inner in nested] or [route.pattern])
+        return patterns
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve *scope* with the first matching route's app."""
+        """Serve *scope* with the app of the first matching route; return what that app returns."""
         try:
             route, inner = self.resolve(scope)
         except RouteNotFound as exc:
@@ -210,8 +296,8 @@ class URLRouter:
                 raise
             logger.warning("%s", exc)
             await _refuse(scope, receive, send, 404, "Not Found")
-            return
-        await route.app(inner, receive, send)
+            return None
+        return await route.app(inner, receive, send)
 
 
 class ProtocolTypeRouter:
@@ -230,24 +316,25 @@ class ProtocolTypeRouter:
             _check_app(f"ProtocolTypeRouter: the app for {kind!r}", app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve *scope* with the app registered for its type."""
+        """Serve *scope* with the app registered for its type; return what that app returns."""
         if self.channel_layer is not None:
             scope = {**scope, LAYER_KEY: self.channel_layer}
         kind = scope["type"]
         app = self.application_mapping.get(kind)
         if app is not None:
-            await app(scope, receive, send)
-        elif kind == "lifespan":
+            return await app(scope, receive, send)
+        if kind == "lifespan":
             await self._lifespan(receive, send)
-        else:
-            msg = (
-                f"ProtocolTypeRouter has no application for scope type {kind!r}; "
-                f"it routes {sorted(self.application_mapping)!r}"
-            )
-            if kind not in ("http", "websocket"):
-                raise ValueError(msg)
-            logger.warning("%s (path %r): answered 404", msg, scope.get("path"))
-            await _refuse(scope, receive, send, 404, "Not Found")
+            return None
+        msg = (
+            f"ProtocolTypeRouter has no application for scope type {kind!r}; "
+            f"it routes {sorted(self.application_mapping)!r}"
+        )
+        if kind not in ("http", "websocket"):
+            raise ValueError(msg)
+        logger.warning("%s (path %r): answered 404", msg, scope.get("path"))
+        await _refuse(scope, receive, send, 404, "Not Found")
+        return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         layer = self.channel_layer
@@ -280,7 +367,7 @@ class ChannelNameRouter:
             _check_app(f"ChannelNameRouter: the app for channel {name!r}", app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a worker scope with the app registered for its channel."""
+        """Serve a worker scope with the app registered for its channel; return what that app returns."""
         if scope["type"] != "channel":
             msg = f"ChannelNameRouter serves 'channel' scopes, not {scope['type']!r}"
             raise ValueError(msg)
@@ -292,4 +379,4 @@ class ChannelNameRouter:
                 f"it routes {sorted(self.application_mapping)!r}"
             )
             raise ValueError(msg)
-        await app(scope, receive, send)
+        return await app(scope, receive, send)

@@ -29,6 +29,7 @@ from ._types import ASGIApp, Message, Scope
 
 __all__ = [
     "ApplicationCommunicator",
+    "ApplicationFailed",
     "Close",
     "Handshake",
     "HttpCommunicator",
@@ -37,11 +38,25 @@ __all__ = [
 ]
 
 
+class ApplicationFailed(RuntimeError):
+    """The application under test raised; its exception is ``error`` and ``__cause__``.
+
+    Raised by the communicator call that found it out, so the traceback shows both where
+    the test was waiting and, as the cause, where the app raised.
+    """
+
+    def __init__(self, error: Exception, how: str = "") -> None:
+        self.error = error
+        text = f"{type(error).__qualname__}: {error}" if str(error) else type(error).__qualname__
+        super().__init__(f"the application raised {text}{how}")
+
+
 class ApplicationCommunicator:
     """Run one ASGI app instance for *scope*; feed it input, read its output.
 
-    If the app raises, the next ``receive_output``/``receive_nothing``/``wait`` re-raises its
-    exception.
+    If the app raises, the next ``receive_output``/``receive_nothing``/``wait`` raises
+    :class:`ApplicationFailed` naming the app's exception, with that exception as its
+    ``__cause__``.
     """
 
     def __init__(self, application: ASGIApp, scope: Scope, *, timeout: float = 1.0) -> None:
@@ -54,7 +69,7 @@ class ApplicationCommunicator:
         self._output_receive: MemoryObjectReceiveStream[Message]
         self._tasks: TaskGroup | None = None
         self._done = anyio.Event()
-        self._error: BaseException | None = None
+        self._error: Exception | None = None
 
     async def __aenter__(self) -> Self:
         # The streams are made here, not in __init__: a communicator that is never entered
@@ -113,7 +128,11 @@ class ApplicationCommunicator:
         await self._input_send.send(message)
 
     async def receive_output(self, timeout: float | None = None) -> Message:
-        """Return the app's next message; raise ``TimeoutError`` if none comes in time."""
+        """Return the app's next message; raise ``TimeoutError`` if none comes in time.
+
+        Raises :class:`ApplicationFailed` if the app raised instead, and ``AssertionError``
+        if it returned without sending anything more.
+        """
         self._require_started()
         limit = self.timeout if timeout is None else timeout
         try:
@@ -124,25 +143,25 @@ class ApplicationCommunicator:
             raise TimeoutError(msg) from None
         except anyio.EndOfStream:
             if self._error is not None:
-                raise self._error from None
+                raise ApplicationFailed(self._error, " instead of sending another message") from self._error
             msg = "the application finished without sending another message"
             raise AssertionError(msg) from None
 
     async def receive_nothing(self, timeout: float = 0.1) -> None:
-        """Assert that the app sends nothing for *timeout* seconds."""
+        """Assert that the app sends nothing for *timeout* seconds (returning is fine, raising is not)."""
         self._require_started()
         with anyio.move_on_after(timeout):
             try:
                 message = await self._output_receive.receive()
             except anyio.EndOfStream:
                 if self._error is not None:
-                    raise self._error from None
+                    raise ApplicationFailed(self._error) from self._error
                 return
             msg = f"expected no output, but the application sent {message!r}"
             raise AssertionError(msg)
 
     async def wait(self, timeout: float | None = None) -> None:
-        """Wait for the app to return; re-raise its exception if it raised."""
+        """Wait for the app to return; raise :class:`ApplicationFailed` if it raised."""
         self._require_started()
         limit = self.timeout if timeout is None else timeout
         try:
@@ -152,7 +171,7 @@ class ApplicationCommunicator:
             msg = f"the application did not finish within {limit} s"
             raise TimeoutError(msg) from None
         if self._error is not None:
-            raise self._error
+            raise ApplicationFailed(self._error) from self._error
 
     @property
     def finished(self) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from interlock.actors import DenyConnection, Message, Receive, Scope, Send, WebsocketActor
 from interlock.actors.testing import (
     ApplicationCommunicator,
+    ApplicationFailed,
     Close,
     Handshake,
     HttpCommunicator,
@@ -81,30 +82,90 @@ async def test_receive_output_returns_messages_in_order() -> None:
         assert await app.receive_output() == {"type": "chat.reply", "echo": "two"}
 
 
-async def test_an_app_exception_is_reraised_by_receive_output_after_its_messages() -> None:
+def assert_failed(info: pytest.ExceptionInfo[ApplicationFailed], how: str) -> None:
+    """The communicator's error names the app's exception and carries it as ``__cause__``."""
+    error = info.value
+    assert isinstance(error.__cause__, ZeroDivisionError)
+    assert str(error.__cause__) == "boom"
+    assert error.error is error.__cause__
+    assert str(error) == f"the application raised ZeroDivisionError: boom{how}"
+    assert "finished without sending" not in str(error)
+
+
+async def test_an_app_exception_is_raised_by_receive_output_after_its_messages() -> None:
     async with ApplicationCommunicator(crasher, lifespan_scope()) as app:
         await app.send_input({"type": "go"})
         assert await app.receive_output() == {"type": "last.words"}
-        with pytest.raises(ZeroDivisionError, match="boom"):
+        with pytest.raises(ApplicationFailed) as info:
             await app.receive_output()
+        assert_failed(info, " instead of sending another message")
         assert app.finished
 
 
-async def test_an_app_exception_is_reraised_by_wait() -> None:
+async def test_an_app_exception_is_raised_by_wait_every_time() -> None:
     async with ApplicationCommunicator(crasher, lifespan_scope()) as app:
         await app.send_input({"type": "go"})
-        with pytest.raises(ZeroDivisionError, match="boom"):
-            await app.wait()
-        with pytest.raises(ZeroDivisionError, match="boom"):
-            await app.wait()
+        for _ in range(2):
+            with pytest.raises(ApplicationFailed) as info:
+                await app.wait()
+            assert_failed(info, "")
 
 
-async def test_an_app_exception_is_reraised_by_receive_nothing() -> None:
+async def test_an_app_exception_is_raised_by_receive_nothing() -> None:
     async with ApplicationCommunicator(crasher, lifespan_scope()) as app:
         await app.send_input({"type": "go"})
         assert await app.receive_output() == {"type": "last.words"}
-        with pytest.raises(ZeroDivisionError, match="boom"):
+        with pytest.raises(ApplicationFailed) as info:
             await app.receive_nothing()
+        assert_failed(info, "")
+
+
+async def raises_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+    """Raises before reading or sending anything."""
+    raise ZeroDivisionError("boom")
+
+
+async def accepts_then_raises(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts the handshake, then raises."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    raise ZeroDivisionError("boom")
+
+
+async def starts_then_raises(scope: Scope, receive: Receive, send: Send) -> None:
+    """Starts an HTTP response, then raises before its body."""
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise ZeroDivisionError("boom")
+
+
+async def test_websocket_connect_raises_the_apps_exception_as_the_cause() -> None:
+    async with WebsocketCommunicator(raises_at_once, "/ws/") as ws:
+        with pytest.raises(ApplicationFailed) as info:
+            await ws.connect()
+    assert_failed(info, " instead of sending another message")
+
+
+async def test_websocket_receive_from_raises_the_apps_exception_as_the_cause() -> None:
+    async with WebsocketCommunicator(accepts_then_raises, "/ws/") as ws:
+        assert (await ws.connect()).accepted
+        with pytest.raises(ApplicationFailed) as info:
+            await ws.receive_from()
+    assert_failed(info, " instead of sending another message")
+
+
+@pytest.mark.parametrize("app", [raises_at_once, starts_then_raises], ids=["before sending", "after start"])
+async def test_http_communicator_raises_the_apps_exception_as_the_cause(app: Any) -> None:
+    async with HttpCommunicator(app, "GET", "/") as http:
+        with pytest.raises(ApplicationFailed) as info:
+            await http.get_response()
+    assert_failed(info, " instead of sending another message")
+
+
+def test_application_failed_is_a_runtime_error_naming_a_bare_exception() -> None:
+    error = ApplicationFailed(KeyError())
+    assert isinstance(error, RuntimeError)
+    assert str(error) == "the application raised KeyError"
 
 
 async def test_an_app_that_returned_has_nothing_more_to_send() -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
+import django.urls as django_urls
+import httpx
 import pytest
 from interlock.actors import (
+    ASGIApp,
     ChannelNameRouter,
     Message,
     ProtocolTypeRouter,
@@ -23,8 +28,16 @@ from interlock.actors import (
     path,
     re_path,
 )
-from interlock.actors.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from interlock.actors.testing import (
+    ApplicationCommunicator,
+    ApplicationFailed,
+    HttpCommunicator,
+    WebsocketCommunicator,
+)
 from interlock.layers import InMemoryChannelLayer
+
+from tests.support.servers import serve
+from tests.support.wsclient import try_connect
 
 UUID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
@@ -151,6 +164,30 @@ def test_url_router_takes_only_routes() -> None:
         URLRouter([("ws/", leaf)])  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize(
+    ("build", "hint"),
+    [
+        (lambda: django_urls.path("rooms/<int:room>/", leaf), "use interlock.actors.path('rooms/<int:room>/', app)"),
+        (lambda: django_urls.re_path(r"^rooms/(\d+)/$", leaf), r"use interlock.actors.re_path('^rooms/(\\d+)/$', app)"),
+    ],
+    ids=["path", "re_path"],
+)
+def test_url_router_refuses_djangos_routes_naming_ours(build: Any, hint: str) -> None:
+    django_route = build()
+    with pytest.raises(TypeError) as info:
+        URLRouter([django_route])
+    message = str(info.value)
+    assert "not Django's URLPattern" in message
+    assert hint in message
+
+
+def test_url_router_refuses_djangos_include_with_a_nested_router_hint() -> None:
+    with pytest.raises(TypeError) as info:
+        URLRouter([django_urls.path("chat/", django_urls.include([django_urls.path("a/", leaf)]))])
+    assert "cannot take Django's include() (URLResolver 'chat/')" in str(info.value)
+    assert "interlock.actors.path('chat/', URLRouter([...]))" in str(info.value)
+
+
 # -- re_path() ------------------------------------------------------------------------------------
 
 
@@ -216,26 +253,36 @@ def nested_router() -> URLRouter:
     )
 
 
-def test_nested_router_hands_on_the_rest_of_the_path() -> None:
-    outer = nested_router()
-    route, scope = outer.resolve(http_scope("/rooms/red/messages/7/"))
-    assert isinstance(route.app, URLRouter)
-    assert scope["path_remaining"] == "messages/7/"
-    assert scope["url_route"] == {"args": (), "kwargs": {"room": "red"}}
-    assert scope["path"] == "/rooms/red/messages/7/"
+NESTED_PATTERNS = [
+    "rooms/<slug:room>/messages/<int:msg_id>/",
+    r"rooms/<slug:room>/tags/([a-z]+)/$",
+    r"^v(\d+)/items/(\d+)/$",
+]
 
-    inner_route, inner = route.app.resolve(scope)
-    assert inner_route.app is leaf
-    assert inner["url_route"] == {"args": (), "kwargs": {"room": "red", "msg_id": 7}}
-    assert "path_remaining" not in inner
+
+def test_resolve_descends_into_nested_routers() -> None:
+    route, scope = nested_router().resolve(http_scope("/rooms/red/messages/7/"))
+    assert route.app is leaf
+    assert route.pattern == "messages/<int:msg_id>/"
+    assert scope["url_route"] == {"args": (), "kwargs": {"room": "red", "msg_id": 7}}
+    assert scope["path"] == "/rooms/red/messages/7/"
+    assert "path_remaining" not in scope
+
+
+def test_a_nested_router_reads_the_rest_of_the_path() -> None:
+    inner = URLRouter([path("messages/<int:msg_id>/", leaf)])
+    outer_scope = {**http_scope("/rooms/red/messages/7/"), "path_remaining": "messages/7/"}
+    outer_scope["url_route"] = {"args": (), "kwargs": {"room": "red"}}
+    route, scope = inner.resolve(outer_scope)
+    assert route.app is leaf
+    assert scope["url_route"] == {"args": (), "kwargs": {"room": "red", "msg_id": 7}}
+    assert "path_remaining" not in scope
 
 
 def test_nested_positional_groups_accumulate() -> None:
     route, scope = nested_router().resolve(http_scope("/v2/items/5/"))
-    assert isinstance(route.app, URLRouter)
-    assert scope["path_remaining"] == "items/5/"
-    _, inner = route.app.resolve(scope)
-    assert inner["url_route"] == {"args": ("2", "5"), "kwargs": {}}
+    assert route.app is leaf
+    assert scope["url_route"] == {"args": ("2", "5"), "kwargs": {}}
 
 
 def test_resolve_leaves_the_callers_scope_alone() -> None:
@@ -257,6 +304,76 @@ async def test_nested_routers_serve_http_with_accumulated_url_route(url: str, ex
         response = await http.get_response()
     assert response.status == 200
     assert json.loads(response.body) == {**expected, "path_remaining": None}
+
+
+# -- a nested router that matches nothing lets the next route try ---------------------------------
+
+
+def answering(label: str) -> ASGIApp:
+    """An HTTP app that answers 200 with *label* and the captured kwargs, as JSON."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps({"app": label, "kwargs": scope["url_route"]["kwargs"]}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+FALL_THROUGH = {
+    "path": lambda: URLRouter(
+        [path("prefix/", URLRouter([path("a/", answering("app1"))])), path("prefix/b/", answering("app2"))]
+    ),
+    "re_path": lambda: URLRouter(
+        [
+            re_path(r"^prefix/", URLRouter([re_path(r"^a/$", answering("app1"))])),
+            re_path(r"^prefix/b/$", answering("app2")),
+        ]
+    ),
+    "captures": lambda: URLRouter(
+        [
+            path("<slug:site>/", URLRouter([path("a/", answering("app1"))])),
+            path("<slug:site>/<slug:page>/", answering("app2")),
+        ]
+    ),
+    "two levels": lambda: URLRouter(
+        [
+            path(
+                "prefix/",
+                URLRouter([path("x/", URLRouter([path("y/", answering("deep"))])), path("a/", answering("app1"))]),
+            ),
+            path("prefix/<slug:page>/", answering("app2")),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", FALL_THROUGH)
+@pytest.mark.parametrize(("url", "expected"), [("/prefix/a/", "app1"), ("/prefix/b/", "app2")])
+async def test_a_nested_router_without_a_match_falls_through_to_the_next_route(
+    kind: str, url: str, expected: str
+) -> None:
+    async with HttpCommunicator(FALL_THROUGH[kind](), "GET", url) as http:
+        response = await http.get_response()
+    assert response.status == 200, response.body
+    assert json.loads(response.body)["app"] == expected
+
+
+def test_fall_through_starts_afresh_with_the_outer_captures() -> None:
+    router = FALL_THROUGH["captures"]()
+    _, scope = router.resolve(http_scope("/main/b/"))
+    assert scope["url_route"] == {"args": (), "kwargs": {"site": "main", "page": "b"}}
+
+
+def test_fall_through_leaves_a_deeper_router_too() -> None:
+    router = FALL_THROUGH["two levels"]()
+    _, deep = router.resolve(http_scope("/prefix/x/y/"))
+    _, fell = router.resolve(http_scope("/prefix/x/"))
+    assert deep["url_route"]["kwargs"] == {}
+    assert fell["url_route"]["kwargs"] == {"page": "x"}
+
+
+# -- root_path --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -299,14 +416,19 @@ def test_resolve_raises_route_not_found_listing_the_patterns() -> None:
     assert "'ws/<room>/'" in str(error)
 
 
-def test_route_not_found_in_a_nested_router_names_the_full_path() -> None:
-    outer = nested_router()
-    route, scope = outer.resolve(http_scope("/rooms/red/nope/"))
-    assert isinstance(route.app, URLRouter)
+@pytest.mark.parametrize("url", ["/rooms/red/nope/", "/v2/nope/", "/nope/"])
+def test_route_not_found_names_the_full_path_and_every_nested_pattern(url: str) -> None:
     with pytest.raises(RouteNotFound) as info:
-        route.app.resolve(scope)
-    assert info.value.path == "/rooms/red/nope/"
-    assert info.value.tried == ["messages/<int:msg_id>/", r"^tags/([a-z]+)/$"]
+        nested_router().resolve(http_scope(url))
+    assert info.value.path == url
+    assert info.value.tried == NESTED_PATTERNS
+    assert "'rooms/<slug:room>/messages/<int:msg_id>/'" in str(info.value)
+
+
+def test_route_not_found_after_a_fall_through_lists_both_routes() -> None:
+    with pytest.raises(RouteNotFound) as info:
+        FALL_THROUGH["path"]().resolve(http_scope("/prefix/c/"))
+    assert info.value.tried == ["prefix/a/", "prefix/b/"]
 
 
 def test_an_empty_router_says_so() -> None:
@@ -314,11 +436,19 @@ def test_an_empty_router_says_so() -> None:
         URLRouter([]).resolve(http_scope("/x/"))
 
 
+def test_an_empty_nested_router_is_listed_by_its_prefix() -> None:
+    with pytest.raises(RouteNotFound) as info:
+        URLRouter([path("empty/", URLRouter([])), path("b/", leaf)]).resolve(http_scope("/empty/x/"))
+    assert info.value.tried == ["empty/", "b/"]
+
+
 def warnings_naming(caplog: pytest.LogCaptureFixture, url: str) -> list[logging.LogRecord]:
     return [
         record
         for record in caplog.records
-        if record.levelno == logging.WARNING and record.name == "interlock.actors" and url in record.getMessage()
+        if record.levelno == logging.WARNING
+        and record.name == "interlock.actors.routing"
+        and url in record.getMessage()
     ]
 
 
@@ -358,10 +488,61 @@ async def test_unmatched_websocket_path_without_denial_extension_closes(
     assert warnings_naming(caplog, "/ws/nope/")
 
 
+class SansIOProtocol:
+    """Stands in for uvicorn's websockets-sansio protocol, whose bound ``send`` the app gets."""
+
+    __module__ = "uvicorn.protocols.websockets.websockets_sansio_impl"
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+async def test_unmatched_websocket_path_is_closed_where_a_denial_would_log_an_error() -> None:
+    # uvicorn's websockets-sansio logs "ASGI callable returned without completing
+    # handshake." after any denial response; a close before accept it answers quietly.
+    protocol = SansIOProtocol()
+    scope = {**http_scope("/ws/nope/"), "type": "websocket", "extensions": {"websocket.http.response": {}}}
+
+    async def connect() -> Message:
+        return {"type": "websocket.connect"}
+
+    await nested_router()(scope, connect, protocol.send)
+    assert protocol.sent == [{"type": "websocket.close", "code": 1000}]
+
+
 async def test_unmatched_path_of_another_scope_type_raises() -> None:
     async with ApplicationCommunicator(nested_router(), {"type": "lifespan"}) as app:
-        with pytest.raises(RouteNotFound):
+        with pytest.raises(ApplicationFailed) as info:
             await app.wait()
+    assert isinstance(info.value.__cause__, RouteNotFound)
+
+
+# -- routers return what the app returns ------------------------------------------------------
+
+
+async def returns_a_value(scope: Scope, receive: Receive, send: Send) -> Any:
+    """Returns a sentinel, as an app under a test harness might."""
+    return ("returned by", scope["type"])
+
+
+ANY_APP: Any = returns_a_value
+
+RETURNING: dict[str, tuple[Callable[[], Any], Scope]] = {
+    "ProtocolTypeRouter": (lambda: ProtocolTypeRouter({"http": ANY_APP}), {"type": "http", "path": "/"}),
+    "URLRouter": (lambda: URLRouter([path("x/", ANY_APP)]), http_scope("/x/")),
+    "nested URLRouter": (lambda: URLRouter([path("x/", URLRouter([path("y/", ANY_APP)]))]), http_scope("/x/y/")),
+    "ChannelNameRouter": (lambda: ChannelNameRouter({"jobs": ANY_APP}), {"type": "channel", "channel": "jobs"}),
+}
+
+
+@pytest.mark.parametrize("kind", RETURNING)
+async def test_routers_return_what_the_app_returns(kind: str) -> None:
+    build, scope = RETURNING[kind]
+    router: Any = build()
+    assert await router(scope, no_receive, no_send) == ("returned by", scope["type"])
 
 
 # -- ProtocolTypeRouter ----------------------------------------------------------------------------
@@ -372,7 +553,8 @@ class Reporter(WebsocketActor):
 
     async def connect(self) -> None:
         await self.accept()
-        await self.send(text_data=json.dumps({"layer": id(self.channel_layer), "channel": self.channel_name}))
+        layer, channel = getattr(self, "channel_layer", None), getattr(self, "channel_name", None)
+        await self.send(text_data=json.dumps({"layer": id(layer), "channel": channel}))
 
 
 class Grouped(WebsocketActor):
@@ -622,3 +804,52 @@ async def test_as_asgi_channel_layer_overrides_the_routers_per_instance() -> Non
         await shared.disconnect()
     assert await own_layer.groups() == {}
     assert await router_layer.groups() == {}
+
+
+# -- unmatched paths under real servers ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+e2e_app = ProtocolTypeRouter(
+    {
+        "http": URLRouter([path("here/", answering("here"))]),
+        "websocket": URLRouter(
+            [path("prefix/", URLRouter([path("a/", Reporter.as_asgi())])), path("prefix/b/", Reporter.as_asgi())]
+        ),
+    }
+)
+"""Served by real servers below, as ``tests.actors.test_routing:e2e_app``."""
+
+# The WebSocket protocols each backend's server is run with, and the status an unmatched
+# handshake gets: 404 where the server takes a denial response quietly, 403 (a close
+# before accept) on uvicorn's websockets-sansio, which logs an ERROR after any denial.
+SERVERS: dict[str, list[tuple[str, tuple[str, ...], set[int]]]] = {
+    "asyncio": [
+        ("auto", (), {403, 404}),
+        ("wsproto", ("--ws", "wsproto"), {404}),
+        ("websockets-sansio", ("--ws", "websockets-sansio"), {403}),
+    ],
+    "trio": [("hypercorn", (), {404})],
+}
+
+
+@pytest.mark.e2e
+async def test_unmatched_paths_are_refused_without_a_server_error(anyio_backend: str) -> None:
+    for protocol, extra_args, statuses in SERVERS[anyio_backend]:
+        with serve(
+            "tests.actors.test_routing:e2e_app", backend=anyio_backend, app_dir=str(ROOT), extra_args=extra_args
+        ) as server:
+            refused = await try_connect(server.host, server.port, "/prefix/nowhere/")
+            fell_through = await try_connect(server.host, server.port, "/prefix/b/")
+            async with httpx.AsyncClient() as http:
+                missing = await http.get(server.http_url("/nowhere/"))
+        logs = server.logs()  # complete: the server has stopped
+        where = f"{server.kind} ({protocol}), log:\n{logs}"
+        assert not refused.accepted, where
+        assert refused.status in statuses, where
+        assert fell_through.accepted, where
+        assert missing.status_code == 404, where
+        assert "no route matches path '/prefix/nowhere/' (tried 'prefix/a/', 'prefix/b/')" in logs, where
+        assert "no route matches path '/nowhere/'" in logs, where
+        assert "ERROR" not in logs, where
+        assert "Traceback" not in logs, where
