@@ -472,10 +472,12 @@ class BaseActor:
     async def _pump_client(self, receive: Receive) -> None:
         """Feed the server's events into the mailbox, up to the last one."""
         mailbox = self._mailbox
+        # A worker's events come from its channel, where no type is the last one.
+        terminal = self._terminal_events if self.scope["type"] != "channel" else frozenset()
         while True:
             message = await receive()
             await mailbox.put((CLIENT, message))
-            if message.get("type") in self._terminal_events:
+            if message.get("type") in terminal:
                 return
 
     async def _pump_channel(self, layer: GroupLayer, channel: str) -> None:

@@ -58,7 +58,9 @@ class Actor(BaseActor):
 
     async def _on_client_event(self, message: Message) -> bool:
         await self.dispatch(message)
-        return message.get("type") in self._terminal_events
+        # A worker's "client" is its channel: a message typed "websocket.disconnect" is
+        # just a message there, and must not end the worker.
+        return message.get("type") in self._terminal_events and not self._serves_worker()
 
     # -- as a worker ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import attrs
 
 from ._asgi import denial_messages
 from ._errors import RouteNotFound
+from ._lifespan import serve_lifespan
 from ._types import LAYER_KEY, ASGIApp, Receive, Scope, Send
 
 __all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "Route", "URLRouter", "path", "re_path"]
@@ -137,26 +138,6 @@ def re_path(route: str, app: ASGIApp, *, name: str | None = None) -> Route:
     return Route(route, app, regex, {}, name)
 
 
-# Servers whose WebSocket protocol logs an ERROR after a denial response it sent well:
-# uvicorn's websockets-sansio implementation (its default when websockets is installed)
-# never marks the handshake done on that path, so when the app returns it logs "ASGI
-# callable returned without completing handshake." (Kludex/uvicorn#3138, open as of
-# uvicorn 0.54). A websocket.close before accept, answered 403, is the refusal it takes
-# quietly. uvicorn's wsproto and legacy websockets protocols and hypercorn send a
-# denial response without complaint.
-_DENIAL_LOGS_AN_ERROR: Final = frozenset({"uvicorn.protocols.websockets.websockets_sansio_impl"})
-
-
-def _denial_logs_an_error(send: Send) -> bool:
-    """Whether *send* belongs to a server protocol that logs an ERROR after a denial response.
-
-    Only a ``send`` the server handed over as its own bound method can be recognised;
-    behind middleware that wraps it the answer is False and the denial goes out.
-    """
-    owner = getattr(send, "__self__", None)
-    return type(owner).__module__ in _DENIAL_LOGS_AN_ERROR
-
-
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
     """Answer a scope nobody can serve: an HTTP error, or a refused handshake.
 
@@ -179,10 +160,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text:
         await send({"type": "http.response.body", "body": body})
     elif scope["type"] == "websocket":
         await receive()  # websocket.connect
-        if _denial_logs_an_error(send):
-            await send({"type": "websocket.close", "code": 1000})
-            return
-        for message in denial_messages(scope, status, body):
+        for message in denial_messages(scope, status, body, send=send):
             await send(message)
 
 
@@ -337,25 +315,7 @@ class ProtocolTypeRouter:
         return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        layer = self.channel_layer
-        steps = {"lifespan.startup": ("startup", "start"), "lifespan.shutdown": ("shutdown", "close")}
-        while True:
-            step = steps.get((await receive())["type"])
-            if step is None:
-                continue
-            phase, method = step
-            try:
-                action = getattr(layer, method, None) if layer is not None else None
-                if action is not None:
-                    await action()
-            except Exception as exc:
-                logger.exception("channel layer failed to %s", method)
-                message = f"channel layer failed to {method}: {exc}"
-                await send({"type": f"lifespan.{phase}.failed", "message": message})
-                return
-            await send({"type": f"lifespan.{phase}.complete"})
-            if phase == "shutdown":
-                return
+        await serve_lifespan(receive, send, self.channel_layer)
 
 
 class ChannelNameRouter:

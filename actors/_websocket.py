@@ -232,7 +232,7 @@ class WebsocketActor(BaseActor):
         self._ending_by_actor(1000)
         data = body.encode() if isinstance(body, str) else body
         flush = Flush(None)
-        for message in denial_messages(self.scope, status, data, headers):
+        for message in denial_messages(self.scope, status, data, headers, send=self._asgi_send):
             flush = self._emit(message)
         return flush
 
@@ -271,7 +271,7 @@ class WebsocketActor(BaseActor):
     async def _on_failure(self, exc: Exception) -> None:
         state = self.state
         if state == CONNECTING:
-            for message in denial_messages(self.scope, 500, b"Internal Server Error"):
+            for message in denial_messages(self.scope, 500, b"Internal Server Error", send=self._asgi_send):
                 await self._deliver(message)
         elif state not in (CLOSED, CLOSING):
             code = exc.close_code if isinstance(exc, MalformedMessage) else 1011
@@ -302,7 +302,7 @@ class WebsocketActor(BaseActor):
         """Tell the client the actor is going away (best effort: it may be gone)."""
         state = self.state
         if state == CONNECTING:
-            messages = denial_messages(self.scope, status, reason.encode())
+            messages = denial_messages(self.scope, status, reason.encode(), send=self._asgi_send)
         elif state in (CLOSING, CLOSED):
             return
         else:
@@ -339,7 +339,7 @@ class WebsocketActor(BaseActor):
     @property
     def supports_denial(self) -> bool:
         """Whether the server lets :meth:`deny` send its own status and body."""
-        return supports_denial(self.scope)
+        return supports_denial(self.scope, self._asgi_send)
 
 
 class _Encoded(Flush):

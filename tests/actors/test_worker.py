@@ -130,6 +130,8 @@ def test_invalid_channel_name_is_a_value_error() -> None:
         ("job.fail", "KeyError: 'missing'"),
         ("job.fail_sync", "ValueError: the sync handler failed"),
         ("job.unknown", "UnknownMessageType"),
+        ("websocket.disconnect", "UnknownMessageType"),  # on a channel, not the last event
+        ("lifespan.shutdown", "UnknownMessageType"),
     ],
 )
 async def test_a_failing_handler_is_logged_and_the_worker_goes_on(
