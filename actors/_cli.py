@@ -3,18 +3,27 @@
 * ``interlock diagram MODULE:CLASS [--format mermaid|dot|svg] [-o FILE]`` draws an
   actor class's state machine (printing to stdout unless ``-o`` is given).
 * ``interlock layer ...`` looks inside a SQLite channel layer file (see ``--help``).
+* ``interlock --version`` prints the installed distribution's version.
+
+``python -m interlock`` runs the same command. ``diagram`` imports the module it is given;
+when ``DJANGO_SETTINGS_MODULE`` is set (and Django is installed) it calls ``django.setup()``
+first, so a module of a Django project that imports its models loads as it does under
+``manage.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from interlock.dsl import FORMATS, DiagramError, MachineDefinitionError
-from interlock.layers._cli import add_layer_commands
+from interlock.layers.cli import add_layer_commands
 
 from ._websocket import WebsocketActor
 
@@ -33,8 +42,14 @@ def load_actor_class(target: str) -> type[WebsocketActor]:
         raise CommandError(msg)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
+    _setup_django()
     try:
         obj: object = importlib.import_module(module_name)
+    except _django_not_ready() as exc:
+        msg = f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+            msg += " (set DJANGO_SETTINGS_MODULE to the project's settings module, as manage.py does)"
+        raise CommandError(msg) from exc
     except ImportError as exc:
         msg = f"cannot import module {module_name!r}: {exc}"
         raise CommandError(msg) from exc
@@ -51,6 +66,36 @@ def load_actor_class(target: str) -> type[WebsocketActor]:
         msg = f"{target} is {obj!r}, not a WebsocketActor subclass (only connection actors have a lifecycle)"
         raise CommandError(msg)
     return obj
+
+
+def _setup_django() -> None:
+    """Call ``django.setup()`` when ``DJANGO_SETTINGS_MODULE`` names a settings module and Django is installed."""
+    settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if not settings or importlib.util.find_spec("django") is None:
+        return
+    import django  # noqa: PLC0415 - optional: only for a Django project's modules
+
+    try:
+        django.setup()
+    except Exception as exc:  # a settings module can fail in any way: report it in one line
+        msg = f"cannot set up Django with DJANGO_SETTINGS_MODULE={settings!r}: {type(exc).__name__}: {exc}"
+        raise CommandError(msg) from exc
+
+
+def _django_not_ready() -> tuple[type[Exception], ...]:
+    """Django's errors for a model imported before ``django.setup()``, if Django was imported at all."""
+    if "django.core.exceptions" not in sys.modules:
+        return ()
+    from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured  # noqa: PLC0415
+
+    return (AppRegistryNotReady, ImproperlyConfigured)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("interlock")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree, not installed
+        return "unknown (not installed)"
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -73,6 +118,7 @@ def _diagram(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``interlock`` command."""
     parser = argparse.ArgumentParser(prog="interlock", description="interlock actors and channel layers")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     diagram = commands.add_parser("diagram", help="draw an actor class's state machine")
     diagram.add_argument("target", metavar="MODULE:CLASS", help="e.g. interlock.actors:WebsocketActor")

@@ -11,9 +11,11 @@
 what every live layer process does on each lease beat (see :mod:`._sqlite_lease`).  Output
 is plain lines for ``grep``/``wc``; errors go to stderr with exit status 1.
 
-The ``interlock`` command mounts these with :func:`add_layer_commands`; each command sets
-``handler`` on the parsed namespace, a function of it returning the exit status.
-:func:`main` runs them alone (``python -m interlock.layers._cli layer groups PATH``).
+The ``interlock`` command mounts these with :func:`add_layer_commands`, imported from the
+public :mod:`interlock.layers.cli`; each command sets ``handler`` on the parsed namespace, a
+function of it returning the exit status. :func:`main` runs them alone
+(``python -m interlock.layers._cli layer groups PATH``; ``python -m interlock layer ...`` is
+the whole command).
 """
 
 from __future__ import annotations

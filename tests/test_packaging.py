@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "interlock.actors.testing",
     "interlock.actors.compat",
     "interlock.layers.testing",
+    "interlock.layers.cli",
 ]
 
 
@@ -57,6 +58,18 @@ def test_interlock_is_a_namespace_package() -> None:
     assert interlock.__spec__ is not None
     assert interlock.__spec__.origin in (None, "namespace")
     assert not any((Path(entry) / "__init__.py").exists() for entry in interlock.__path__)
+
+
+def test_interlock_itself_holds_only_main_and_the_three_packages() -> None:
+    found = {
+        child.name for entry in interlock.__path__ for child in Path(entry).iterdir() if child.name != "__pycache__"
+    }
+    assert found == {"__main__.py", "actors", "layers", "dsl"}
+
+
+def test_the_folder_of_interlock_main_is_no_package_of_its_own(tmp_path: Path) -> None:
+    result = run_python("import interlock.actors._interlock", tmp_path)
+    assert "ModuleNotFoundError: No module named 'interlock.actors._interlock'" in result.stderr
 
 
 @pytest.mark.parametrize("package", PACKAGES)
