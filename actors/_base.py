@@ -373,13 +373,14 @@ class BaseActor:
         self._apply_unhandled(UnknownMessageType(type(self).__qualname__, message_type, reason))
         return None
 
-    def _apply_unhandled(self, error: Exception) -> None:
-        """Follow the class's ``unhandled`` policy for an event nothing handles."""
-        policy = self.unhandled
+    def _apply_unhandled(self, error: Exception, policy: UnhandledPolicy | None = None) -> None:
+        """Follow *policy* (by default the class's ``unhandled``) for an event nothing handles."""
+        if policy is None:
+            policy = self.unhandled
         if policy == "raise" or (policy == "close" and not self._close_for_unhandled(error)):
             raise error
         if policy == "log":
-            logger.error("%r dropped an event: %s", self, error)
+            logger.warning("%r dropped an event: %s", self, error)
 
     def _close_for_unhandled(self, error: Exception) -> bool:
         """Close the connection for the ``"close"`` policy; False if this actor cannot."""

@@ -55,7 +55,7 @@ from interlock.dsl import (
     from_message,
 )
 
-from ._base import INTERNAL, library_class
+from ._base import INTERNAL, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
 from ._types import Message
@@ -118,6 +118,11 @@ class _MachineActor(WebsocketActor):
 
     idle_timeout: ClassVar[float | None] = None
     """Seconds without any handled event after which ``@on.idle()`` fires (None: never)."""
+
+    unhandled_client: ClassVar[UnhandledPolicy] = "close"
+    """What a client event no transition accepts does: by default the client's mistake
+    closes the connection with ``unhandled_close_code`` (1008) and the reason, logged as a
+    WARNING line, never as the server's failure. ``unhandled`` governs the other events."""
 
     _observed: ClassVar[bool] = False
 
@@ -297,7 +302,8 @@ class _MachineActor(WebsocketActor):
             reason = "no transition of this state accepts it"
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
-        self._apply_unhandled(UnhandledEvent(type(self).__qualname__, kind, event, state, reason))
+        error = UnhandledEvent(type(self).__qualname__, kind, event, state, reason)
+        self._apply_unhandled(error, self.unhandled_client if kind == "client" else None)
 
     def _structure(self, transition: Transition, payload: Any) -> Any:
         assert transition.message_class is not None
@@ -447,7 +453,10 @@ class StateActor(_MachineActor):
     async def _on_client_event(self, message: Message) -> bool:
         # the hot path: a frame in an open state goes straight to the machine
         if message["type"] == "websocket.receive" and self._fast_receive and self.state in self._receivable:
-            await self._event("client", "receive", Frame(message.get("text"), message.get("bytes")))
+            text, data = message.get("text"), message.get("bytes")
+            if self.max_message_size is not None:
+                self._check_size(text, data)
+            await self._event("client", "receive", Frame(text, data))
             return self.state == CLOSED
         return await super()._on_client_event(message)
 

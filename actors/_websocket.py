@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, ClassVar
 
@@ -27,6 +28,23 @@ __all__ = ["JsonWebsocketActor", "WebsocketActor"]
 logger = logging.getLogger("interlock.actors")
 
 _MAX_REASON_BYTES = 123
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+"""A ``\\uD800``-``\\uDFFF`` escape: JSON's way to spell half of a character."""
+
+
+def _refuse_lone_surrogates(content: Any) -> None:
+    """Raise the client's 1007 if decoded JSON holds a string no UTF-8 text can carry.
+
+    ``json.loads`` joins an escaped surrogate pair into one character but keeps a lone
+    ``\\ud800`` as is: valid JSON, not valid text, and no channel layer can carry it.
+    """
+    try:
+        json.dumps(content, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = f"malformed JSON: {exc.object[exc.start : exc.end]!a} is half of a character (a lone surrogate)"
+        raise MalformedMessage(msg, close_code=1007) from exc
+
 
 _LOW_LEVEL_HOOKS = {
     "websocket_connect": "connect() (call accept(), close() or deny() there)",
@@ -89,6 +107,12 @@ class WebsocketActor(BaseActor):
     shutdown_close_code: ClassVar[int] = 1001
     """The close code sent when the actor is cancelled because the server shuts down
     (1001, "going away"; uvicorn closes with 1012 itself before that happens)."""
+
+    max_message_size: ClassVar[int | None] = 1 << 20
+    """The largest client message, text (UTF-8 bytes) or binary, the actor takes: 1 MiB by
+    default, None for no limit. A larger one closes the connection with 1009 ("message too
+    big") before any decoding, logged as the client's fault. The server's own limit
+    (uvicorn's ``--ws-max-size``, 16 MiB) applies first."""
 
     _tearing_down: bool = False  # exit hooks or disconnect() run because the connection ends
 
@@ -248,6 +272,8 @@ class WebsocketActor(BaseActor):
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
             text = message.get("text")
+            if self.max_message_size is not None:
+                self._check_size(text, message.get("bytes"))
             if text is not None:
                 await self._call("receive", text_data=text)
             else:
@@ -267,6 +293,22 @@ class WebsocketActor(BaseActor):
             return True
         logger.warning("%r ignored an unexpected ASGI event %r", self, kind)
         return False
+
+    def _check_size(self, text: str | None, data: bytes | None) -> None:
+        """Raise the client's 1009 if a frame is over ``max_message_size`` (set)."""
+        limit: int = self.max_message_size  # type: ignore[assignment]  # the caller checked
+        if text is not None:
+            size = len(text)  # characters: a UTF-8 byte count is at least this, at most 4x
+            if size * 4 <= limit or (size <= limit and len(text.encode("utf-8", "surrogatepass")) <= limit):
+                return
+            what = f"a text message of {size:,} characters"
+        else:
+            size = len(data or b"")
+            if size <= limit:
+                return
+            what = f"a binary message of {size:,} bytes"
+        msg = f"{what} is over the limit of {limit:,} bytes (max_message_size)"
+        raise MalformedMessage(msg, close_code=1009)
 
     async def _on_failure(self, exc: Exception) -> None:
         state = self.state
@@ -420,10 +462,13 @@ class JsonWebsocketActor(WebsocketActor):
         Nesting deeper than the interpreter can decode counts as malformed too.
         """
         try:
-            return cls.json_loads(text_data)
+            content = cls.json_loads(text_data)
         except (ValueError, RecursionError) as exc:
             msg = f"malformed JSON: {exc}"
             raise MalformedMessage(msg, close_code=1007) from exc
+        if "\\u" in text_data and _SURROGATE_ESCAPE.search(text_data):
+            _refuse_lone_surrogates(content)
+        return content
 
     @classmethod
     def encode_json(cls, content: Any) -> str:

@@ -105,7 +105,7 @@ async def test_first_passing_guard_wins(n: int, handler: str, state: str) -> Non
 async def test_unhandled_policy(
     policy: UnhandledPolicy, code: int | None, event: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_for(Guarded, unhandled=policy, unhandled_close_code=4321, log=[])
+    app = app_for(Guarded, unhandled_client=policy, unhandled_close_code=4321, log=[])
     caplog.set_level(logging.DEBUG, "interlock.actors")
     async with WebsocketCommunicator(app, "/") as ws:
         assert (await ws.connect()).accepted
@@ -129,6 +129,32 @@ async def test_unhandled_policy(
     else:
         assert matching
         assert reason in matching[0]
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert bool(tracebacks) == (policy == "raise")  # a client's mistake never logs a traceback by default
+
+
+async def test_an_unhandled_client_event_closes_1008_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    async with WebsocketCommunicator(app_for(Guarded, log=[]), "/") as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "close"})
+        close = await ws.receive_close()
+        assert close.code == 1008
+        assert "has no handler for client event 'close'" in close.reason
+        await ws.disconnect(1008)
+        await ws.wait()
+    assert [r.levelname for r in caplog.records if r.name.startswith("interlock")] == ["WARNING"]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.parametrize("event", ["close", "_x", "websocket.send", "timeout", "accept"])
+async def test_client_event_types_that_look_like_internals_are_the_clients_mistake(
+    event: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with WebsocketCommunicator(app_for(Guarded, log=[]), "/") as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": event})
+        assert (await ws.receive_close()).code == 1008
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_unhandled_policy_on_a_layer_message() -> None:
@@ -640,7 +666,7 @@ class Observed(Guarded):
 async def test_on_transition_records_every_event() -> None:
     records: list[TransitionRecord] = []
     instances: list[Observed] = []
-    app = app_for(Observed, records=records, instances=instances, log=[], unhandled="ignore")
+    app = app_for(Observed, records=records, instances=instances, log=[], unhandled="ignore", unhandled_client="ignore")
     async with WebsocketCommunicator(app, "/") as ws:
         assert (await ws.connect()).accepted
         await ws.send_json_to({"type": "go", "n": 3})
