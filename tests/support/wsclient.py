@@ -23,8 +23,11 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
+import struct
 from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
@@ -368,6 +371,21 @@ class WSClient:
             if self._close_info is None:
                 self._close_info = (code, reason)
             await self._abort()
+
+    async def abort(self) -> None:
+        """Vanish: reset the TCP connection (``SO_LINGER`` 0, then close), no close frame.
+
+        The server sees a connection reset, as when a client's machine or network
+        goes away.  Safe to call more than once and after :meth:`close`.
+        """
+        if self._socket_closed:
+            return
+        raw: socket.socket = self._stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        with contextlib.suppress(OSError):  # already reset by the peer: closing is all that is left
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if self._close_info is None:
+            self._close_info = (1006, "")
+        await self._abort()
 
     async def _abort(self) -> None:
         """Close the TCP socket without any WebSocket closing handshake."""
