@@ -9,7 +9,7 @@ import contextlib
 
 from interlock.dsl import IllegalTransition
 
-from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy
+from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy, handler
 from ._ending import EndCause, Ending
 from ._errors import (
     ClientGone,
@@ -61,6 +61,7 @@ __all__ = [
     "WebsocketActor",
     "WorkerStopped",
     "async_to_sync",
+    "handler",
     "path",
     "re_path",
     "run_worker",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from threading import get_ident
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
@@ -50,7 +51,7 @@ from ._sync import run_in_worker
 from ._taskset import TaskSet
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
 
-__all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "inline", "library_class"]
+__all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "handler", "inline", "library_class"]
 
 logger = logging.getLogger("interlock.actors")
 
@@ -75,6 +76,22 @@ def library_class(cls: C) -> C:
 
 _THREAD, _ASYNC, _INLINE = 0, 1, 2
 INLINE_ATTR: Final = "__interlock_inline__"
+HANDLER_ATTR: Final = "__interlock_handler__"
+
+
+def handler(fn: F) -> F:
+    """Mark a method as a layer-message handler: type ``"chat.message"`` calls ``chat_message``.
+
+    On interlock's own actor classes only marked methods receive layer messages, so a
+    message's ``type`` can never reach a helper such as ``is_admin``. (Channels'
+    names in :mod:`interlock.actors.compat` keep Channels' rule: every public method the
+    consumer defines.) ``def`` and ``async def`` alike.
+    """
+    if not inspect.isfunction(fn):
+        msg = f"@handler decorates a method defined with def or async def, not {fn!r}"
+        raise TypeError(msg)
+    setattr(fn, HANDLER_ATTR, True)
+    return fn
 
 
 def inline(fn: F) -> F:
@@ -94,6 +111,29 @@ def _call_mode(method: Callable[..., Any]) -> int:
     if getattr(method, INLINE_ATTR, False):
         return _INLINE
     return _THREAD
+
+
+_DROP_LOG_INTERVAL: Final = 60.0  # seconds between WARNING lines for one class and event
+_drops: dict[tuple[type, str], list[float]] = {}  # (class, event) -> [last logged, dropped since]
+
+
+def _log_dropped(actor: BaseActor, error: Exception) -> None:
+    """Log an unhandled event: once a minute per class and event, with how many went unlogged.
+
+    One bad message sent to a group reaches every member: a line per member would flood
+    the log, so the members of a class share one line, and the next one counts the rest.
+    """
+    key = (type(actor), str(getattr(error, "message_type", getattr(error, "event", ""))))
+    now = time.monotonic()
+    entry = _drops.get(key)
+    if entry is not None and now - entry[0] < _DROP_LOG_INTERVAL:
+        entry[1] += 1
+        logger.debug("%r dropped an event: %s", actor, error)
+        return
+    unlogged = entry[1] if entry is not None else 0
+    _drops[key] = [now, 0]
+    more = f" ({unlogged} more like it dropped since the last line)" if unlogged else ""
+    logger.warning("%r dropped an event: %s%s", actor, error, more)
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -170,10 +210,17 @@ class BaseActor:
     groups: ClassVar[Sequence[str]] = ()
     """Groups the actor joins when its connection starts and leaves when it ends."""
 
-    unhandled: ClassVar[UnhandledPolicy] = "raise"
-    """What an event with no handler does: ``"raise"`` (fail the actor, like Channels),
-    ``"log"`` (log an error and go on), ``"ignore"`` (drop it silently) or ``"close"``
-    (close the connection with ``unhandled_close_code``)."""
+    unhandled: ClassVar[UnhandledPolicy] = "log"
+    """What a layer message no handler takes does: ``"log"`` (the default: drop it with a
+    WARNING line, at most one a minute per class and type, with a count), ``"ignore"``
+    (drop it silently), ``"close"`` (close the connection with ``unhandled_close_code``)
+    or ``"raise"`` (fail the actor). The sender's mistake, so by default it never fails
+    the receivers."""
+
+    implicit_handlers: ClassVar[bool] = False
+    """Whether every public method the class defines is a layer-message handler, as in
+    Channels (True for the names in :mod:`interlock.actors.compat`); otherwise only
+    methods marked with :func:`handler` are."""
 
     unhandled_close_code: ClassVar[int] = 1008
     """The close code of the ``"close"`` policy (1008: policy violation)."""
@@ -203,7 +250,8 @@ class BaseActor:
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
-    _handlers: ClassVar[frozenset[str]] = frozenset()
+    _handlers: ClassVar[frozenset[str]] = frozenset()  # what layer messages may call
+    _methods: ClassVar[frozenset[str]] = frozenset()  # every public method the user's classes define
     _reserved: ClassVar[frozenset[str]] = frozenset()
     _asyncness: ClassVar[dict[str, int]]
 
@@ -211,17 +259,24 @@ class BaseActor:
         super().__init_subclass__(**kwargs)
         cls._asyncness = {}
         cls._reserved = frozenset(name for base in _LIBRARY_CLASSES if issubclass(cls, base) for name in dir(base))
-        handlers = set()
+        methods, marked = set(), set()
         for klass in cls.__mro__:
             if klass in _LIBRARY_CLASSES or klass is object:
                 continue
             for name, value in vars(klass).items():
-                if name.startswith("_") or name in cls._reserved:
+                is_marked = getattr(value, HANDLER_ATTR, False)
+                if is_marked and (name.startswith("_") or name in cls._reserved):
+                    kind = "private" if name.startswith("_") else "one of interlock's own methods"
+                    msg = f"{cls.__qualname__}.{name} is marked @handler but is {kind}: rename it"
+                    raise TypeError(msg)
+                if name.startswith("_") or name in cls._reserved or not inspect.isfunction(value):
                     continue
-                if inspect.isfunction(value):
-                    handlers.add(name)
-        cls._handlers = frozenset(handlers)
-        cls._serves_lifespan = cls.scope_types is None and "lifespan_startup" in handlers
+                methods.add(name)
+                if is_marked:
+                    marked.add(name)
+        cls._methods = frozenset(methods)
+        cls._handlers = frozenset(methods if cls.implicit_handlers else marked)
+        cls._serves_lifespan = cls.scope_types is None and "lifespan_startup" in methods
         if not isinstance(cls.groups, (list, tuple)):
             msg = f"{cls.__qualname__}.groups must be a list or tuple of group names, not {type(cls.groups).__name__}"
             raise TypeError(msg)
@@ -356,21 +411,30 @@ class BaseActor:
     async def _settle(self) -> None:
         """Run what recorded state changes imply (state actors: exit and entry work)."""
 
-    def _handler_for(self, message_type: object) -> str | None:
-        """The handler name for a message type, or None (after applying the policy)."""
+    def _handler_for(self, message_type: object, handlers: frozenset[str] | None = None) -> str | None:
+        """The handler name for a message type, or None (after applying the policy).
+
+        *handlers* are the methods the type may name (by default the layer-message handlers).
+        """
+        trusted = handlers is not None  # the server's own events: a missing handler is a bug
+        if handlers is None:
+            handlers = self._handlers
         if type(message_type) is str:
             name = message_type.replace(".", "_")
-            if name in self._handlers and not message_type.startswith("_"):
+            if name in handlers and not name.startswith("_"):
                 return name
             if name.startswith("_"):
                 reason = f"it maps to method {name!r}, and methods starting with '_' are private, never handlers"
             elif name in self._reserved:
                 reason = f"{name!r} is one of interlock's own methods, not a handler"
+            elif name in self._methods:
+                reason = f"{name!r} is not marked as a handler; decorate it with @handler to let layer messages call it"
             else:
-                reason = f"define a method named {name!r} to handle it"
+                reason = f"define a method named {name!r}, marked @handler, to handle it"
         else:
             reason = "a message's 'type' must be a str"
-        self._apply_unhandled(UnknownMessageType(type(self).__qualname__, message_type, reason))
+        error = UnknownMessageType(type(self).__qualname__, message_type, reason)
+        self._apply_unhandled(error, "raise" if trusted else None)
         return None
 
     def _apply_unhandled(self, error: Exception, policy: UnhandledPolicy | None = None) -> None:
@@ -380,7 +444,7 @@ class BaseActor:
         if policy == "raise" or (policy == "close" and not self._close_for_unhandled(error)):
             raise error
         if policy == "log":
-            logger.warning("%r dropped an event: %s", self, error)
+            _log_dropped(self, error)
 
     def _close_for_unhandled(self, error: Exception) -> bool:
         """Close the connection for the ``"close"`` policy; False if this actor cannot."""

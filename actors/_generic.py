@@ -1,9 +1,10 @@
 """The generic actor: every event goes to the handler its ``type`` names.
 
 This is the shape of Channels' ``AsyncConsumer``/``SyncConsumer`` and of background
-workers served by :class:`~interlock.actors.ChannelNameRouter`: ``websocket.connect``
-calls ``websocket_connect``, a layer message ``thumbnail.make`` calls
-``thumbnail_make``, and ``send()`` takes raw ASGI messages.
+workers served by :class:`~interlock.actors.ChannelNameRouter`: the server's event
+``websocket.connect`` calls ``websocket_connect``, a layer message ``thumbnail.make``
+calls ``thumbnail_make`` if it is marked :func:`~interlock.actors.handler`, and
+``send()`` takes raw ASGI messages.
 
 In a worker (a ``channel`` scope, see :func:`~interlock.actors.run_worker`) a handler's
 exception is logged and the actor goes on with the next message: one bad message must
@@ -57,7 +58,12 @@ class Actor(BaseActor):
         await self._join_groups()
 
     async def _on_client_event(self, message: Message) -> bool:
-        await self.dispatch(message)
+        if self._serves_worker():  # a worker's events are its channel's messages
+            await self.dispatch(message)
+        else:  # the server's own events: websocket.connect calls websocket_connect
+            name = self._handler_for(message.get("type"), self._methods)
+            if name is not None:
+                await self._call(name, message)
         # A worker's "client" is its channel: a message typed "websocket.disconnect" is
         # just a message there, and must not end the worker.
         return message.get("type") in self._terminal_events and not self._serves_worker()

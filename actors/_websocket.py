@@ -119,7 +119,7 @@ class WebsocketActor(BaseActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, instead in _LOW_LEVEL_HOOKS.items():
-            if name in cls._handlers:
+            if name in cls._methods:
                 msg = (
                     f"{cls.__qualname__} defines {name}(), a Channels hook that WebsocketActor never calls; "
                     f"override {instead} instead"

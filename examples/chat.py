@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
-from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, path
+from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, handler, path
 from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +72,7 @@ class ChatActor(JsonWebsocketActor):
             return
         await self.channel_layer.group_send(self.group, {"type": "chat.message", "from": self.name, "message": message})
 
+    @handler
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A message for the room: pass it to this member's browser."""
         await self.send_json({"room": self.room, "from": event["from"], "message": event["message"]})

@@ -40,6 +40,7 @@ from interlock.actors import (
     UnhandledPolicy,
     URLRouter,
     WebsocketActor,
+    handler,
     path,
 )
 from interlock.layers import ChannelLayerError, InMemoryChannelLayer, InvalidGroupName
@@ -112,14 +113,16 @@ class AsyncConnectBoomActor(WebsocketActor):
 
 
 class ProbeActor(WebsocketActor):
-    """A member of ``probe`` with one layer handler, ``relay``; the default policy (raise)."""
+    """A member of ``probe`` with one layer handler, ``relay``, failing on any other type."""
 
     groups = (PROBE,)
+    unhandled: ClassVar[UnhandledPolicy] = "raise"
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer client text with ``pong: <text>``."""
         await self.send(text_data=f"pong: {text_data}")
 
+    @handler
     async def relay(self, event: dict[str, Any]) -> None:
         """Pass a layer message's ``text`` to the client."""
         await self.send(text_data=str(event.get("text")))
@@ -183,6 +186,8 @@ class PokeActor(JsonWebsocketActor):
     bug and fails the actor.
     """
 
+    unhandled: ClassVar[UnhandledPolicy] = "raise"  # a layer message of an unknown type fails it
+
     async def receive_json(self, content: Any) -> None:
         """Run one operation and report its outcome."""
         request = _materialise(content)
@@ -209,6 +214,7 @@ class PokeActor(JsonWebsocketActor):
             msg = f"unknown op {op!r}"
             raise ValueError(msg)
 
+    @handler
     async def relay(self, event: dict[str, Any]) -> None:
         """Report a layer message that reached this actor."""
         await self.send_json({"relayed": event})

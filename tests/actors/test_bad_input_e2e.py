@@ -340,7 +340,7 @@ async def test_group_joined_by_hand_is_left_when_the_actor_fails(server: Running
         ("_private", "it maps to method '_private', and methods starting with '_' are private, never handlers"),
         ("_relay", "it maps to method '_relay', and methods starting with '_' are private, never handlers"),
         (".relay", "it maps to method '_relay', and methods starting with '_' are private, never handlers"),
-        ("nothing.here", "define a method named 'nothing_here' to handle it"),
+        ("nothing.here", "define a method named 'nothing_here', marked @handler, to handle it"),
     ],
 )
 async def test_unknown_layer_message_types_follow_the_unhandled_policy(

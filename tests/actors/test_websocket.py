@@ -13,6 +13,7 @@ from interlock.actors import (
     JsonWebsocketActor,
     ProtocolTypeRouter,
     WebsocketActor,
+    handler,
 )
 from interlock.actors.testing import WebsocketCommunicator
 from interlock.dsl import LIFECYCLE
@@ -223,8 +224,12 @@ class Room(WebsocketActor):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.channel_layer.group_send("room", {"type": "room.say", "text": text_data})
 
+    @handler
     async def room_say(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["text"])
+
+    def is_admin(self) -> bool:  # a helper: no layer message may call it
+        raise AssertionError("a layer message reached a helper")
 
 
 async def test_groups_are_joined_on_connect_and_left_on_disconnect() -> None:
@@ -251,24 +256,59 @@ async def test_groups_are_joined_on_connect_and_left_on_disconnect() -> None:
         ("accept", "one of interlock's own methods"),
         ("websocket.receive", "define a method named 'websocket_receive'"),
         ("_room.say", "private"),
-        ("nothing.here", "define a method named 'nothing_here'"),
+        ("nothing.here", "define a method named 'nothing_here', marked @handler"),
+        ("is_admin", "'is_admin' is not marked as a handler; decorate it with @handler"),
+        ("is.admin", "'is_admin' is not marked as a handler"),
     ],
 )
 async def test_layer_messages_reach_only_declared_handlers(
     message_type: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     layer = InMemoryChannelLayer()
-    app = ProtocolTypeRouter({"websocket": Room.as_asgi()}, channel_layer=layer)
+    app = ProtocolTypeRouter({"websocket": Room.as_asgi(unhandled="raise")}, channel_layer=layer)
     async with WebsocketCommunicator(app, "/") as ws:
         await ws.connect()
         with caplog.at_level(logging.ERROR, "interlock.actors"):
             await layer.group_send("room", {"type": message_type})
             close = await ws.receive_close()
-        assert close.code == 1011  # default policy "raise": the actor fails, nothing else runs
+        assert close.code == 1011  # policy "raise": the actor fails, nothing else runs
         assert f"cannot handle message type {message_type!r}" in caplog.text
         assert reason in caplog.text
         await ws.wait()
     assert await layer.group_members("room") == frozenset()
+
+
+async def test_by_default_one_bad_message_fails_no_member(caplog: pytest.LogCaptureFixture) -> None:
+    layer = InMemoryChannelLayer()
+    app = ProtocolTypeRouter({"websocket": Room.as_asgi()}, channel_layer=layer)
+    async with WebsocketCommunicator(app, "/") as a, WebsocketCommunicator(app, "/") as b:
+        await a.connect()
+        await b.connect()
+        for bad in ("close", "is_admin", "nothing.here"):
+            await layer.group_send("room", {"type": bad})
+        await a.send_to(text_data="still here")
+        assert await a.receive_from() == "still here"
+        assert await b.receive_from() == "still here"
+        await a.disconnect()
+        await b.disconnect()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "dropped an event" in r.getMessage()]
+    assert len(warnings) == 3  # one line per type for the class, not one per member
+    assert all(r.exc_info is None for r in warnings)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_handler_mark_on_a_private_or_own_method_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"Bad\.close is marked @handler but is one of interlock's own methods"):
+
+        class Bad(WebsocketActor):
+            @handler
+            def close(self, code: int | None = None, reason: str | None = None) -> Any: ...
+
+    with pytest.raises(TypeError, match=r"Hidden\._secret is marked @handler but is private"):
+
+        class Hidden(WebsocketActor):
+            @handler
+            def _secret(self, event: dict[str, Any]) -> None: ...
 
 
 class LenientRoom(Room):
@@ -280,7 +320,7 @@ async def test_unhandled_log_policy_keeps_the_connection(caplog: pytest.LogCaptu
     app = ProtocolTypeRouter({"websocket": LenientRoom.as_asgi()}, channel_layer=layer)
     async with WebsocketCommunicator(app, "/") as ws:
         await ws.connect()
-        with caplog.at_level(logging.WARNING, "interlock.actors"):
+        with caplog.at_level(logging.DEBUG, "interlock.actors"):
             await layer.group_send("room", {"type": "close"})
             await layer.group_send("room", {"type": "room.say", "text": "still open"})
             assert await ws.receive_from() == "still open"

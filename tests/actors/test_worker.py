@@ -21,6 +21,7 @@ from interlock.actors import (
     Send,
     StopActor,
     WorkerStopped,
+    handler,
     run_worker,
 )
 from interlock.layers import InMemoryChannelLayer, InvalidChannelName, SQLiteChannelLayer
@@ -34,30 +35,36 @@ class Worker(Actor):
     async def report(self, message: dict[str, Any]) -> None:
         await self.channel_layer.send("results", message)
 
+    @handler
     async def job_run(self, message: Message) -> None:
         await self.report({"type": "job.done", "worker": self.scope["channel"], "n": message["n"]})
 
+    @handler
     async def job_reply(self, message: Message) -> None:
         try:
             await self.send({"type": "websocket.send", "text": "hello"})
         except RuntimeError as exc:
             await self.report({"type": "job.error", "error": str(exc)})
 
+    @handler
     def job_reply_sync(self, message: Message) -> None:
         try:
             self.send({"type": "websocket.send", "text": "hello"})
         except RuntimeError as exc:
             anyio.from_thread.run(self.report, {"type": "job.error", "error": str(exc)})
 
+    @handler
     async def job_fail(self, message: Message) -> None:
         await self.report({"type": "job.started"})
         self.send({"type": "never.sent"})  # recorded, not flushed: dropped with the failure
         raise KeyError(message["missing"])
 
+    @handler
     def job_fail_sync(self, message: Message) -> None:
         msg = "the sync handler failed"
         raise ValueError(msg)
 
+    @handler
     async def job_stop(self, message: Message) -> None:
         raise StopActor(message.get("why", "asked to stop"))
 
@@ -129,9 +136,6 @@ def test_invalid_channel_name_is_a_value_error() -> None:
     [
         ("job.fail", "KeyError: 'missing'"),
         ("job.fail_sync", "ValueError: the sync handler failed"),
-        ("job.unknown", "UnknownMessageType"),
-        ("websocket.disconnect", "UnknownMessageType"),  # on a channel, not the last event
-        ("lifespan.shutdown", "UnknownMessageType"),
     ],
 )
 async def test_a_failing_handler_is_logged_and_the_worker_goes_on(
@@ -157,6 +161,32 @@ async def test_a_failing_handler_is_logged_and_the_worker_goes_on(
     assert "(10" in text  # the repr's length, not the repr
     assert len(text) < 800
     assert record.exc_info is not None
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        "job.unknown",
+        "report",  # a public method, not marked @handler
+        "websocket.disconnect",  # on a channel, not the last event
+        "lifespan.shutdown",
+    ],
+)
+async def test_an_unknown_type_is_dropped_with_a_warning_and_the_worker_goes_on(
+    job: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer = InMemoryChannelLayer()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run_worker, worker_app(), ["worker.alpha"], layer)
+        await layer.send("worker.alpha", {"type": job})
+        await layer.send("worker.alpha", {"type": "job.run", "n": 1})
+        with anyio.fail_after(2):
+            assert (await layer.receive("results"))["n"] == 1
+        tasks.cancel_scope.cancel()
+    [record] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert record.levelno == logging.WARNING
+    assert f"dropped an event: Worker cannot handle message type {job!r}" in record.getMessage()
+    assert record.exc_info is None
 
 
 async def test_a_worker_failing_on_every_message_keeps_its_channel_drained() -> None:
@@ -269,7 +299,7 @@ import sys
 
 import anyio
 
-from interlock.actors import Actor, StopActor, run_worker
+from interlock.actors import Actor, StopActor, handler, run_worker
 from interlock.layers import SQLiteChannelLayer
 
 
@@ -279,12 +309,15 @@ async def raises(scope, receive, send):
 
 
 class Jobs(Actor):
+    @handler
     async def job_fail(self, message):
         raise KeyError("missing")
 
+    @handler
     async def job_run(self, message):
         await self.channel_layer.send(message["reply_to"], {"type": "job.done", "n": message["n"]})
 
+    @handler
     async def job_stop(self, message):
         raise StopActor("asked to stop")
 

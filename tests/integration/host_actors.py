@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from interlock.actors import JsonWebsocketActor
+from interlock.actors import JsonWebsocketActor, handler
 
 
 def query_param(scope: dict[str, Any] | Any, key: str, default: str) -> str:
@@ -68,10 +68,12 @@ class EchoActor(JsonWebsocketActor):
         else:
             await self.send_json({"echo": content, "name": self.name})
 
+    @handler
     async def room_say(self, event: dict[str, Any]) -> None:
         """A group member said something (type ``room.say``)."""
         await self.send_json({"from": event["from"], "said": event["text"]})
 
+    @handler
     async def host_notify(self, event: dict[str, Any]) -> None:
         """The host's HTTP code sent a notification through the layer (type ``host.notify``)."""
         await self.send_json({"notified": event["text"]})
