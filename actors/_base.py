@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 import anyio
 from interlock.layers import GroupLayer, WatchableLayer
 
-from ._ending import Ending
+from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, NoChannelLayer, StopActor, UnknownMessageType
 from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import Mailbox
@@ -113,6 +113,7 @@ def _call_mode(method: Callable[..., Any]) -> int:
     return _THREAD
 
 
+_GONE_GRACE: Final = 0.1  # seconds a failed send waits for the server's word on how the client left
 _DROP_LOG_INTERVAL: Final = 60.0  # seconds between WARNING lines for one class and event
 _drops: dict[tuple[type, str], list[float]] = {}  # (class, event) -> [last logged, dropped since]
 
@@ -247,6 +248,7 @@ class BaseActor:
     _ended: bool = False
     _channel_layer: GroupLayer | None = None
     _channel_name: str | None = None
+    _receive: Receive | None = None  # the server's receive(), in direct mode
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -492,6 +494,7 @@ class BaseActor:
 
     async def _run_direct(self, receive: Receive) -> None:
         """No layer, no timers: await the server's events one by one."""
+        self._receive = receive
         while True:
             try:
                 message = await receive()
@@ -591,7 +594,7 @@ class BaseActor:
             return True
         except ClientGone as exc:
             logger.debug("%s", exc)
-            await self._end(Ending("lost", 1006, exc))
+            await self._end(await self._ending_after_gone(exc))
             return True
         except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
             return await self._handler_failed(exc, kind, payload)
@@ -614,6 +617,37 @@ class BaseActor:
                 except Exception as close_exc:  # noqa: BLE001 - the peer may be gone already
                     logger.debug("%r could not report its failure to the peer: %r", self, close_exc)
             await self._end(self._failure_ending(exc))
+
+    async def _ending_after_gone(self, exc: ClientGone) -> Ending:
+        """A send found the client gone: why, in the server's words if it has them already.
+
+        A client that closed cleanly while the actor was sending to it has its
+        ``websocket.disconnect`` queued behind the send that failed; it, not the failed
+        send, says how the connection ended. It is awaited briefly, nothing else is handled.
+        """
+        deadline = anyio.current_time() + _GONE_GRACE
+        message: Any = None
+        with anyio.move_on_after(_GONE_GRACE, shield=True):
+            mailbox = getattr(self, "_mailbox", None)
+            while True:
+                if mailbox is not None:
+                    item = await mailbox.get(deadline)
+                    if item is None:
+                        break
+                    kind, message = item
+                    if kind != CLIENT:
+                        continue
+                elif self._receive is not None:
+                    message = await self._receive()
+                else:
+                    break
+                if message.get("type") in self._terminal_events:
+                    return self._ending_of_disconnect(message, exc)
+        return Ending("lost", 1006, exc)
+
+    def _ending_of_disconnect(self, message: Message, exc: BaseException | None = None) -> Ending:
+        code = message.get("code", 1005)
+        return Ending("shutdown" if code in SHUTDOWN_CODES else "client", code, exc)
 
     def _failure_ending(self, exc: Exception) -> Ending:
         return Ending("error", 1011, exc)

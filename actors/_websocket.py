@@ -19,7 +19,7 @@ from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycl
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
-from ._ending import SHUTDOWN_CODES, Ending
+from ._ending import Ending
 from ._errors import DenyConnection, MalformedMessage, StopActor
 from ._types import Message
 
@@ -288,8 +288,7 @@ class WebsocketActor(BaseActor):
                     await self.deny(403)
             return False
         if kind == "websocket.disconnect":
-            code = message.get("code", 1005)
-            await self._end(Ending("shutdown" if code in SHUTDOWN_CODES else "client", code))
+            await self._end(self._ending_of_disconnect(message))
             return True
         logger.warning("%r ignored an unexpected ASGI event %r", self, kind)
         return False
