@@ -8,6 +8,12 @@ on; its round trip measured 70 µs here against 124 µs for ``anyio.to_thread``)
 aiosqlite resolves its futures with asyncio, so on trio the same functions run in anyio
 worker threads, one at a time per event loop. Either way a lock in the layer keeps the
 connection to one thread at a time.
+
+One aiosqlite connection per layer connection, however many tasks start the layer at
+once: a second one, dropped, would close the shared ``sqlite3`` connection from its own
+thread on garbage collection, outside the layer's lock (a closed database at the next
+call, or a segmentation fault if another thread was using it). Calls made while the
+thread starts go to anyio's threads, as on trio.
 """
 
 from __future__ import annotations
@@ -40,17 +46,28 @@ class ConnectionThread:
 
     def __init__(self, name: str) -> None:
         self._aio: aiosqlite.Connection | None = None
+        self._starting = False  # an attach() is starting aiosqlite's thread
         self._limiter: RunVar[anyio.CapacityLimiter] = RunVar(name)
 
     async def attach(self, conn: sqlite3.Connection) -> None:
         """Start aiosqlite's thread for *conn* when running on asyncio."""
-        if self._aio is not None or not _on_asyncio() or not hasattr(aiosqlite.Connection, "_execute"):
+        if (
+            self._aio is not None
+            or self._starting
+            or not _on_asyncio()
+            or not hasattr(aiosqlite.Connection, "_execute")
+        ):
             return
-        aio = aiosqlite.Connection(lambda: conn, iter_chunk_size=64)
-        thread = getattr(aio, "_thread", None)
-        if thread is not None:
-            thread.daemon = True  # a layer never closed must not hold the process at exit
-        self._aio = await aio
+        self._starting = True  # before the first await: concurrent callers start no second one
+        try:
+            aio = aiosqlite.Connection(lambda: conn, iter_chunk_size=64)
+            thread = getattr(aio, "_thread", None)
+            if thread is not None:
+                thread.daemon = True  # a layer never closed must not hold the process at exit
+            with anyio.CancelScope(shield=True):  # a cancelled start would leave the thread behind
+                self._aio = await aio
+        finally:
+            self._starting = False
 
     async def run(self, call: Callable[[], T]) -> T:
         """Run *call* off the event loop and return its result."""

@@ -869,6 +869,9 @@ from interlock.layers import ChannelFull, SQLiteChannelLayer
 
 async def main(path, mode, backend, lease, grace):
     layer = SQLiteChannelLayer(path, lease=float(lease), grace=float(grace))
+    if mode == "serve":  # no start(): several tasks start the layer at once, as run_worker's do
+        await serve(layer)
+        return
     await layer.start()
     if mode in ("close", "exit", "kill"):
         mine = await layer.new_channel()
@@ -930,6 +933,21 @@ def fork(path, backend):
 
     assert os.waitstatus_to_exitcode(status) == 0
     anyio.run(parent, backend=backend)
+
+
+async def serve(layer):
+    async def echo(channel, scope):
+        await layer.new_channel()
+        while True:
+            message = await layer.receive(channel)
+            if message["type"] == "stop":
+                scope.cancel()
+            await layer.send(message["reply_to"], {**message, "served_by": channel})
+
+    async with anyio.create_task_group() as tasks:
+        for n in range(4):
+            tasks.start_soon(echo, f"worker.s{n}", tasks.cancel_scope)
+    await layer.close()
 
 
 async def hammer(layer, seed):
@@ -1057,6 +1075,41 @@ async def test_cross_process_round_trips(path: Path, child_script: Path, anyio_b
             assert [await layer.receive(mine) for _ in sent[50:]] == sent[50:]
             await layer.send(theirs, {"type": "stop"})
             assert await child.wait() == 0
+
+
+async def test_a_process_whose_tasks_start_the_layer_at_once_serves_on(
+    path: Path, child_script: Path, anyio_backend: str
+) -> None:
+    """A regression: on asyncio each task's first call started its own aiosqlite thread.
+
+    The extra threads' connections, dropped, closed the layer's shared sqlite3 connection
+    on garbage collection from their own threads, outside the layer's lock: the child
+    raised "Cannot operate on a closed database", or died of a segmentation fault.
+    """
+    command = child_command(child_script, path, "serve", anyio_backend)
+    results: list[subprocess.CompletedProcess[bytes]] = []
+
+    async def run() -> None:
+        results.append(await anyio.run_process(command, check=False))
+
+    sent: list[dict[str, Any]] = []
+    replies: list[dict[str, Any]] = []
+    with anyio.fail_after(WAIT * 3):
+        async with fast(path) as layer, anyio.create_task_group() as tasks:
+            tasks.start_soon(run)
+            mine = await layer.new_channel()
+            with anyio.move_on_after(WAIT):  # a child that died replies no more: its stderr says why
+                for n in range(20):
+                    sent.append({"type": "echo", "n": n, "reply_to": mine})
+                    await layer.send(f"worker.s{n % 4}", sent[-1])
+                    replies.append(await layer.receive(mine))
+            await layer.send("worker.s0", {"type": "stop", "reply_to": mine})
+    [done] = results
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert replies == [{**message, "served_by": f"worker.s{n % 4}"} for n, message in enumerate(sent)]
+    assert len(replies) == 20
 
 
 async def test_processes_hammering_one_file(path: Path, child_script: Path, anyio_backend: str) -> None:
