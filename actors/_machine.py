@@ -454,8 +454,9 @@ class StateActor(_MachineActor):
         # the hot path: a frame in an open state goes straight to the machine
         if message["type"] == "websocket.receive" and self._fast_receive and self.state in self._receivable:
             text, data = message.get("text"), message.get("bytes")
-            if self.max_message_size is not None:
-                self._check_size(text, data)
+            limit = self.max_message_size
+            if limit is not None and len(text if text is not None else data or b"") * 4 > limit:
+                self._check_size(text, data)  # near the limit: count exactly
             await self._event("client", "receive", Frame(text, data))
             return self.state == CLOSED
         return await super()._on_client_event(message)

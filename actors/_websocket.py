@@ -272,8 +272,9 @@ class WebsocketActor(BaseActor):
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
             text = message.get("text")
-            if self.max_message_size is not None:
-                self._check_size(text, message.get("bytes"))
+            limit = self.max_message_size
+            if limit is not None and len(text if text is not None else message.get("bytes") or b"") * 4 > limit:
+                self._check_size(text, message.get("bytes"))  # near the limit: count exactly
             if text is not None:
                 await self._call("receive", text_data=text)
             else:
