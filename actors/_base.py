@@ -483,14 +483,25 @@ class BaseActor:
             await self._fail(exc)
         except BaseException as exc:
             if _is_cancellation(exc):  # the server shuts down (or the host cancelled the app)
-                with anyio.move_on_after(self.teardown_timeout, shield=True):
+                with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
                     await self._on_shutdown()
+                self._warn_if_cut_short(bounded)
             raise
         finally:
-            with anyio.move_on_after(self.teardown_timeout, shield=True):
-                if not self._ended:  # not reached through an event: the server went quiet
+            if not self._ended:  # not reached through an event: the server went quiet
+                with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
                     await self._end(Ending("lost", 1006))
+                self._warn_if_cut_short(bounded)
+            with anyio.CancelScope(shield=True):  # the channel is closed whatever happened before
                 await self._cleanup()
+
+    def _warn_if_cut_short(self, scope: anyio.CancelScope) -> None:
+        if scope.cancelled_caught:
+            logger.warning(
+                "%r: the teardown took longer than teardown_timeout (%g s); the rest of it was abandoned",
+                self,
+                self.teardown_timeout,
+            )
 
     async def _run_direct(self, receive: Receive) -> None:
         """No layer, no timers: await the server's events one by one."""
