@@ -374,3 +374,23 @@ async def test_mixed(life: Life, anyio_backend: str) -> None:
     async with room(life.server, new_tag("mixed"), bystanders=3, agitate=True) as state:
         await run_connections(life.server, state, plan, rng)
     await verify(life, state, log_start)
+
+
+async def test_mixed_on_asyncios_own_event_loop(anyio_backend: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same mix under ``uvicorn --loop asyncio`` (its default picks uvloop when installed)."""
+    if anyio_backend != "asyncio":
+        pytest.skip("uvicorn's --loop choice is an asyncio matter; trio runs under hypercorn")
+    base = tmp_path_factory.mktemp("life-asyncio-loop")
+    records = base / "records"
+    records.mkdir()
+    db = base / "layer.sqlite3"
+    env = {"INTERLOCK_LIFE_DB": str(db), "INTERLOCK_LIFE_RECORDS": str(records)}
+    with serve(
+        "lifecycle_app:app", backend=anyio_backend, app_dir=str(HERE), env=env, extra_args=["--loop", "asyncio"]
+    ) as server:
+        life = Life(server, db, records)
+        rng = random.Random(f"{SEED}-mixed-asyncio-loop")
+        plan = [rng.choice(POINTS) for _ in range(MIXED // 2)]
+        async with room(server, new_tag("mixed"), bystanders=3, agitate=True) as state:
+            await run_connections(server, state, plan, rng)
+        await verify(life, state, 0)
