@@ -13,11 +13,12 @@ from ._errors import (
     LayerBusy,
     LayerClosed,
     LayerFileError,
+    LayerFileReplaced,
     UnserializableMessage,
 )
 from ._memory import InMemoryChannelLayer
 from ._sqlite import SQLiteChannelLayer
-from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
+from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ChannelFull",
     "ChannelLayer",
     "ChannelLayerError",
+    "DropCountingLayer",
     "GroupLayer",
     "InMemoryChannelLayer",
     "InvalidChannelName",
@@ -33,6 +35,7 @@ __all__ = [
     "LayerBusy",
     "LayerClosed",
     "LayerFileError",
+    "LayerFileReplaced",
     "ListableGroupLayer",
     "Message",
     "SQLiteChannelLayer",

@@ -5,6 +5,7 @@
     interlock layer groups PATH           every group with its member count
     interlock layer members PATH GROUP    the channels in GROUP, one a line
     interlock layer processes PATH        the processes using the file: alive or not, what they hold
+                                          and how many messages their full channels dropped
     interlock layer prune PATH            drop dead processes' channels and expired messages
 
 ``groups``, ``members`` and ``processes`` open the file read-only and never create it; ``prune`` does once
@@ -121,7 +122,7 @@ def _processes(args: argparse.Namespace) -> int:
         found = store.call(conn, store.census, now)
     finally:
         conn.close()
-    rows = [("PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED")]
+    rows = [("PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED", "DROPPED")]
     for owner, memberships, queued in found.processes:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.started)) if owner.pid else "-"
         rows.append(
@@ -133,12 +134,16 @@ def _processes(args: argparse.Namespace) -> int:
                 _lease(owner, now),
                 str(memberships),
                 str(queued),
+                str(found.dropped.get(owner.id, 0)),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    print(f"named channels: {found.named_memberships} memberships, {found.named_queued} queued messages")
+    print(
+        f"named channels: {found.named_memberships} memberships, {found.named_queued} queued messages, "
+        f"{found.dropped.get(None, 0)} dropped"
+    )
     return 0
 
 

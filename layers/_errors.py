@@ -16,6 +16,7 @@ __all__ = [
     "LayerBusy",
     "LayerClosed",
     "LayerFileError",
+    "LayerFileReplaced",
     "UnserializableMessage",
 ]
 
@@ -34,6 +35,16 @@ class LayerClosed(ChannelLayerError, RuntimeError):
 
 class LayerFileError(ChannelLayerError, ValueError):
     """A layer file cannot be used: not SQLite, corrupt, another application's, or too new."""
+
+
+class LayerFileReplaced(LayerFileError):
+    """The layer file was deleted or replaced while this process used it.
+
+    The process still holds the old file, which no new process will ever open: messages
+    between it and processes that started since would be lost both ways.  Every call of
+    the layer raises this until ``close()``; the next call after that opens the file now
+    at the path.
+    """
 
 
 class LayerBusy(ChannelLayerError, RuntimeError):

@@ -23,6 +23,7 @@ from typing import final
 
 import anyio.lowlevel
 
+from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
 from ._queues import CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
@@ -66,6 +67,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._process = secrets.token_hex(6)
         self._groups: dict[str, dict[str, float]] = {}
         self._memberships: dict[str, set[str]] = {}
+        self._drops = Drops(logger)
 
     def __repr__(self) -> str:
         return (
@@ -87,6 +89,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._queues.clear()
         self._groups.clear()
         self._memberships.clear()
+        self._drops.clear()
 
     # -- channels --------------------------------------------------------------------------
 
@@ -107,14 +110,20 @@ class InMemoryChannelLayer(StartsAndCloses):
                 return message
             await queues.waiter(channel).wait()
 
-    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
+    def watch_channel(
+        self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
+    ) -> int | None:
         """Call *notify* once per message queued on *channel*; return how many wait already.
 
         This is how an actor's mailbox *is* its channel: the actor takes each message
         with :meth:`take_message` when it reaches that point in its mailbox, and no task
-        waits in :meth:`receive` for it. Closing the channel ends the watch.
+        waits in :meth:`receive` for it. Closing the channel ends the watch.  *on_drop*,
+        if given, is called with a count whenever ``group_send`` drops messages for
+        *channel* because it is full.
         """
-        return self._queues.watch(require_channel_name(channel), notify)
+        channel = require_channel_name(channel)
+        self._drops.hook(channel, on_drop)
+        return self._queues.watch(channel, notify)
 
     def take_message(self, channel: str, /) -> Message | None:
         """The next unexpired message on *channel*, or None: never waits."""
@@ -132,6 +141,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         """Drop *channel*'s queue and remove it from all its groups."""
         require_channel_name(channel)
         self._queues.drop(channel)
+        self._drops.forget(channel)
         for group in self._memberships.pop(channel, ()):
             members = self._groups.get(group)
             if members is not None:
@@ -176,8 +186,12 @@ class InMemoryChannelLayer(StartsAndCloses):
             self._discard(group, channel)
         return list(members)
 
+    async def drop_counts(self) -> dict[str, int]:
+        """Messages ``group_send`` dropped for each channel because it was full (open channels only)."""
+        return dict(self._drops.counts)
+
     async def group_send(self, group: str, message: Message, /) -> None:
-        """Send a copy of *message* to every member; full members miss it (logged)."""
+        """Send a copy of *message* to every member; full members miss it (counted, logged)."""
         require_group_name(group)
         checked = check_message(message)
         now = time.monotonic()
@@ -185,7 +199,8 @@ class InMemoryChannelLayer(StartsAndCloses):
             try:
                 self._queues.put(channel, checked, now)
             except ChannelFull:
-                logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+                self._drops.seen(group, channel)
+                self._drops.count(channel)
         if self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 

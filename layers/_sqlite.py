@@ -72,9 +72,10 @@ import anyio.to_thread
 
 from . import _sqlite_store as store
 from ._background import spawn_system_task
-from ._errors import ChannelFull, InvalidChannelName, LayerClosed
+from ._drops import DropHook, Drops
+from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerFileReplaced
 from ._queues import CapacityRule, Pacer
-from ._sqlite_lease import LeaseKeeper, OwnMemberships
+from ._sqlite_lease import LeaseKeeper, OwnMemberships, PendingDrops
 from ._sqlite_local import LocalQueues
 from ._sqlite_thread import ConnectionThread
 from ._types import Message, StartsAndCloses
@@ -166,6 +167,8 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._process = secrets.token_hex(_PROCESS_HEX)
         self._marker = f".{self._process}!"
         self._own = OwnMemberships()
+        self._pending_drops = PendingDrops()  # own channels' drops, for the file (shared with the keeper)
+        self._broken: str | None = None  # why the file is not ours any more (LayerFileReplaced)
         # Shared with worker threads.
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
@@ -184,6 +187,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._home: int | None = None
         self._generation += 1
         self._local = LocalQueues(self._capacity_for, self.expiry, self._kick)
+        self._drops = Drops(logger)
         self._pump_scope: anyio.CancelScope | None = None
         self._pump_idle: anyio.Event | None = None
 
@@ -204,6 +208,7 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     async def _ready(self) -> bool:
         """Start if needed; return whether the calling thread owns the in-memory queues."""
+        self._check_file()
         if self._conn is None:
             await anyio.to_thread.run_sync(self._open)
             if self._conn is not None:
@@ -236,26 +241,47 @@ class SQLiteChannelLayer(StartsAndCloses):
                 )
                 store.call(conn, store.prune, now)
                 store.call(conn, store.register, me, self._own.snapshot())
+                identity = store.file_identity(self.path)
             except BaseException:
                 conn.close()
                 if fast is not None:
                     fast.close()
                 raise
-            keeper = LeaseKeeper(self.path, me, lease=self.lease, group_expiry=self.group_expiry, memberships=self._own)
+            keeper = LeaseKeeper(
+                self.path,
+                me,
+                lease=self.lease,
+                group_expiry=self.group_expiry,
+                memberships=self._own,
+                identity=identity,
+                drops=self._pending_drops,
+                on_replaced=self._file_replaced,
+            )
             keeper.start()
             self._stop_on_collect = weakref.finalize(self, keeper.stop)  # dropped without close()
             self._me, self._keeper, self._fast, self._conn = me, keeper, fast, conn
+
+    def _file_replaced(self, error: LayerFileReplaced) -> None:
+        """From the lease thread: the path names another file now; every call raises from here on."""
+        self._broken = str(error)
+        self._kick.set()  # the pump ends, waking every receiver
+
+    def _check_file(self) -> None:
+        if self._broken is not None:
+            raise LayerFileReplaced(self._broken)
 
     async def close(self) -> None:
         """End this process's lease, drop its channels and their memberships, release the file.
 
         Receives still waiting raise :class:`~interlock.layers.LayerClosed`; the next call
-        starts the layer again.
+        starts the layer again (on the file then at the path, even after
+        :class:`~interlock.layers.LayerFileReplaced`).
         """
         with anyio.CancelScope(shield=True):
             self._generation += 1
             if self._home == threading.get_ident():
                 self._local.clear()
+                self._drops.clear()
                 if self._pump_scope is not None:
                     self._pump_scope.cancel()
             self._pump_scope = None
@@ -264,6 +290,8 @@ class SQLiteChannelLayer(StartsAndCloses):
             await anyio.to_thread.run_sync(self._shutdown)
             await self._thread.detach()
             self._own.clear()
+            self._pending_drops.take()
+            self._broken = None
 
     def _shutdown(self) -> None:
         with self._open_lock:
@@ -292,8 +320,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = await self._ready()
         await self._db(store.flush)
         self._own.clear()
+        self._pending_drops.take()
         if home:
             self._local.clear()
+            self._drops.clear()
 
     # -- worker threads and the pump ---------------------------------------------------------
 
@@ -335,6 +365,7 @@ class SQLiteChannelLayer(StartsAndCloses):
     def _claim_home(self, ident: int) -> None:
         self._home = ident
         self._local.forget_waiters()  # events of a loop that has ended
+        self._drops.unhook_all()
         self._pump_idle = None
         scope = self._pump_scope = anyio.CancelScope()
         generation = self._generation
@@ -358,7 +389,7 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     async def _pump(self, generation: int) -> None:
         version = -1
-        while self._generation == generation:
+        while self._generation == generation and self._broken is None:
             if self._local.waiting == 0:
                 idle = self._pump_idle = anyio.Event()
                 await idle.wait()
@@ -368,10 +399,12 @@ class SQLiteChannelLayer(StartsAndCloses):
             if self._generation != generation or not changed:
                 continue
             room = self._local.room()
-            rows, more = await self._db(store.claim_owned, self._process, room, room.full())
+            rows, more, drops = await self._db(_claim, self._process, room, room.full())
             if rows:
                 self._last_change = time.monotonic()
                 self._local.deliver(rows)
+            for channel, count in drops:  # other processes' group_sends found our channels full
+                self._drops.count(channel, count)
             self._local.wake_named()
             if more:
                 self._kick.set()
@@ -417,6 +450,7 @@ class SQLiteChannelLayer(StartsAndCloses):
             self._kick.set()
 
     def _check_open(self, generation: int, channel: str) -> None:
+        self._check_file()
         if self._generation != generation:
             msg = f"the layer on {str(self.path)!r} was closed while receiving on {channel!r}"
             raise LayerClosed(msg)
@@ -431,7 +465,9 @@ class SQLiteChannelLayer(StartsAndCloses):
         """Queue a copy of *message* on *channel*: in memory if it is ours, else in the file."""
         channel = require_channel_name(channel)
         checked = check_message(message)
-        home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
+        home = (
+            self._conn is not None and self._broken is None and self._home == threading.get_ident()
+        ) or await self._ready()
         if home and self._is_mine(channel):
             self._local.put(channel, checked, time.monotonic())
             if self._pacer.due():
@@ -455,7 +491,9 @@ class SQLiteChannelLayer(StartsAndCloses):
         """Wait for the next unexpired message on *channel*."""
         channel = require_channel_name(channel)
         while True:
-            home = (self._conn is not None and self._home == threading.get_ident()) or await self._ready()
+            home = (
+                self._conn is not None and self._broken is None and self._home == threading.get_ident()
+            ) or await self._ready()
             if not (home and self._is_mine(channel)):
                 message = await self._receive_stored(channel, home)
             else:
@@ -512,16 +550,26 @@ class SQLiteChannelLayer(StartsAndCloses):
         await self._ready()
         return f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
 
-    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
+    def watch_channel(
+        self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
+    ) -> int | None:
         """Feed this process's own *channel* to its owner without a receiving task.
 
         Returns None (receive instead) unless the layer runs and the calling thread owns
         its in-memory queues; otherwise as :meth:`InMemoryChannelLayer.watch_channel`:
         messages from this process and those the pump claims from the file alike.
+        *on_drop* hears of drops by this process's ``group_send`` at once, and of other
+        processes' when the pump next claims from the file.
         """
         channel = require_channel_name(channel)
-        if self._conn is None or self._home != threading.get_ident() or not self._is_mine(channel):
+        if (
+            self._conn is None
+            or self._broken is not None
+            or self._home != threading.get_ident()
+            or not self._is_mine(channel)
+        ):
             return None
+        self._drops.hook(channel, on_drop)
         waiting = self._local.watch(channel, notify)
         if self._pump_idle is not None:
             self._pump_idle.set()  # a receiver now waits: the pump watches the file again
@@ -537,8 +585,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         home = await self._ready()
         await self._db(store.close_channel, channel)
         self._own.drop(channel)
+        self._pending_drops.discard(channel)
         if home:
             self._local.drop(channel)
+            self._drops.forget(channel)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -569,8 +619,24 @@ class SQLiteChannelLayer(StartsAndCloses):
         await self._db(store.group_discard, group, channel)
         self._own.discard(group, channel)
 
+    async def drop_counts(self) -> dict[str, int]:
+        """Messages ``group_send`` dropped for each channel because it was full, in every process.
+
+        Read from the file (after writing this process's own drops there): what each
+        channel lost since it was first used, until it is closed or its process pruned.
+        """
+        await self._ready()
+        counts = self._pending_drops.take()
+        if counts:
+            try:
+                await self._db(store.add_drops, self._process, counts)
+            except BaseException:
+                self._pending_drops.put_back(counts)
+                raise
+        return await self._db(store.drop_counts)
+
     async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
-        """Send a copy of *message* to every member; full members miss it (logged)."""
+        """Send a copy of *message* to every member; full members miss it (counted, logged)."""
         group = require_group_name(group)
         checked = check_message(message)
         home = await self._ready()
@@ -610,14 +676,17 @@ class SQLiteChannelLayer(StartsAndCloses):
                     full, waited = queued, False
         if stored:
             self._nudge(home, stored)
+        drops = self._drops
+        for channel in full:  # counted in the file already; its owner hears of it from there
+            drops.seen(group, channel)
         now = time.monotonic()
         for channel in local:
             try:
                 self._local.put(channel, checked, now)
             except ChannelFull:
-                full.append(channel)
-        for channel in full:
-            logger.warning("group_send to %r: member %r is full, message dropped", group, channel)
+                drops.seen(group, channel)
+                drops.count(channel)
+                self._pending_drops.add(channel)
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 
@@ -632,6 +701,14 @@ class SQLiteChannelLayer(StartsAndCloses):
         """Return every non-empty group with its member count."""
         await self._ready()
         return await self._db(store.group_counts, self._joined_after())
+
+
+def _claim(
+    conn: sqlite3.Connection, owner: str, room: Callable[[str], int], full: list[str]
+) -> tuple[list[tuple[str, float, Message]], bool, list[tuple[str, int]]]:
+    """The pump's claim: messages for *owner*'s channels, and drops of them it has not heard of."""
+    rows, more = store.claim_owned(conn, owner, room, full)
+    return rows, more, store.take_drops(conn, owner)
 
 
 def _after_fork_in_child() -> None:

@@ -16,10 +16,22 @@ The keeper also checkpoints the WAL: on each beat, and soon after the layer asks
 (:meth:`LeaseKeeper.request_checkpoint`), since the connection the event loop writes
 with never checkpoints itself (a checkpoint ends with an fsync).
 
+Before anything else, each beat checks that the path still names the file this process
+opened (:func:`~._sqlite_store.replaced`: the inode numbers of the file and its ``-shm``).
+If someone deleted or replaced them, processes started since use another file, and this
+one and they would lose each other's messages both ways without a word: the keeper logs
+an ERROR naming the path, stops beating, and hands the layer a
+:class:`~interlock.layers.LayerFileReplaced` that every later call raises.
+
 If this process's own row is found missing or replaced (it stalled longer than its lease
 and grace, and another process pruned it), the keeper registers it again and restores the
 memberships of its own channels from :class:`OwnMemberships`, the in-memory copy the
 layer keeps of them, so a long pause costs the messages queued meanwhile, not the groups.
+The warning says how long it really was since the last renewal, and whether that was long
+enough to be pruned at all.
+
+The keeper also writes the drops the layer counted for its own channels in memory
+(:class:`PendingDrops`) to the file, so other processes and the CLI see them.
 """
 
 from __future__ import annotations
@@ -28,11 +40,13 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import _sqlite_store as store
+from ._errors import LayerFileReplaced
 
-__all__ = ["LeaseKeeper", "OwnMemberships"]
+__all__ = ["LeaseKeeper", "OwnMemberships", "PendingDrops"]
 
 logger = logging.getLogger("interlock.layers.sqlite")
 
@@ -74,6 +88,47 @@ class OwnMemberships:
             return [(group, channel) for channel, groups in self._groups.items() for group in groups]
 
 
+class PendingDrops:
+    """Drops of this process's own channels not yet written to the file, shared with its lease thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, channel: str, count: int = 1) -> None:
+        """Count *count* drops of *channel* to write."""
+        with self._lock:
+            self._counts[channel] = self._counts.get(channel, 0) + count
+
+    def take(self) -> dict[str, int]:
+        """Every drop counted since the last call."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+    def discard(self, channel: str) -> None:
+        """Forget *channel*'s drops (it was closed)."""
+        with self._lock:
+            self._counts.pop(channel, None)
+
+    def put_back(self, counts: dict[str, int]) -> None:
+        """Count again drops that could not be written."""
+        for channel, count in counts.items():
+            self.add(channel, count)
+
+
+def flush_drops(conn: sqlite3.Connection, owner: str, pending: PendingDrops) -> None:
+    """Write *pending* drops of *owner*'s channels to the file (they are kept if that fails)."""
+    counts = pending.take()
+    if not counts:
+        return
+    try:
+        store.call(conn, store.add_drops, owner, counts)
+    except BaseException:
+        pending.put_back(counts)
+        raise
+
+
 class LeaseKeeper:
     """Renews one process's lease and prunes dead processes, in a daemon thread."""
 
@@ -85,12 +140,19 @@ class LeaseKeeper:
         lease: float,
         group_expiry: float | None,
         memberships: OwnMemberships,
+        identity: store.FileIdentity,
+        drops: PendingDrops,
+        on_replaced: Callable[[LayerFileReplaced], None],
     ) -> None:
         self.path = path
         self.me = me
         self.lease = lease
         self.group_expiry = group_expiry
         self.memberships = memberships
+        self.identity = identity
+        self.drops = drops
+        self.on_replaced = on_replaced
+        self.renewed = me.lease_until - lease  # wall-clock time of the last renewal
         self._wake = threading.Event()
         self._stopping = False
         self._checkpoint_wanted = False
@@ -130,6 +192,8 @@ class LeaseKeeper:
                 if beat:
                     next_beat = now + period
                 try:
+                    if beat and self.check_file():
+                        break
                     if conn is None:
                         conn = store.connect(self.path, create=False)
                     if beat:
@@ -143,20 +207,46 @@ class LeaseKeeper:
             if conn is not None:
                 conn.close()
 
+    def check_file(self) -> bool:
+        """Whether the path no longer names the file this process opened (then say so, loudly)."""
+        how = store.replaced(self.path, self.identity)
+        if how is None:
+            return False
+        msg = (
+            f"the layer file was replaced or deleted while this process used it: {str(self.path)!r} "
+            f"({how}); processes started since use another file, and messages between them and this "
+            f"process (layer process {self.me.id}) would be lost both ways. Every call of this layer "
+            "now raises LayerFileReplaced: restart this process (or close the layer and use it again)"
+        )
+        logger.error("%s", msg)
+        self.on_replaced(LayerFileReplaced(msg))
+        return True
+
     def beat(self, conn: sqlite3.Connection) -> None:
-        """Renew the lease (re-registering if it was lost), then prune."""
+        """Renew the lease (re-registering if it was lost), write drops, then prune."""
         now = time.time()
         if not store.call(conn, store.renew, self.me, now + self.lease):
+            if self.check_file():  # not pruned: on a file that is not ours any more
+                return
             restored = self.memberships.snapshot()
             store.call(conn, store.register, self.me._replace(lease_until=now + self.lease), restored)
+            silent = now - self.renewed
+            limit = self.lease + self.me.grace
+            why = (
+                f"it had not renewed its lease for {silent:.1f} s, longer than lease + grace ({limit:.1f} s)"
+                if silent > limit
+                else f"although it renewed its lease {silent:.1f} s ago, within lease + grace ({limit:.1f} s): "
+                "something else deleted it (a reset of the file, or another process's clock ahead)"
+            )
             logger.warning(
-                "layer process %s on %s had been pruned (it did not renew its lease for over %.1f s); "
-                "registered again and restored %d memberships",
+                "layer process %s on %s found its lease gone (%s); registered again and restored %d memberships",
                 self.me.id,
                 self.path,
-                self.lease + self.me.grace,
+                why,
                 len(restored),
             )
+        self.renewed = now
+        flush_drops(conn, self.me.id, self.drops)
         report = store.call(conn, store.prune, now)
         if report.processes:
             logger.info(

@@ -5,14 +5,17 @@ reads that :func:`try_once` runs on the event loop's own connection (see rule 6)
 
 Rules:
 
-1. A layer file holds three tables.  ``processes`` has a row per live layer instance
+1. A layer file holds four tables.  ``processes`` has a row per live layer instance
    (its *lease*: ``lease_until``, renewed while it lives, and ``grace``, how long after
    that it may still come back).  ``memberships`` has a row per (group, channel), with
    the channel's ``owner`` process for process-local (``!``) channels and NULL for named
    ones.  ``messages`` has a row per undelivered message, with the same ``owner`` so a
    process can claim everything addressed to its channels with one indexed query.
    Message ids only grow (``AUTOINCREMENT``: never reused), so they order each queue,
-   and an id read by a claim still names the same row when it is deleted.
+   and an id read by a claim still names the same row when it is deleted.  ``drops``
+   counts, per channel, the messages ``group_send`` dropped because it was full
+   (``dropped``), and how many of them its owner has heard of (``reported``); files made
+   before it existed get it when a process opens them for writing.
 2. A process-local channel lives as long as its owner: pruning a process whose lease
    ended more than ``grace`` seconds ago deletes its row, its channels' memberships and
    their queued messages in one transaction.  Named channels are never pruned.  An owner
@@ -56,6 +59,7 @@ __all__ = [
     "BUSY",
     "Busy",
     "Census",
+    "FileIdentity",
     "PATIENCE",
     "SCHEMA_VERSION",
     "LayerBusy",
@@ -65,7 +69,9 @@ __all__ = [
     "call",
     "checkpoint",
     "connect",
+    "file_identity",
     "for_event_loop",
+    "replaced",
     "try_once",
 ]
 
@@ -109,6 +115,15 @@ _SCHEMA: Final = (
     )""",
     "CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, id, expires)",
     "CREATE INDEX IF NOT EXISTS messages_by_owner ON messages (owner, id) WHERE owner IS NOT NULL",
+)
+_DROPS_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS drops (
+        channel TEXT PRIMARY KEY,
+        owner TEXT,
+        dropped INTEGER NOT NULL,
+        reported INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS drops_by_owner ON drops (owner) WHERE dropped > reported",
 )
 _TABLES: Final = frozenset({"processes", "memberships", "messages"})
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -219,6 +234,10 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
             _set_wal(conn)
         _check_header(conn, path, app_id, version)
         if not read_only:
+            if "drops" not in _table_names(conn):  # a file from before drops were counted
+                with _writing(conn):
+                    for statement in _DROPS_SCHEMA:
+                        conn.execute(statement)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: proves the file is writable
@@ -265,7 +284,7 @@ def _initialise(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if _header(conn) == (0, 0):  # another process may have initialised it meanwhile
-            for statement in _SCHEMA:
+            for statement in (*_SCHEMA, *_DROPS_SCHEMA):
                 conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -292,6 +311,53 @@ def _check_header(conn: sqlite3.Connection, path: Path, app_id: int, version: in
     missing = sorted(_TABLES.difference(_table_names(conn)))
     if missing:
         raise _not_a_layer(path, f"its tables {missing} are missing")
+
+
+class FileIdentity(NamedTuple):
+    """Which file a path named when a process opened it: ``(st_dev, st_ino)`` of it and its ``-shm``."""
+
+    file: tuple[int, int]
+    shm: tuple[int, int] | None
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """The identity of the layer file at *path*, open in this process (a connection keeps it)."""
+    path = Path(path).absolute()
+    found = _identity_of(path)
+    if found is None:
+        msg = f"there is no layer file at {str(path)!r}"
+        raise FileNotFoundError(errno.ENOENT, msg, str(path))
+    return FileIdentity(found, _identity_of(path.with_name(f"{path.name}-shm")))
+
+
+def replaced(path: str | os.PathLike[str], identity: FileIdentity) -> str | None:
+    """What happened to the file this process opened at *path*, or None if the path still names it.
+
+    While a connection is open the file and its ``-shm`` stay on disk under their inode
+    numbers (SQLite deletes the ``-shm`` only when the last connection closes), so a
+    different number, or none, means someone deleted or replaced them.
+    """
+    path = Path(path).absolute()
+    now = _identity_of(path)
+    if now is None:
+        return "the file was deleted"
+    if now != identity.file:
+        return "the file was deleted and another one now has its name"
+    if identity.shm is not None:
+        shm = _identity_of(path.with_name(f"{path.name}-shm"))
+        if shm is None:
+            return f"its shared-memory file {path.name}-shm was deleted"
+        if shm != identity.shm:
+            return f"its shared-memory file {path.name}-shm was deleted and another one now has its name"
+    return None
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -426,6 +492,7 @@ def unregister(conn: sqlite3.Connection, process: str) -> None:
 def _drop_process(conn: sqlite3.Connection, process: str) -> tuple[int, int]:
     memberships = conn.execute("DELETE FROM memberships WHERE owner = ?", (process,)).rowcount
     messages = conn.execute("DELETE FROM messages WHERE owner = ?", (process,)).rowcount
+    conn.execute("DELETE FROM drops WHERE owner = ?", (process,))
     conn.execute("DELETE FROM processes WHERE id = ?", (process,))
     return memberships, messages
 
@@ -460,6 +527,8 @@ class Census(NamedTuple):
     """Memberships of named channels (owned by no process)."""
     named_queued: int
     """Unexpired messages queued for named channels."""
+    dropped: dict[str | None, int]
+    """Messages ``group_send`` dropped for full channels, by owner (None: named channels)."""
 
 
 def census(conn: sqlite3.Connection, now: float) -> Census:
@@ -471,10 +540,13 @@ def census(conn: sqlite3.Connection, now: float) -> Census:
         queued = dict(
             conn.execute("SELECT owner, COUNT(*) FROM messages WHERE expires > ? GROUP BY owner", (now,)).fetchall()
         )
+        dropped: dict[str | None, int] = {}
+        if "drops" in _table_names(conn):  # a file no process has opened since drops were counted
+            dropped = dict(conn.execute("SELECT owner, SUM(dropped) FROM drops GROUP BY owner").fetchall())
     finally:
         conn.execute("COMMIT")
     rows = [(owner, memberships.get(owner.id, 0), queued.get(owner.id, 0)) for owner in owners]
-    return Census(rows, memberships.get(None, 0), queued.get(None, 0))
+    return Census(rows, memberships.get(None, 0), queued.get(None, 0), dropped)
 
 
 # -- groups ----------------------------------------------------------------------------------
@@ -502,6 +574,7 @@ def close_channel(conn: sqlite3.Connection, channel: str) -> None:
     with _writing(conn):
         conn.execute("DELETE FROM memberships WHERE channel = ?", (channel,))
         conn.execute("DELETE FROM messages WHERE channel = ?", (channel,))
+        conn.execute("DELETE FROM drops WHERE channel = ?", (channel,))
 
 
 def group_members(conn: sqlite3.Connection, group: str, joined_after: float) -> list[tuple[str, str | None]]:
@@ -529,6 +602,7 @@ def flush(conn: sqlite3.Connection) -> None:
     with _writing(conn):
         conn.execute("DELETE FROM memberships")
         conn.execute("DELETE FROM messages")
+        conn.execute("DELETE FROM drops")
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -553,7 +627,7 @@ def enqueue(
 
     Each insert counts the channel's unexpired messages (at most *capacity* of them) in
     the same statement.  With *strict* (a single ``send``), a full channel raises
-    :class:`ChannelFull` instead.
+    :class:`ChannelFull` instead; otherwise its drop is counted in ``drops``.
     """
     if len(targets) == 1:  # one statement is its own transaction
         channel, owner, capacity = targets[0]
@@ -562,13 +636,46 @@ def enqueue(
         if strict:
             msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
             raise ChannelFull(msg)
+        conn.execute(_COUNT_DROP, (channel, owner, 1, 0))
         return [channel]
     full: list[str] = []
     with _writing(conn):
         for channel, owner, capacity in targets:
             if conn.execute(_ENQUEUE, (channel, owner, expires, body, now, capacity)).rowcount != 1:
+                conn.execute(_COUNT_DROP, (channel, owner, 1, 0))
                 full.append(channel)
     return full
+
+
+_COUNT_DROP: Final = (
+    "INSERT INTO drops VALUES (?1, ?2, ?3, ?4) ON CONFLICT (channel) "
+    "DO UPDATE SET dropped = dropped + excluded.dropped, reported = reported + excluded.reported"
+)
+
+
+def add_drops(conn: sqlite3.Connection, owner: str, counts: dict[str, int]) -> None:
+    """Count drops *owner* saw for its own channels (and so has heard of already)."""
+    with _writing(conn):
+        conn.executemany(_COUNT_DROP, [(channel, owner, count, count) for channel, count in counts.items()])
+
+
+def take_drops(conn: sqlite3.Connection, owner: str) -> list[tuple[str, int]]:
+    """The drops for *owner*'s channels it has not heard of yet, marked as heard of now."""
+    rows: list[tuple[str, int]] = conn.execute(
+        "SELECT channel, dropped - reported FROM drops WHERE owner = ? AND dropped > reported", (owner,)
+    ).fetchall()
+    if rows:
+        with _writing(conn):
+            conn.executemany(
+                "UPDATE drops SET reported = reported + ?2 WHERE channel = ?1 AND owner = ?3",
+                [(channel, count, owner) for channel, count in rows],
+            )
+    return rows
+
+
+def drop_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every channel with drops, with how many (``interlock layer processes`` sums them)."""
+    return dict(conn.execute("SELECT channel, dropped FROM drops WHERE dropped > 0").fetchall())
 
 
 def group_send(

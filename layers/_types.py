@@ -13,7 +13,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["ChannelLayer", "GroupLayer", "ListableGroupLayer", "Message", "StartsAndCloses", "WatchableLayer"]
+__all__ = [
+    "ChannelLayer",
+    "DropCountingLayer",
+    "GroupLayer",
+    "ListableGroupLayer",
+    "Message",
+    "StartsAndCloses",
+    "WatchableLayer",
+]
 
 Message = dict[str, Any]
 """A layer message: a dict with a str ``"type"`` and JSON-like values (see the spec)."""
@@ -82,15 +90,28 @@ class ListableGroupLayer(GroupLayer, Protocol):
 class WatchableLayer(Protocol):
     """A layer that can hand a channel's messages straight to its owner's mailbox."""
 
-    def watch_channel(self, channel: str, notify: Callable[[], None], /) -> int | None:
+    def watch_channel(
+        self, channel: str, notify: Callable[[], None], /, *, on_drop: Callable[[int], None] | None = None
+    ) -> int | None:
         """Call *notify* once per message queued on *channel*; return how many wait already.
 
         None means the layer cannot watch this channel from here: use ``receive()``.
+        *on_drop*, if given, is called (on the same thread as *notify*) with a count
+        whenever messages for *channel* were dropped because it was full.
         """
         ...
 
     def take_message(self, channel: str, /) -> Message | None:
         """The next unexpired message on *channel*, or None, without waiting."""
+        ...
+
+
+@runtime_checkable
+class DropCountingLayer(Protocol):
+    """A layer that counts the messages ``group_send`` dropped because their channel was full."""
+
+    async def drop_counts(self) -> dict[str, int]:
+        """Return, for each channel that had drops, how many messages it lost to being full."""
         ...
 
 

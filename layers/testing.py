@@ -48,7 +48,8 @@ The fixtures a subclass provides:
     that yields a started layer configured so. Without it the capacity and expiry tests skip.
 
 Tests of groups skip unless the layer is a :class:`~interlock.layers.GroupLayer`; tests of
-listing skip unless it is a :class:`~interlock.layers.ListableGroupLayer`.
+listing skip unless it is a :class:`~interlock.layers.ListableGroupLayer`; the drop count test
+skips unless it is a :class:`~interlock.layers.DropCountingLayer`.
 
 The tests are coroutines marked for anyio's pytest plugin (installed with anyio). anyio
 runs them on asyncio only unless your ``conftest.py`` defines the ``anyio_backend`` fixture,
@@ -77,7 +78,7 @@ from ._errors import (
     InvalidMessage,
     UnserializableMessage,
 )
-from ._types import ChannelLayer, GroupLayer, ListableGroupLayer, Message
+from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message
 from ._validation import MAX_DEPTH, MAX_NAME_LENGTH, require_channel_name
 
 __all__ = ["ChannelLayerConformance", "LayerFactory", "lets_other_tasks_run"]
@@ -620,6 +621,25 @@ class ChannelLayerConformance:
             assert await self._next(layer, free) == _msg(n=1)
             assert await self._next(layer, full) == _msg(n=0)
             await self._assert_empty(layer, full)
+
+    async def test_group_send_drops_are_counted(self, layer_factory: LayerFactory) -> None:
+        """A ``DropCountingLayer`` counts each message ``group_send`` dropped, per full channel."""
+        async with layer_factory(capacity=1) as made:
+            if not isinstance(made, DropCountingLayer):
+                pytest.skip(f"{type(made).__name__} is not a DropCountingLayer")
+            layer = _groups(made)
+            full, free, group = await layer.new_channel(), await layer.new_channel(), _unique("group")
+            await layer.send(full, _msg(n=0))
+            await layer.group_add(group, full)
+            await layer.group_add(group, free)
+            for n in range(3):
+                await layer.group_send(group, _msg(n=n))
+                assert await self._next(layer, free) == _msg(n=n)
+            counts = await made.drop_counts()
+            assert counts.get(full) == 3, counts
+            assert free not in counts, counts
+            await layer.close_channel(full)
+            assert full not in await made.drop_counts()
 
     async def test_expired_message_is_not_delivered(self, layer_factory: LayerFactory) -> None:
         """A message older than the layer's expiry is dropped, not received."""

@@ -14,6 +14,7 @@ import pytest
 from interlock.layers import (
     MAX_NAME_LENGTH,
     ChannelFull,
+    DropCountingLayer,
     InMemoryChannelLayer,
     InvalidChannelName,
     ListableGroupLayer,
@@ -277,3 +278,54 @@ async def test_a_watched_channel_notifies_once_per_message_and_hands_them_over()
     await layer.send(channel, {"type": "after"})
     assert len(notified) == 2
     assert isinstance(layer, WatchableLayer)
+
+
+# -- drops -----------------------------------------------------------------------------------
+
+
+async def test_a_drop_storm_is_logged_once_with_counts(caplog: pytest.LogCaptureFixture) -> None:
+    """A regression: every dropped message logged a WARNING of its own (20,904 lines in one run)."""
+    layer = InMemoryChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "first"})
+    await layer.group_add("room", channel)
+    with caplog.at_level(logging.WARNING, logger="interlock.layers"):
+        for n in range(1000):
+            await layer.group_send("room", {"type": "more", "n": n})
+        assert len(caplog.records) == 1
+        await layer.close_channel(channel)  # the drops not logged yet are logged now, with their count
+    assert len(caplog.records) == 2
+    assert "999 more messages dropped" in caplog.records[1].getMessage()
+    assert repr(channel) in caplog.records[1].getMessage()
+
+
+async def test_drop_counts_and_the_on_drop_hook() -> None:
+    layer = InMemoryChannelLayer(capacity=2)
+    watched, other = await layer.new_channel(), await layer.new_channel()
+    told: list[int] = []
+    assert layer.watch_channel(watched, lambda: None, on_drop=told.append) == 0
+    for channel in (watched, other):
+        await layer.group_add("room", channel)
+    for n in range(5):
+        await layer.group_send("room", {"type": "n", "n": n})
+    assert await layer.drop_counts() == {watched: 3, other: 3}
+    assert told == [1, 1, 1]
+    assert layer.take_message(watched) == {"type": "n", "n": 0}
+    await layer.group_send("room", {"type": "n", "n": 5})  # room again for the watched one
+    assert told == [1, 1, 1]
+    assert await layer.drop_counts() == {watched: 3, other: 4}
+    assert isinstance(layer, DropCountingLayer)
+    await layer.flush()
+    assert await layer.drop_counts() == {}
+
+
+async def test_watch_channel_without_on_drop_still_works() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    notified: list[int] = []
+    layer.watch_channel(channel, lambda: notified.append(1))
+    await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "a"})
+    await layer.group_send("room", {"type": "b"})
+    assert notified == [1]
+    assert await layer.drop_counts() == {channel: 1}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import os
 import shutil
@@ -36,7 +37,9 @@ from hypothesis import strategies as st
 from interlock.layers import (
     ChannelFull,
     ChannelLayerError,
+    DropCountingLayer,
     LayerClosed,
+    LayerFileReplaced,
     ListableGroupLayer,
     SQLiteChannelLayer,
 )
@@ -865,7 +868,7 @@ def test_one_event_loop_after_another(path: Path, backend: str) -> None:
 CHILD = r"""
 import os, random, sys, traceback
 import anyio
-from interlock.layers import ChannelFull, SQLiteChannelLayer
+from interlock.layers import ChannelFull, ChannelLayerError, SQLiteChannelLayer
 
 async def main(path, mode, backend, lease, grace):
     layer = SQLiteChannelLayer(path, lease=float(lease), grace=float(grace))
@@ -894,6 +897,8 @@ async def main(path, mode, backend, lease, grace):
         await layer.close()
     elif mode.startswith("hammer"):
         await hammer(layer, int(mode[len("hammer"):]))
+    elif mode == "hold":
+        await hold(layer)
 
 
 def fork(path, backend):
@@ -991,6 +996,31 @@ async def hammer(layer, seed):
         tasks.cancel_scope.cancel()
     await layer.close()
     print(counts, flush=True)
+
+async def hold(layer):
+    mine, other = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", mine)
+    print(mine, flush=True)
+    failures = []
+
+    async def waits():
+        try:
+            await layer.receive(other)
+        except ChannelLayerError as exc:
+            failures.append(f"receive {type(exc).__name__}")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(waits)
+        try:
+            with anyio.fail_after(20):
+                while True:
+                    await layer.group_send("room", {"type": "tick"})
+                    await anyio.sleep(0.02)
+        except ChannelLayerError as exc:
+            failures.append(f"group_send {type(exc).__name__}")
+    print(" ".join(sorted(failures)), flush=True)
+    await layer.close()
+
 
 if sys.argv[2] == "fork":
     fork(sys.argv[1], sys.argv[3])
@@ -1189,15 +1219,15 @@ def test_cli_lists_processes_and_what_they_hold(path: Path, capsys: pytest.Captu
 
     me = anyio.run(run)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED"]
+    assert lines[0].split() == ["PROCESS", "PID", "HOST", "STARTED", "LEASE", "MEMBERSHIPS", "QUEUED", "DROPPED"]
     rows = {line.split()[0]: line for line in lines[1:-1]}
     assert set(rows) == {me, "0123456789ab"}
     assert f"{os.getpid()}" in rows[me]
     assert "alive (lease ends in" in rows[me]
-    assert rows[me].split()[-2:] == ["1", "0"]  # one membership, nothing queued for its channel
+    assert rows[me].split()[-3:] == ["1", "0", "0"]  # one membership, nothing queued for its channel
     assert "never registered" in rows["0123456789ab"]
-    assert rows["0123456789ab"].split()[-2:] == ["1", "1"]
-    assert lines[-1] == "named channels: 1 memberships, 1 queued messages"
+    assert rows["0123456789ab"].split()[-3:] == ["1", "1", "0"]
+    assert lines[-1] == "named channels: 1 memberships, 1 queued messages, 0 dropped"
     assert cli.main(["layer", "processes", str(path)]) == 0  # closed: its row went with it
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:-1]] == ["0123456789ab"]
@@ -1308,3 +1338,136 @@ async def test_own_channels_can_be_watched_and_named_ones_cannot(tmp_path: Path)
         assert layer.take_message(mine) is None
         await layer.close_channel(mine)
         assert await layer.group_members("g") == frozenset()
+
+
+# -- drops ---------------------------------------------------------------------------------------
+
+
+async def test_drops_are_counted_in_the_file_and_reach_the_owner(
+    path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with fast(path, capacity=2) as a, fast(path, capacity=2) as b:
+        assert isinstance(a, DropCountingLayer)
+        mine = await a.new_channel()
+        await a.group_add("room", mine)
+        with caplog.at_level(logging.WARNING, logger="interlock.layers.sqlite"):
+            for n in range(10):  # nobody receives yet: 2 wait in the file, 8 are dropped
+                await b.group_send("room", {"type": "n", "n": n})
+        assert len(caplog.records) == 1  # one line for the storm, not one per message
+        assert await b.drop_counts() == {mine: 8}
+        told: list[int] = []
+        a.watch_channel(mine, lambda: None, on_drop=told.append)
+        await eventually(sync_check(lambda: told == [8]), "the owner hears of the other process's drops")
+        await a.group_send("room", {"type": "local"})  # its own queue holds 2: dropped here
+        assert told == [8, 1]
+
+        async def in_the_file() -> bool:
+            return await b.drop_counts() == {mine: 9}
+
+        await eventually(in_the_file, "the owner's own drop reaches the file")
+        assert await a.drop_counts() == {mine: 9}
+        await anyio.sleep(0.3)  # a few beats and claims: nothing is told twice
+        assert told == [8, 1]
+        await anyio.to_thread.run_sync(cli.main, ["layer", "processes", str(path)])
+        rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:-1]}
+        assert rows[a._process][-1] == "9"
+        assert rows[b._process][-1] == "0"
+        await a.close_channel(mine)
+        assert await b.drop_counts() == {}
+
+
+async def test_a_file_whose_process_row_vanished_says_what_happened(
+    pair: tuple[SQLiteChannelLayer, ...], path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A regression: the warning said the lease had not been renewed for over lease + grace, falsely."""
+    a, _ = pair
+    with caplog.at_level(logging.WARNING, logger="interlock.layers.sqlite"):
+        await anyio.to_thread.run_sync(lambda: _drop_process(path, a._process))
+
+        def warned() -> bool:
+            return any("found its lease gone" in record.getMessage() for record in caplog.records)
+
+        await eventually(sync_check(warned), "a says it registered again")
+    [record] = [record for record in caplog.records if "lease gone" in record.getMessage()]
+    assert "within lease + grace (0.6 s)" in record.getMessage()
+    assert "did not renew" not in record.getMessage()
+
+
+# -- a replaced layer file -----------------------------------------------------------------------
+
+
+def _delete_layer_file(path: Path) -> None:
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        (path.parent / name).unlink(missing_ok=True)
+
+
+async def test_a_deleted_layer_file_makes_every_call_raise(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with fast(path) as layer:
+        mine = await layer.new_channel()
+        with caplog.at_level(logging.ERROR, logger="interlock.layers.sqlite"):
+            _delete_layer_file(path)
+
+            async def raises() -> bool:
+                try:
+                    await layer.send(mine, {"type": "t"})
+                except LayerFileReplaced:
+                    return True
+                return False
+
+            await eventually(raises, "the layer notices its file is gone")
+        assert any(
+            "the layer file was replaced or deleted while this process used it" in record.getMessage()
+            and str(path) in record.getMessage()
+            for record in caplog.records
+        )
+        for call in (
+            layer.receive(mine),
+            layer.group_send("room", {"type": "t"}),
+            layer.group_add("room", mine),
+            layer.groups(),
+        ):
+            with pytest.raises(LayerFileReplaced, match="replaced or deleted"):
+                await call
+        assert layer.watch_channel(mine, lambda: None) is None
+        await layer.close()
+        # Closed, it starts again on the file now at the path.
+        again = await layer.new_channel()
+        await layer.send(again, {"type": "fresh"})
+        assert await layer.receive(again) == {"type": "fresh"}
+
+
+async def _read_all(stream: anyio.abc.ByteReceiveStream | None) -> str:
+    assert stream is not None
+    data = b""
+    with anyio.fail_after(WAIT):
+        while True:
+            try:
+                data += await stream.receive()
+            except anyio.EndOfStream:
+                return data.decode()
+
+
+async def test_a_replaced_layer_file_fails_loudly_in_the_processes_that_hold_it(
+    path: Path, child_script: Path, anyio_backend: str
+) -> None:
+    """A regression: two servers on a deleted file and a third on its replacement lost each other's
+    messages silently, after one false 'had been pruned (it did not renew its lease ...)'."""
+    command = child_command(child_script, path, "hold", anyio_backend, 0.3, 0.3)
+    async with await anyio.open_process(command) as one, await anyio.open_process(command) as two:
+        first, second = await read_line(one), await read_line(two)
+        _delete_layer_file(path)
+        async with fast(path) as third:  # the new file
+            mine = await third.new_channel()
+            await third.group_add("room", mine)
+            for child in (one, two):
+                assert await read_line(child) == "group_send LayerFileReplaced receive LayerFileReplaced"
+            for child in (one, two):
+                with anyio.fail_after(WAIT):
+                    assert await child.wait() == 0
+                stderr = await _read_all(child.stderr)
+                assert "ERROR" in stderr or "the layer file was replaced or deleted" in stderr, stderr
+                assert f"the layer file was replaced or deleted while this process used it: {str(path)!r}" in stderr
+                assert "did not renew" not in stderr
+                assert "Traceback" not in stderr
+            assert await third.group_members("room") == {mine}  # the old processes never wrote here
+    assert first != second
