@@ -36,12 +36,12 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from threading import get_ident
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import anyio
-from interlock.layers import GroupLayer, WatchableLayer
+from interlock.layers import DropCountingLayer, GroupLayer, WatchableLayer
 
 from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, NoChannelLayer, StopActor, UnknownMessageType
@@ -61,6 +61,7 @@ CLIENT: Final = 0
 LAYER: Final = 1
 INTERNAL: Final = 2
 FAILED: Final = 3  # a background task's exception (see _taskset)
+DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it was full
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
 
 _LIBRARY_CLASSES: list[type] = []
@@ -526,7 +527,10 @@ class BaseActor:
             if layer is not None and channel is not None:
                 waiting = None
                 if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
-                    waiting = layer.watch_channel(channel, self._post_watch_token)
+                    if isinstance(layer, DropCountingLayer):  # it says when the channel overflowed
+                        waiting = layer.watch_channel(channel, self._post_watch_token, on_drop=self._post_drops)
+                    else:
+                        waiting = layer.watch_channel(channel, self._post_watch_token)
                 if waiting is None:
                     tasks.start_soon(self._pump_channel, layer, channel)
                 for _ in range(waiting or 0):
@@ -569,6 +573,10 @@ class BaseActor:
         """A message waits in the watched channel: its turn comes after what is queued."""
         self._mailbox.put_nowait(_WATCH_TOKEN)
 
+    def _post_drops(self, count: int) -> None:
+        """The layer dropped *count* messages for this channel: the actor hears of it in turn."""
+        self._mailbox.put_nowait((DROPPED, count))
+
     def _post_failure(self, exc: Exception) -> None:
         """A background task failed: the actor fails when the mailbox reaches it."""
         self._mailbox.put_nowait((FAILED, exc))
@@ -589,6 +597,9 @@ class BaseActor:
                     await self.dispatch(payload)
                 else:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
+            elif kind == DROPPED:
+                stop = False
+                await self._call("channel_overflowed", payload)
             elif kind == FAILED:  # the client pump (or another task) failed
                 raise payload
             else:
@@ -715,6 +726,17 @@ class BaseActor:
             logger.exception("%r could not close its channel %r", self, channel)
 
     # -- hooks for subclasses ----------------------------------------------------------------
+
+    @inline
+    def channel_overflowed(self, dropped: int) -> Awaitable[None] | None:
+        """Called when the layer dropped *dropped* messages meant for this actor's channel.
+
+        The channel was full: the actor (or its client) did not keep up. This default logs
+        a WARNING; a WebSocket actor closes the connection instead (its client missed
+        messages and should reconnect). Override to resynchronise instead.
+        """
+        logger.warning("%r lost %d layer message(s): its channel was full", self, dropped)
+        return None
 
     async def _on_client_event(self, message: Message) -> bool:
         raise NotImplementedError  # pragma: no cover - every concrete actor overrides

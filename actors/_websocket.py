@@ -114,6 +114,10 @@ class WebsocketActor(BaseActor):
     big") before any decoding, logged as the client's fault. The server's own limit
     (uvicorn's ``--ws-max-size``, 16 MiB) applies first."""
 
+    overflow_close_code: ClassVar[int] = 4008
+    """The close code of ``channel_overflowed()``'s default: the client did not keep up and
+    lost layer messages (its channel was full), so it is told to reconnect."""
+
     _tearing_down: bool = False  # exit hooks or disconnect() run because the connection ends
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -165,6 +169,16 @@ class WebsocketActor(BaseActor):
     @inline
     def disconnect(self, code: int) -> Awaitable[None] | None:
         """Called once when the connection is gone, with its close code."""
+        return None
+
+    @inline
+    def channel_overflowed(self, dropped: int) -> Awaitable[None] | None:
+        """The layer dropped *dropped* messages for this actor: by default, close with
+        ``overflow_close_code`` (4008) rather than let the client miss messages silently.
+        Override to resynchronise the client instead."""
+        logger.warning("%r closes: its channel was full and lost %d message(s)", self, dropped)
+        if self.state in self.lifecycle.sources["close"]:
+            return self.close(self.overflow_close_code, f"too slow: {dropped} message(s) for this connection were lost")
         return None
 
     # -- operations -------------------------------------------------------------------

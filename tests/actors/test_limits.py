@@ -6,11 +6,14 @@ no traceback, and never looks like a server failure (1011).
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
+import anyio
 import pytest
-from interlock.actors import JsonWebsocketActor, WebsocketActor
+from interlock.actors import JsonWebsocketActor, WebsocketActor, handler
 from interlock.actors.testing import WebsocketCommunicator
+from interlock.layers import InMemoryChannelLayer, SQLiteChannelLayer
 
 
 class Echo(JsonWebsocketActor):
@@ -88,3 +91,70 @@ async def test_no_limit_when_set_to_none() -> None:
         await ws.connect()
         await ws.send_to(bytes_data=b"x" * 5000)
         assert await ws.receive_from() == b"x" * 5000
+
+
+# -- a member whose channel overflows is told -------------------------------------------------
+
+
+class Slow(WebsocketActor):
+    """A room member whose handler waits: its channel fills while it is busy."""
+
+    groups = ("room",)
+    gate: anyio.Event | None = None
+
+    @handler
+    async def room_say(self, event: dict[str, Any]) -> None:
+        assert self.gate is not None
+        await self.gate.wait()
+        await self.send(text_data=event["text"])
+
+
+class Resyncing(Slow):
+    resyncs: ClassVar[list[int]] = []
+
+    async def channel_overflowed(self, dropped: int) -> None:
+        self.resyncs.append(dropped)
+        await self.send(text_data=f"resync: lost {dropped}")
+
+
+@pytest.mark.parametrize("layer_kind", ["memory", "sqlite"])
+async def test_a_member_whose_channel_overflows_is_closed_with_4008(
+    layer_kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer: Any = (
+        InMemoryChannelLayer(capacity=3)
+        if layer_kind == "memory"
+        else SQLiteChannelLayer(tmp_path / "l.sqlite3", capacity=3)
+    )
+    gate = anyio.Event()
+    async with layer, WebsocketCommunicator(Slow.as_asgi(channel_layer=layer, gate=gate), "/") as ws:
+        await ws.connect()
+        for n in range(10):
+            await layer.group_send("room", {"type": "room.say", "text": str(n)})
+        gate.set()
+        texts = []
+        while True:
+            message = await ws.receive_output(5)
+            if message["type"] == "websocket.close":
+                break
+            texts.append(message["text"])
+        assert message["code"] == 4008
+        assert "too slow" in message["reason"]
+        assert texts == [str(n) for n in range(len(texts))]  # what arrived came in order, from the start
+        await ws.disconnect(4008)
+    assert any("its channel was full and lost" in r.getMessage() for r in caplog.records)
+
+
+async def test_channel_overflowed_can_be_overridden_to_resynchronise() -> None:
+    layer = InMemoryChannelLayer(capacity=2)
+    gate = anyio.Event()
+    Resyncing.resyncs.clear()
+    async with WebsocketCommunicator(Resyncing.as_asgi(channel_layer=layer, gate=gate), "/") as ws:
+        await ws.connect()
+        for n in range(6):
+            await layer.group_send("room", {"type": "room.say", "text": str(n)})
+        gate.set()
+        seen = [await ws.receive_from() for _ in range(4)]
+        assert any(isinstance(text, str) and text.startswith("resync: lost") for text in seen)
+        await ws.disconnect()
+    assert sum(Resyncing.resyncs) >= 1
