@@ -148,6 +148,11 @@ class LifeActor(JsonStateActor):
         cause = self.ending.cause if self.ending is not None else None
         record.write(self.tag, "disconnect", code=code, cause=cause)
 
+    async def channel_overflowed(self, dropped: int) -> None:
+        # The fan-out floods the room on purpose: these tests are about how connections
+        # end, so a member that fell behind keeps going (test_limits.py covers the 4008).
+        record.write(self.tag, "overflowed", dropped=dropped)
+
     # -- hooks --------------------------------------------------------------------------------
 
     async def _exited(self, state: str) -> None:
