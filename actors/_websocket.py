@@ -11,10 +11,12 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, ClassVar
 
+import anyio
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
@@ -28,6 +30,9 @@ __all__ = ["JsonWebsocketActor", "WebsocketActor"]
 logger = logging.getLogger("interlock.actors")
 
 _MAX_REASON_BYTES = 123
+
+_live_connections: dict[type, int] = {}  # class -> its live connections counted against max_connections
+_refusals: dict[type, int] = {}  # class -> handshakes refused since the last one admitted
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 """A ``\\uD800``-``\\uDFFF`` escape: JSON's way to spell half of a character."""
@@ -120,6 +125,121 @@ class WebsocketActor(BaseActor):
 
     _tearing_down: bool = False  # exit hooks or disconnect() run because the connection ends
 
+    # -- limits: handshake_timeout, idle_timeout, max_connections (see docs/actors.md "Limits") --
+
+    handshake_timeout: ClassVar[float | None] = None
+    """Seconds from ``websocket.connect`` until ``connect()`` (or a later handler) accepted or
+    refused the handshake (None: no limit). Past them the handshake is refused with HTTP 408
+    (403 without the denial extension) and the actor ends through its teardown."""
+
+    idle_timeout: ClassVar[float | None] = None
+    """Seconds without activity after which the connection is idle (None: never). A plain
+    actor counts client frames and closes with ``idle_close_code``; a state actor counts
+    handled events and fires ``@on.idle()``."""
+
+    idle_close_code: ClassVar[int] = 4000
+    """The close code of a plain actor that reached ``idle_timeout`` (reason ``idle for N s``)."""
+
+    max_connections: ClassVar[int | None] = None
+    """Live connections of this class the process serves at once (None: no cap). Past it a
+    new handshake is refused with HTTP 503 (403 without the denial extension), with one
+    WARNING line per burst of refusals."""
+
+    _plain_idle: ClassVar[bool] = True  # idle_timeout closes (state actors: @on.idle() instead)
+    _handshake_due: float = math.inf  # anyio.current_time() by which the handshake must be done
+    _idle_due: float = math.inf  # when a plain actor without client frames since is idle
+    _holds_slot: bool = False  # counted in _live_connections
+
+    def _limits_need_mailbox(self) -> bool:
+        """Whether the timeouts are set, so the loop must wait with a deadline (mailbox mode)."""
+        return self.handshake_timeout is not None or (self._plain_idle and self.idle_timeout is not None)
+
+    def _take_slot(self) -> bool:
+        """Count this connection against ``max_connections``; False (and a denial) if full."""
+        cap = self.max_connections
+        if cap is None:
+            return True
+        cls = type(self)
+        live = _live_connections.get(cls, 0)
+        if live >= cap:
+            refused = _refusals[cls] = _refusals.get(cls, 0) + 1
+            if refused == 1:
+                logger.warning(
+                    "%s refuses new connections: max_connections (%d) are live in this process "
+                    "(503; further refusals are counted until one is admitted)",
+                    cls.__qualname__,
+                    cap,
+                )
+            self.deny(503, "server busy: too many connections")
+            return False
+        refused = _refusals.pop(cls, 0)
+        if refused > 1:
+            logger.warning("%s admits connections again, after refusing %d", cls.__qualname__, refused)
+        _live_connections[cls] = live + 1
+        self._holds_slot = True
+        return True
+
+    def _release_slot(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            _live_connections[type(self)] -= 1
+
+    async def _connect_within_limits(self) -> None:
+        """Run the handshake (groups, then ``connect()``) within ``handshake_timeout``, if admitted."""
+        if not self._take_slot():
+            return
+        timeout = self.handshake_timeout
+        if timeout is None:
+            await self._join_groups()
+            await self._call("connect")
+            return
+        self._handshake_due = anyio.current_time() + timeout
+        with anyio.move_on_at(self._handshake_due):
+            await self._join_groups()
+            await self._call("connect")
+        if self.state == CONNECTING and anyio.current_time() >= self._handshake_due:
+            self._handshake_expired()
+
+    def _handshake_expired(self) -> None:
+        logger.info(
+            "%r refuses the handshake: not accepted within %g s (handshake_timeout)", self, self.handshake_timeout
+        )
+        self._handshake_due = math.inf
+        self.deny(408, f"handshake not accepted within {self.handshake_timeout:g} s")
+
+    def _limits_deadline(self) -> float:
+        """The next limit deadline: the handshake's while connecting, else a plain actor's idleness."""
+        if self.state == CONNECTING:
+            return self._handshake_due
+        if self.state in self._receivable:
+            if self._idle_due == math.inf and self._plain_idle and self.idle_timeout is not None:
+                self._idle_due = anyio.current_time() + self.idle_timeout  # a client that never speaks
+            return self._idle_due
+        return math.inf
+
+    def _serve_limits(self) -> None:
+        """Act on a limit deadline that passed (the loop found it due)."""
+        now = anyio.current_time()
+        if self.state == CONNECTING:
+            if now >= self._handshake_due:
+                self._handshake_expired()
+        elif self.state in self._receivable and now >= self._idle_due:
+            self._idle_due = math.inf
+            logger.info("%r closes: no client message for %g s (idle_timeout)", self, self.idle_timeout)
+            self.close(self.idle_close_code, f"idle for {self.idle_timeout:g} s")
+
+    def _client_spoke(self) -> None:
+        """A client frame arrived: a plain actor's idle deadline moves on."""
+        if self._plain_idle and self.idle_timeout is not None:
+            self._idle_due = anyio.current_time() + self.idle_timeout
+
+    def _next_deadline(self) -> float:
+        return self._limits_deadline()
+
+    async def _on_internal(self, payload: Any) -> bool:
+        self._serve_limits()
+        return False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, instead in _LOW_LEVEL_HOOKS.items():
@@ -141,6 +261,8 @@ class WebsocketActor(BaseActor):
         super().__init__(**initkwargs)
         self.state = self.lifecycle.initial
         self.close_code = None
+        if self._limits_need_mailbox():
+            self.__dict__["_needs_mailbox"] = True  # per instance: as_asgi(idle_timeout=...) may set it
 
     @classmethod
     def machine_spec(cls) -> MachineSpec:
@@ -285,6 +407,7 @@ class WebsocketActor(BaseActor):
             if self.state not in self._receivable:
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
+            self._client_spoke()
             text = message.get("text")
             limit = self.max_message_size
             if limit is not None and len(text if text is not None else message.get("bytes") or b"") * 4 > limit:
@@ -295,9 +418,8 @@ class WebsocketActor(BaseActor):
                 await self._call("receive", bytes_data=message.get("bytes") or b"")
             return self.state == CLOSED
         if kind == "websocket.connect":
-            await self._join_groups()
             try:
-                await self._call("connect")
+                await self._connect_within_limits()
             except DenyConnection:
                 if self.state == CONNECTING:
                     await self.deny(403)
@@ -342,6 +464,7 @@ class WebsocketActor(BaseActor):
     async def _teardown(self, ending: Ending) -> None:
         """Leave the lifecycle: exit hooks (innermost first), groups, then ``disconnect(code)``."""
         self._tearing_down = True
+        self._release_slot()
         if self.state != CLOSED:
             self._move("fail" if ending.cause in ("error", "client_error") else "disconnect")
         self.close_code = ending.code
