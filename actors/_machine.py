@@ -116,8 +116,17 @@ class _MachineActor(WebsocketActor):
     machine: ClassVar[MachineSpec]
     """The compiled state machine of this class."""
 
-    idle_timeout: ClassVar[float | None] = None
-    """Seconds without any handled event after which ``@on.idle()`` fires (None: never)."""
+    max_deferred: ClassVar[int] = 64
+    """Events a ``defer=`` state (or ``connecting``) holds for later, at most. A client event
+    beyond it, or beyond ``max_deferred_bytes``, is the client's flood: the connection closes
+    with 1008 (``too many deferred events: ...``) and a WARNING line. A layer message beyond
+    it is dropped (the newest: those kept stay in order) and counted in a WARNING line."""
+
+    max_deferred_bytes: ClassVar[int] = 1 << 20
+    """Bytes the deferred events may hold, at most (1 MiB): a client event counts its frame's
+    length, a layer message the length of its str and bytes values."""
+
+    _plain_idle: ClassVar[bool] = False  # idle_timeout fires @on.idle() here, it does not close
 
     unhandled_client: ClassVar[UnhandledPolicy] = "close"
     """What a client event no transition accepts does: by default the client's mistake
@@ -145,6 +154,8 @@ class _MachineActor(WebsocketActor):
         super().__init__(**initkwargs)
         self._moves: list[tuple[str, str, str | None]] = []
         self._deferred: list[tuple[EventKind, str, Any]] | None = None
+        self._deferred_bytes = 0
+        self._deferred_dropped = 0  # layer messages dropped beyond the bounds since the last replay
         self._timers: dict[str, list[Any]] | None = None
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
         self._generation = 0
@@ -202,6 +213,8 @@ class _MachineActor(WebsocketActor):
                 self._deferred = None  # the connection is ending: nothing will handle them
                 return
             replay, self._deferred = self._deferred, None
+            self._deferred_bytes = 0
+            self._report_deferred_drops()
             for kind, event, payload in replay:
                 if self.state in (CLOSING, CLOSED):
                     break  # a replayed event closed the connection: the rest are never handled
@@ -263,6 +276,8 @@ class _MachineActor(WebsocketActor):
         """Forget pending moves, deferred events and timers, then leave every entered state."""
         self._moves.clear()  # what a failed handler left half done is not finished now
         self._deferred = None
+        self._deferred_bytes = 0
+        self._report_deferred_drops()
         self._timers = None
         self._settling = False
         await super()._teardown(ending)
@@ -290,9 +305,7 @@ class _MachineActor(WebsocketActor):
             if kind in ("client", "message"):
                 deferred = spec.deferred.get(state)
                 if state == CONNECTING or (deferred is not None and event in deferred):
-                    if self._deferred is None:
-                        self._deferred = []
-                    self._deferred.append((kind, event, payload))
+                    self._defer(kind, event, payload)
                     return
             if kind == "done":
                 logger.debug("%r ignored the result of task %r", self, event)
@@ -304,6 +317,46 @@ class _MachineActor(WebsocketActor):
                 self._observe(kind, event, state, state, accepted=False)
         error = UnhandledEvent(type(self).__qualname__, kind, event, state, reason)
         self._apply_unhandled(error, self.unhandled_client if kind == "client" else None)
+
+    def _defer(self, kind: EventKind, event: str, payload: Any) -> None:
+        """Hold an event for the next state change, within ``max_deferred``/``max_deferred_bytes``."""
+        queue = self._deferred
+        if queue is None:
+            queue = self._deferred = []
+        size = _size_of(payload)
+        if len(queue) < self.max_deferred and self._deferred_bytes + size <= self.max_deferred_bytes:
+            queue.append((kind, event, payload))
+            self._deferred_bytes += size
+            return
+        if kind == "message":  # the layer's messages: drop the newest, count it
+            self._deferred_dropped += 1
+            if self._deferred_dropped == 1:
+                logger.warning(
+                    "%r drops layer message %r: %d deferred events (%d bytes) held in state %r "
+                    "(max_deferred=%d, max_deferred_bytes=%d); further drops are counted",
+                    self,
+                    event,
+                    len(queue),
+                    self._deferred_bytes,
+                    self.state,
+                    self.max_deferred,
+                    self.max_deferred_bytes,
+                )
+            return
+        # the client's flood is the client's fault: close, free what it queued
+        reason = (
+            f"too many deferred events: {len(queue) + 1} events, {self._deferred_bytes + size} bytes "
+            f"in state {self.state!r} (max {self.max_deferred}, {self.max_deferred_bytes} bytes)"
+        )
+        self._deferred = None
+        self._deferred_bytes = 0
+        logger.warning("%r closes: %s", self, reason)
+        self.close(1008, reason)
+
+    def _report_deferred_drops(self) -> None:
+        dropped, self._deferred_dropped = self._deferred_dropped, 0
+        if dropped > 1:
+            logger.warning("%r dropped %d deferred layer message(s) beyond max_deferred in all", self, dropped)
 
     def _structure(self, transition: Transition, payload: Any) -> Any:
         assert transition.message_class is not None
@@ -374,12 +427,17 @@ class _MachineActor(WebsocketActor):
     def _next_deadline(self) -> float:
         timers = self._timers
         due: float = min((entry[0] for entry in timers.values()), default=math.inf) if timers else math.inf
+        if self.state == CONNECTING:
+            due = min(due, self._handshake_due)
         self._due = due
         return due
 
     async def _fire_due_timers(self) -> bool:
         """Handle every timer whose deadline passed, earliest first."""
         now = anyio.current_time()
+        if self.state == CONNECTING and now >= self._handshake_due:
+            self._handshake_expired()  # handshake_timeout: refused with 408
+            return False
         timers = self._timers or {}
         due = sorted((entry[0], key) for key, entry in timers.items() if entry[0] <= now)
         for _, key in due:
@@ -430,6 +488,20 @@ class _MachineActor(WebsocketActor):
         del self._timers[fired.key]  # type: ignore[union-attr]
         await self._event(fired.kind, fired.event, fired.payload)
         return self.state == CLOSED
+
+
+def _size_of(payload: Any, depth: int = 0) -> int:
+    """A cheap size estimate of a deferred event: the frame's length, a message's str and bytes."""
+    if isinstance(payload, (str, bytes, bytearray)):
+        return len(payload)
+    if isinstance(payload, Frame):
+        return len(payload.text if payload.text is not None else payload.bytes or b"")
+    if depth < 4:
+        if isinstance(payload, dict):
+            return sum(len(str(key)) + _size_of(value, depth + 1) + 4 for key, value in payload.items())
+        if isinstance(payload, (list, tuple)):
+            return sum(_size_of(value, depth + 1) + 2 for value in payload)
+    return 8
 
 
 @library_class

@@ -31,6 +31,7 @@ from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLaye
 HERE = Path(__file__).resolve().parent
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_LIMIT = 32
+MAX_CONNECTIONS = int(os.environ.get("INTERLOCK_CHAT_MAX_CONNECTIONS", "10000"))
 
 
 def make_layer() -> GroupLayer:
@@ -46,6 +47,10 @@ def make_layer() -> GroupLayer:
 
 class ChatActor(JsonWebsocketActor):
     """One chat member: joins its room's group, relays messages to and from it."""
+
+    handshake_timeout = 10.0  # connect() must accept or refuse within 10 s, else 408
+    idle_timeout = 300.0  # a member silent for 5 minutes is closed with 4000
+    max_connections = MAX_CONNECTIONS  # per process; past it new members are refused with 503
 
     room: str
     group: str

@@ -124,3 +124,32 @@ async def test_unknown_path_is_refused(server: RunningServer) -> None:
     with pytest.raises(HandshakeRejected) as refused:
         await WSClient.connect(server.host, server.port, "/nowhere/")
     assert refused.value.status in (403, 404)
+
+
+@pytest.fixture(scope="module")
+def capped_server(anyio_backend: str) -> Iterator[RunningServer]:
+    env = {"INTERLOCK_CHAT_LAYER": "memory", "INTERLOCK_CHAT_MAX_CONNECTIONS": "2"}
+    with serve("chat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
+        yield running
+
+
+async def test_connections_past_max_connections_are_refused_until_one_leaves(capped_server: RunningServer) -> None:
+    first = await join(capped_server, "cap", "a")
+    second = await join(capped_server, "cap", "b")
+    try:
+        for _ in range(3):  # a burst of refusals: one WARNING line
+            handshake = await try_connect(capped_server.host, capped_server.port, "/ws/chat/cap/?name=c")
+            assert not handshake.accepted
+            assert handshake.status in (503, 403)  # 403 where the server lacks the denial extension
+        await first.close()
+        with anyio.fail_after(5):
+            while True:  # the server reports the close, then the slot is free
+                handshake = await try_connect(capped_server.host, capped_server.port, "/ws/chat/cap/?name=d")
+                if handshake.accepted:
+                    break
+                await anyio.sleep(0.05)
+    finally:
+        await second.close()
+    logs = capped_server.logs()
+    assert logs.count("ChatActor refuses new connections: max_connections (2)") == 1
+    assert "Traceback" not in logs

@@ -112,3 +112,17 @@ async def test_idle_timeout_closes_with_4000(hasty_server: RunningServer) -> Non
         await login(client, "idler")
         code, reason = await client.wait_closed(timeout=5)
         assert (code, reason) == (4000, "idle")
+
+
+async def test_a_flood_of_deferred_frames_before_login_closes_with_1008(server: RunningServer) -> None:
+    """Deferred events are bounded: the client's flood closes its connection, nothing else."""
+    async with await connect(server) as client:
+        frame = {"type": "chat.message", "room": "*", "sender": "x", "text": "a" * 300_000}
+        for _ in range(4):  # 1.2 MB deferred, over max_deferred_bytes (1 MiB)
+            await client.send_json(frame)
+        code, reason = await client.wait_closed()
+    assert code == 1008
+    assert reason.startswith("too many deferred events")
+    async with await connect(server) as other:  # the server serves on
+        await login(other, "after-flood")
+    assert "Traceback" not in server.logs()
