@@ -23,7 +23,8 @@ events are live.
    dropped, as is a timer disarmed or re-armed before it was served.
 4. An event a state cannot handle is postponed if the state ``defer``\\s it and
    replayed in order after the next state change; otherwise the ``unhandled`` policy
-   applies.
+   applies. Deferred events are bounded (``max_deferred``, ``max_deferred_bytes``): a
+   client event beyond them closes with 1008, a layer message beyond them is dropped.
 """
 
 from __future__ import annotations
