@@ -11,7 +11,8 @@ Run it (the README's first command does the set-up too)::
 The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the file
 ``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
 ``uvicorn chat:app --app-dir examples --workers 4`` — share rooms, and the registry
-outlives a restart) or ``memory`` (one process).
+outlives a restart) or ``memory`` (one process). ``INTERLOCK_CHAT_MAX_CONNECTIONS``
+(10,000 by default) caps the members one process serves.
 """
 
 from __future__ import annotations
@@ -48,10 +49,6 @@ def make_layer() -> GroupLayer:
 class ChatActor(JsonWebsocketActor):
     """One chat member: joins its room's group, relays messages to and from it."""
 
-    handshake_timeout = 10.0  # connect() must accept or refuse within 10 s, else 408
-    idle_timeout = 300.0  # a member silent for 5 minutes is closed with 4000
-    max_connections = MAX_CONNECTIONS  # per process; past it new members are refused with 503
-
     room: str
     group: str
     name: str
@@ -81,6 +78,11 @@ class ChatActor(JsonWebsocketActor):
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A message for the room: pass it to this member's browser."""
         await self.send_json({"room": self.room, "from": event["from"], "message": event["message"]})
+
+    # Limits (docs/actors.md, "Limits"): off by default, on here.
+    handshake_timeout = 10.0  # connect() must accept or refuse within 10 s, else 408
+    idle_timeout = 300.0  # a member silent for 5 minutes is closed with 4000
+    max_connections = MAX_CONNECTIONS  # per process; past it new members are refused with 503
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
