@@ -7,6 +7,9 @@ Rule 3. ``get`` on a non-empty mailbox does not yield to the event loop: a busy 
         drains its backlog without a scheduler round trip per item.
 Rule 4. ``get`` can wait with a deadline, so the consumer itself serves its timers:
         no clock task per actor.
+Rule 5. A producer that waited gets in after the consumer's next take, even if
+        ``put_nowait`` filled the room again: a steady stream of layer tokens cannot
+        starve the client's frames (the mailbox then holds ``limit`` plus one per waiter).
 
 A list and two waiters, so it costs less than an anyio memory stream on the hot path and
 works on asyncio and trio alike.  Every connection's actor has one, most of the time
@@ -53,8 +56,12 @@ class Mailbox(Generic[T]):
         return len(self._items)
 
     async def put(self, item: T) -> None:
-        """Append *item*, waiting while the mailbox is full."""
-        while len(self._items) >= self._limit:
+        """Append *item*; if the mailbox is full, first wait for the consumer to take one.
+
+        One take is enough (rule 5): items posted with :meth:`put_nowait` meanwhile (a
+        layer's tokens) must not keep a waiting producer (the client's frames) out for ever.
+        """
+        if len(self._items) >= self._limit:
             if self._not_full is None:
                 self._not_full = anyio.Event()
             await self._not_full.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 from interlock.actors._mailbox import Mailbox
 
 
@@ -61,3 +62,21 @@ async def test_a_full_mailbox_makes_producers_wait() -> None:
             assert done == [0, 1]  # the third waits for room
             assert [await mailbox.get() for _ in range(4)] == [0, 1, 2, 3]
     assert done == [0, 1, 2, 3]
+
+
+async def test_a_waiting_producer_is_not_starved_by_put_nowait() -> None:
+    """Layer tokens posted past the limit must not keep a client frame out for ever."""
+    mailbox: Mailbox[str] = Mailbox(2)
+    mailbox.put_nowait("token")
+    mailbox.put_nowait("token")
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(mailbox.put, "frame")
+        await anyio.sleep(0.01)  # the producer waits: the mailbox is full
+        seen = []
+        for _ in range(5):  # each take is followed by a new token, as a busy room does
+            seen.append(await mailbox.get())
+            mailbox.put_nowait("token")
+            await anyio.lowlevel.checkpoint()
+            if "frame" in mailbox._items:
+                break
+        assert "frame" in mailbox._items, "the frame never got in"
