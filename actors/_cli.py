@@ -2,10 +2,16 @@
 
 * ``interlock diagram MODULE:CLASS [--format mermaid|dot|svg] [-o FILE]`` draws an
   actor class's state machine (printing to stdout unless ``-o`` is given).
+* ``interlock worker MODULE:APP CHANNEL... [--layer MODULE:NAME]`` serves named channels
+  with an app (a ``ChannelNameRouter``, an actor app, or a ``ProtocolTypeRouter`` with a
+  ``"channel"`` entry) until SIGINT/SIGTERM (exit 0); a handler's failure is logged and the
+  worker goes on; it exits 1 when it cannot go on (see :func:`~interlock.actors.run_worker`).
+  The layer is ``--layer``'s, else the router's ``channel_layer``, else, in a Django project,
+  ``get_channel_layer()`` from its settings.
 * ``interlock layer ...`` looks inside a SQLite channel layer file (see ``--help``).
 * ``interlock --version`` prints the installed distribution's version.
 
-``python -m interlock`` runs the same command. ``diagram`` imports the module it is given;
+``python -m interlock`` runs the same command. ``diagram`` and ``worker`` import the module they are given;
 when ``DJANGO_SETTINGS_MODULE`` is set (and Django is installed) it calls ``django.setup()``
 first, so a module of a Django project that imports its models loads as it does under
 ``manage.py``.
@@ -17,15 +23,22 @@ import argparse
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from interlock.dsl import FORMATS, DiagramError, MachineDefinitionError
+from interlock.layers import GroupLayer
 from interlock.layers.cli import add_layer_commands
 
+from ._base import ActorApp
+from ._routing import ProtocolTypeRouter
+from ._types import ASGIApp
 from ._websocket import WebsocketActor
+from ._worker import check_worker_arguments, worker_main
 
 __all__ = ["load_actor_class", "main"]
 
@@ -36,9 +49,18 @@ class CommandError(Exception):
 
 def load_actor_class(target: str) -> type[WebsocketActor]:
     """Import ``"package.module:Class"`` and check it is a connection actor class."""
+    obj = load_object(target, "MODULE:CLASS (e.g. examples.chat:ChatActor)")
+    if not isinstance(obj, type) or not issubclass(obj, WebsocketActor):
+        msg = f"{target} is {obj!r}, not a WebsocketActor subclass (only connection actors have a lifecycle)"
+        raise CommandError(msg)
+    return obj
+
+
+def load_object(target: str, expected: str) -> object:
+    """Import ``"package.module:name.attr"`` (Django set up first, if configured) and return it."""
     module_name, sep, qualname = target.partition(":")
     if not sep or not module_name or not qualname:
-        msg = f"expected MODULE:CLASS (e.g. examples.chat:ChatActor), got {target!r}"
+        msg = f"expected {expected}, got {target!r}"
         raise CommandError(msg)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
@@ -62,9 +84,6 @@ def load_actor_class(target: str) -> type[WebsocketActor]:
         except AttributeError:
             msg = f"module {module_name!r} has no attribute {qualname!r}"
             raise CommandError(msg) from None
-    if not isinstance(obj, type) or not issubclass(obj, WebsocketActor):
-        msg = f"{target} is {obj!r}, not a WebsocketActor subclass (only connection actors have a lifecycle)"
-        raise CommandError(msg)
     return obj
 
 
@@ -89,6 +108,67 @@ def _django_not_ready() -> tuple[type[Exception], ...]:
     from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured  # noqa: PLC0415
 
     return (AppRegistryNotReady, ImproperlyConfigured)
+
+
+def _worker_layer(args: argparse.Namespace, application: object) -> GroupLayer:
+    """The layer a worker serves: ``--layer``, else the app's own, else the Django project's."""
+    if args.layer is not None:
+        layer = load_object(args.layer, "--layer MODULE:NAME (e.g. myproject.layers:layer)")
+        if not isinstance(layer, GroupLayer):
+            msg = f"--layer {args.layer} is {layer!r}, not a channel layer with groups"
+            raise CommandError(msg)
+        return layer
+    own: object = None
+    if isinstance(application, ProtocolTypeRouter):
+        own = application.channel_layer
+    elif isinstance(application, ActorApp):
+        own = application.initkwargs.get("channel_layer")
+    if isinstance(own, GroupLayer):
+        return own
+    if os.environ.get("DJANGO_SETTINGS_MODULE") and importlib.util.find_spec("django") is not None:
+        from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415 - a Django project's layer
+
+        from .django import get_channel_layer  # noqa: PLC0415
+
+        try:
+            return get_channel_layer()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+    msg = (
+        f"{args.target} has no channel layer to serve: pass --layer MODULE:NAME, give its router one "
+        "(ProtocolTypeRouter(..., channel_layer=layer)), or run it in a Django project with "
+        "INTERLOCK_CHANNEL_LAYERS set (DJANGO_SETTINGS_MODULE)"
+    )
+    raise CommandError(msg)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = load_object(args.target, "MODULE:APP (e.g. myproject.workers:application)")
+    if isinstance(application, type):
+        msg = f"{args.target} is a class; point at an app, e.g. {args.target}.as_asgi() assigned to a module name"
+        raise CommandError(msg)
+    if not callable(application):
+        msg = f"{args.target} is {application!r}, not an ASGI application"
+        raise CommandError(msg)
+    app = cast("ASGIApp", application)
+    try:
+        channels = check_worker_arguments(app, args.channels)
+    except (TypeError, ValueError) as exc:
+        raise CommandError(str(exc).replace("run_worker()", "interlock worker")) from exc
+    layer = _worker_layer(args, app)
+    return worker_main(app, channels, layer, backend=args.backend)
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``interlock worker`` and ``manage.py runworker`` share (but the app)."""
+    parser.add_argument("channels", metavar="CHANNEL", nargs="+", help="named channels to serve, e.g. thumbnails")
+    parser.add_argument(
+        "--backend", choices=["asyncio", "trio"], default="asyncio", help="event loop (default: asyncio)"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
 
 
 def _version() -> str:
@@ -125,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.add_argument("--format", "-f", choices=FORMATS, default="mermaid", help="default: mermaid")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     diagram.set_defaults(handler=_diagram)
+    worker = commands.add_parser(
+        "worker",
+        help="serve named channels with an app until SIGINT/SIGTERM",
+        description="Serve named channels with an app: a handler's failure is logged and the worker goes on; "
+        "it exits 0 on SIGINT/SIGTERM, 1 when it cannot go on, 2 for a usage error.",
+    )
+    worker.add_argument("target", metavar="MODULE:APP", help="e.g. myproject.workers:application")
+    add_worker_arguments(worker)
+    worker.add_argument("--layer", metavar="MODULE:NAME", help="the channel layer (default: the app's, or Django's)")
+    worker.set_defaults(handler=_worker)
     add_layer_commands(commands)
     return parser
 

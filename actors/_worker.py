@@ -14,21 +14,30 @@ Theory of operation
   :class:`WorkerStopped` (its ``__cause__`` is the app's exception), and a process whose
   main is ``anyio.run(run_worker, ...)`` exits non-zero instead of lingering or exiting 0.
 * **Cancellation is shutdown**: it propagates, and ``run_worker`` raises nothing else.
+
+:func:`worker_main` is the process around it, shared by ``interlock worker`` and
+``manage.py runworker``: SIGINT or SIGTERM cancels the worker and the process exits 0;
+a :class:`WorkerStopped` is logged (ERROR, with its cause's traceback) and the process
+exits 1, never 0: it cannot go on, and its supervisor should know.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import signal
 from collections.abc import Callable, Sequence
 
 import anyio
 from interlock.layers import GroupLayer, require_channel_name
 
 from ._errors import StopActor
-from ._routing import ChannelNameRouter
+from ._routing import ChannelNameRouter, ProtocolTypeRouter
 from ._types import LAYER_KEY, ASGIApp, Message, Receive, Scope
 
-__all__ = ["WorkerStopped", "run_worker"]
+__all__ = ["WorkerStopped", "check_worker_arguments", "run_worker", "serve_worker", "worker_main"]
+
+logger = logging.getLogger("interlock.actors.worker")
 
 
 class WorkerStopped(RuntimeError):
@@ -70,6 +79,38 @@ async def _serve(application: ASGIApp, scope: Scope, receive: Receive, stop: Cal
         stop(_stopped(channel, "its application returned", None))
 
 
+def check_worker_arguments(application: ASGIApp, channels: Sequence[str]) -> list[str]:
+    """The channel names, checked: a list of valid names, each routed if *application* is a router.
+
+    Raises ``TypeError`` (a single str) or ``ValueError`` (no names, an invalid or unrouted one).
+    """
+    if isinstance(channels, str):
+        msg = f"run_worker() takes a list of channel names, not the str {channels!r}"
+        raise TypeError(msg)
+    names = [require_channel_name(name) for name in channels]
+    if not names:
+        msg = "run_worker() needs at least one channel name"
+        raise ValueError(msg)
+    router: ASGIApp | None = application
+    if isinstance(application, ProtocolTypeRouter):
+        router = application.application_mapping.get("channel")
+        if router is None:
+            msg = (
+                "run_worker(): the ProtocolTypeRouter has no 'channel' application to serve worker channels; "
+                f'it routes {sorted(application.application_mapping)!r}: add "channel": ChannelNameRouter({{...}})'
+            )
+            raise ValueError(msg)
+    if isinstance(router, ChannelNameRouter):
+        missing = [name for name in names if name not in router.application_mapping]
+        if missing:
+            msg = (
+                f"run_worker(): the ChannelNameRouter has no application for {missing!r}; "
+                f"it routes {sorted(router.application_mapping)!r}"
+            )
+            raise ValueError(msg)
+    return names
+
+
 async def run_worker(application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer) -> None:
     """Serve each named channel with one long-lived instance of *application*.
 
@@ -83,21 +124,7 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
     are cancelled and :class:`WorkerStopped` is raised, with the application's exception
     as its ``__cause__``: ``run_worker`` never returns.
     """
-    if isinstance(channels, str):
-        msg = f"run_worker() takes a list of channel names, not the str {channels!r}"
-        raise TypeError(msg)
-    names = [require_channel_name(name) for name in channels]
-    if not names:
-        msg = "run_worker() needs at least one channel name"
-        raise ValueError(msg)
-    if isinstance(application, ChannelNameRouter):
-        missing = [name for name in names if name not in application.application_mapping]
-        if missing:
-            msg = (
-                f"run_worker(): the ChannelNameRouter has no application for {missing!r}; "
-                f"it routes {sorted(application.application_mapping)!r}"
-            )
-            raise ValueError(msg)
+    names = check_worker_arguments(application, channels)
     stopped: list[WorkerStopped] = []
     async with anyio.create_task_group() as tasks:
 
@@ -111,3 +138,48 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
             tasks.start_soon(_serve, application, scope, receive, stop)
     # Only a stop ends the group without raising: a cancellation from outside propagates.
     raise stopped[0]
+
+
+async def _until_signalled(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            logger.info("worker: %s received, stopping", signal.Signals(received).name)
+            scope.cancel()
+            return
+
+
+async def serve_worker(
+    application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer
+) -> WorkerStopped | None:
+    """Run :func:`run_worker` until SIGINT or SIGTERM (None) or until it stops (its :class:`WorkerStopped`).
+
+    The layer is closed either way, if it can be.
+    """
+    stopped: WorkerStopped | None = None
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_until_signalled, tasks.cancel_scope)
+            try:
+                await run_worker(application, channels, channel_layer)
+            except WorkerStopped as exc:
+                stopped = exc
+                tasks.cancel_scope.cancel()
+    finally:
+        close = getattr(channel_layer, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await close()
+    return stopped
+
+
+def worker_main(
+    application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer, *, backend: str = "asyncio"
+) -> int:
+    """Serve *channels* in this process until a signal (exit status 0) or a stop (logged, status 1)."""
+    names = ", ".join(channels)
+    logger.info("worker: serving channel(s) %s on %r (%s)", names, channel_layer, backend)
+    stopped = anyio.run(serve_worker, application, channels, channel_layer, backend=backend)
+    if stopped is None:
+        return 0
+    logger.error("worker: %s", stopped, exc_info=stopped.__cause__ or stopped)
+    return 1

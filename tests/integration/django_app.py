@@ -23,9 +23,9 @@ settings.configure(
     MIDDLEWARE=[],
     USE_TZ=True,
 )
-django_asgi_app = get_asgi_application()
+django_asgi_app: ASGIApp = get_asgi_application()  # type: ignore[assignment]  # the stubs' ASGIHandler is typed loosely
 
-from interlock.actors import ProtocolTypeRouter, URLRouter, path  # noqa: E402
+from interlock.actors import ASGIApp, ProtocolTypeRouter, URLRouter, path  # noqa: E402
 from interlock.layers import InMemoryChannelLayer  # noqa: E402
 
 from tests.actors.seed_consumers import RoomChatConsumer  # noqa: E402
