@@ -1,6 +1,7 @@
 """Run an ASGI app in a real server subprocess on 127.0.0.1 for end-to-end tests.
 
-``backend="asyncio"`` uses uvicorn, ``backend="trio"`` uses ``hypercorn -k trio``::
+``backend="asyncio"`` uses uvicorn, ``backend="trio"`` uses ``hypercorn -k trio``,
+``backend="daphne"`` uses daphne (asyncio; ``app_dir`` goes on ``PYTHONPATH``)::
 
     with serve("chat:app", backend="trio", app_dir=str(EXAMPLES)) as server:
         async with await WSClient.connect(server.host, server.port, "/ws") as ws:
@@ -121,13 +122,16 @@ def _command(
         if app_dir is not None:
             cmd += ["--app-dir", app_dir]
         return "uvicorn", cmd + list(extra_args)
+    if backend == "daphne":  # asyncio, under Twisted: the server Channels users deploy
+        cmd = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), *extra_args, app]
+        return "daphne", cmd
     if backend == "trio":
         cmd = [
             sys.executable, "-m", "hypercorn", "-k", "trio",
             "--bind", f"{HOST}:{port}", "--workers", str(workers),
         ]  # fmt: skip
         return "hypercorn", cmd + list(extra_args) + [app]
-    raise ValueError(f"unknown backend {backend!r}: expected 'asyncio' or 'trio'")
+    raise ValueError(f"unknown backend {backend!r}: expected 'asyncio', 'trio' or 'daphne'")
 
 
 def _child_env(app_dir: str | None, env: dict[str, str] | None) -> dict[str, str]:
