@@ -11,11 +11,14 @@ Wrap a router (or any ASGI app) before it reaches the server::
 * :class:`OriginValidator` allows listed origins (``[scheme://]host[:port]`` patterns,
   see :meth:`OriginPattern.parse`), :class:`SameOriginValidator` the page's own origin,
   :class:`AllowedHostsOriginValidator` Django's ``ALLOWED_HOSTS``.
+* :class:`TokenAuthMiddleware` finds a bearer token (a header, the query string or
+  ``Sec-WebSocket-Protocol``), has your ``verify(token)`` turn it into a user, and puts
+  it in ``scope["user"]``; a missing or refused token gets 401 before ``connect()`` runs.
 
 Refusals happen before any actor runs: HTTP 403 (a WebSocket gets the denial response
 where the server takes one, else a close before accept, which servers answer with 403),
 logged as one line without a traceback. The rules for absent, malformed and ``null``
-origins are in :mod:`interlock.actors._origin`'s docstring and docs/security.md.
+origins, and for where tokens are looked for, are in docs/security.md.
 """
 
 import contextlib
@@ -29,6 +32,7 @@ from ._origin import (
     SameOriginValidator,
     parse_origin,
 )
+from ._tokenauth import TokenAuthMiddleware, TokenRejected, Verify
 
 __all__ = [
     "AllowedHostsOriginValidator",
@@ -37,6 +41,9 @@ __all__ = [
     "OriginSettingsError",
     "OriginValidator",
     "SameOriginValidator",
+    "TokenAuthMiddleware",
+    "TokenRejected",
+    "Verify",
     "parse_origin",
 ]
 
