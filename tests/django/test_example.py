@@ -72,8 +72,8 @@ async def session_for(server: RunningServer, data: Path, username: str) -> str:
     return await log_in(server.http_url(), username)
 
 
-async def connect(server: RunningServer, room: str, key: str | None) -> WSClient:
-    headers = [("Origin", server.http_url().rstrip("/"))]
+async def connect(server: RunningServer, room: str, key: str | None, origin: str | None = None) -> WSClient:
+    headers = [("Origin", origin or server.http_url().rstrip("/"))]
     if key is not None:
         headers.append(("Cookie", f"sessionid={key}"))
     return await WSClient.connect(server.host, server.port, f"/ws/chat/{room}/", headers=headers)
@@ -113,6 +113,19 @@ async def test_without_a_valid_session_the_socket_is_refused(server: RunningServ
         await connect(server, "lobby", key)
     assert refused.value.status == 403
     assert_clean_log(server)
+
+
+@pytest.mark.usefixtures("client_backend")
+async def test_a_page_on_another_site_cannot_open_a_socket_with_the_users_cookie(
+    server: RunningServer, data: Path
+) -> None:
+    key = await session_for(server, data, "alice")
+    with pytest.raises(HandshakeRejected) as refused:
+        await connect(server, "lobby", key, origin="http://evil.example")
+    assert refused.value.status == 403
+    async with await connect(server, "lobby", key, origin=server.http_url().rstrip("/")) as ok:  # its own page
+        await ok.send_json({"message": "still here"})
+        assert await ok.receive_json() == {"message": "still here", "user": "alice"}
 
 
 async def test_a_missing_session_table_refuses_with_a_server_error(

@@ -13,12 +13,13 @@ django_asgi_app = get_asgi_application()  # set Django up before importing model
 
 from interlock.actors import ASGIApp, ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from interlock.actors.django import AuthMiddlewareStack, get_channel_layer  # noqa: E402
+from interlock.actors.security import AllowedHostsOriginValidator  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 from rooms.workers import ARCHIVE_CHANNEL, Archiver  # noqa: E402
 
-# TODO(issue 10): wrap the websocket app in interlock.actors.security.AllowedHostsOriginValidator
-# once it lands, so a page on another site cannot open a socket with the user's cookies.
-websocket: ASGIApp = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+# Only pages served from ALLOWED_HOSTS may open a socket: a page on another site would
+# otherwise open one with the user's cookies (cross-site WebSocket hijacking).
+websocket: ASGIApp = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 application = ProtocolTypeRouter(
     {
