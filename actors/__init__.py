@@ -13,6 +13,7 @@ from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy, handler
 from ._ending import EndCause, Ending
 from ._errors import (
     ClientGone,
+    ClientTooSlow,
     DenyConnection,
     MalformedMessage,
     NoChannelLayer,
@@ -21,8 +22,11 @@ from ._errors import (
     UnknownMessageType,
 )
 from ._generic import Actor
+from ._http import HttpActor, HttpError, RequestTooLarge
+from ._longpoll import LongPollActor
 from ._machine import JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
+from ._sse import SseActor, format_event, sse_message
 from ._sync import async_to_sync, sync_to_async
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._websocket import JsonWebsocketActor, WebsocketActor
@@ -35,22 +39,28 @@ __all__ = [
     "BaseActor",
     "ChannelNameRouter",
     "ClientGone",
+    "ClientTooSlow",
     "DenyConnection",
     "EndCause",
     "Ending",
     "Flush",
+    "HttpActor",
+    "HttpError",
     "IllegalTransition",
     "JsonStateActor",
     "JsonWebsocketActor",
+    "LongPollActor",
     "MalformedMessage",
     "Message",
     "NoChannelLayer",
     "ProtocolTypeRouter",
     "Receive",
+    "RequestTooLarge",
     "Route",
     "RouteNotFound",
     "Scope",
     "Send",
+    "SseActor",
     "StateActor",
     "StopActor",
     "TransitionRecord",
@@ -61,10 +71,12 @@ __all__ = [
     "WebsocketActor",
     "WorkerStopped",
     "async_to_sync",
+    "format_event",
     "handler",
     "path",
     "re_path",
     "run_worker",
+    "sse_message",
     "sync_to_async",
 ]
 

@@ -16,16 +16,22 @@ door in; new code should use :mod:`interlock.actors` and the DSL.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from interlock.dsl import IllegalTransition
 
-from ._base import library_class
+from ._asgi import Headers
+from ._base import Flush, library_class
 from ._errors import DenyConnection, StopActor
 from ._generic import Actor
+from ._http import HttpActor
 from ._sync import async_to_sync, sync_to_async
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
 __all__ = [
     "AsyncConsumer",
+    "AsyncHttpConsumer",
     "AsyncJsonWebsocketConsumer",
     "AsyncWebsocketConsumer",
     "DenyConnection",
@@ -61,6 +67,42 @@ class JsonWebsocketConsumer(JsonWebsocketActor):
     """Channels' ``JsonWebsocketConsumer`` and ``AsyncJsonWebsocketConsumer``."""
 
     implicit_handlers = True
+
+
+@library_class
+class AsyncHttpConsumer(HttpActor):
+    """Channels' ``AsyncHttpConsumer``: ``handle(body)``, ``send_headers``, ``send_body``,
+    ``send_response``, ``disconnect()``.
+
+    Unlike Channels 4.3, whose consumer stops as soon as ``handle()`` returns, a
+    ``handle()`` that leaves the response unfinished (``more_body=True``) keeps the
+    consumer alive, fed by its mailbox: a ``group_send`` reaches ``chat_message`` and may
+    finish the response. ``disconnect()`` runs once when the response is finished or the
+    client leaves, and the groups are left.
+    """
+
+    implicit_handlers = True
+
+    def handle(self, body: bytes) -> Awaitable[None] | None:
+        """Answer the request (Channels' subclasses must override it)."""
+        msg = "Subclasses of AsyncHttpConsumer must provide a handle() method."
+        raise NotImplementedError(msg)
+
+    def send_headers(self, *, status: int = 200, headers: Headers | None = None) -> Flush:  # type: ignore[override]
+        """Start the response (Channels' keyword-only signature)."""
+        return super().send_headers(status, headers)
+
+    def send_body(self, body: bytes, *, more_body: bool = False) -> Flush:  # type: ignore[override]
+        """Send a part of the body; ``more_body=False`` (the default) ends the response."""
+        return super().send_body(body, more_body)
+
+    def send_response(self, status: int, body: bytes, **kwargs: Any) -> Flush:  # type: ignore[override]
+        """Send a whole response; Channels passes ``headers=`` as a keyword."""
+        headers: Headers | None = kwargs.pop("headers", None)
+        if kwargs:
+            msg = f"send_response() got unexpected keyword arguments {sorted(kwargs)!r}; it takes headers="
+            raise TypeError(msg)
+        return super().send_response(status, body, headers)
 
 
 SyncConsumer = AsyncConsumer
