@@ -168,3 +168,104 @@ def test_diagram_without_django_settings_says_to_set_them(django_project: Path) 
     error = one_line_error(result)
     assert "cannot import module 'notes.actors': ImproperlyConfigured: " in error
     assert "set DJANGO_SETTINGS_MODULE" in error
+
+
+# -- interlock worker ------------------------------------------------------------------------------------
+
+WORKERS = """
+from interlock.actors import Actor, ChannelNameRouter, ProtocolTypeRouter, StopActor, handler
+from interlock.layers import SQLiteChannelLayer
+import os
+
+
+class Jobs(Actor):
+    @handler
+    async def job_run(self, message):
+        await self.channel_layer.send(message["reply_to"], {"type": "job.done", "n": message["n"]})
+
+    @handler
+    async def job_fail(self, message):
+        raise KeyError("missing")
+
+    @handler
+    async def job_stop(self, message):
+        raise StopActor("asked to stop")
+
+
+layer = SQLiteChannelLayer(os.environ["LAYER_PATH"])
+application = ProtocolTypeRouter({"channel": ChannelNameRouter({"jobs": Jobs.as_asgi()})}, channel_layer=layer)
+bare = Jobs.as_asgi()
+"""
+
+
+@pytest.fixture
+def worker_project(tmp_path: Path) -> Path:
+    (tmp_path / "workers.py").write_text(textwrap.dedent(WORKERS))
+    return tmp_path
+
+
+def worker_env(project: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    env["LAYER_PATH"] = str(project / "layer.sqlite3")
+    return env
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["workers:nothing", "jobs"], "module 'workers' has no attribute 'nothing'"),
+        (["workers", "jobs"], "expected MODULE:APP"),
+        (["workers:Jobs", "jobs"], "workers:Jobs is a class; point at an app"),
+        (["workers:application", "other"], "the ChannelNameRouter has no application for ['other']"),
+        (["workers:application", "bad name!"], "bad name!"),
+        (["workers:bare", "jobs"], "workers:bare has no channel layer to serve: pass --layer MODULE:NAME"),
+        (["workers:bare", "jobs", "--layer", "workers:Jobs"], "--layer workers:Jobs is <class"),
+    ],
+)
+def test_worker_usage_errors_exit_2_with_one_line(worker_project: Path, args: list[str], error: str) -> None:
+    result = run("worker", *args, cwd=worker_project, env=worker_env(worker_project))
+    assert result.returncode == 2, result
+    assert error in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_worker_serves_logs_failures_goes_on_and_stops_on_sigterm(
+    worker_project: Path, anyio_backend: str
+) -> None:
+    """A failing message is logged and the worker goes on; SIGTERM stops it with 0, StopActor with 1."""
+    import anyio  # noqa: PLC0415
+    from interlock.layers import SQLiteChannelLayer  # noqa: PLC0415
+
+    command = [
+        sys.executable,
+        "-I",
+        "-m",
+        "interlock",
+        "worker",
+        "workers:application",
+        "jobs",
+        "--backend",
+        anyio_backend,
+    ]
+    async with SQLiteChannelLayer(worker_project / "layer.sqlite3") as layer:
+        for stop, expected in (("signal", 0), ("stop", 1)):
+            with anyio.fail_after(30):
+                process = await anyio.open_process(command, cwd=worker_project, env=worker_env(worker_project))
+                async with process:
+                    inbox = await layer.new_channel()
+                    await layer.send("jobs", {"type": "job.fail"})
+                    await layer.send("jobs", {"type": "job.run", "n": 1, "reply_to": inbox})
+                    assert await layer.receive(inbox) == {"type": "job.done", "n": 1}
+                    if stop == "signal":
+                        process.terminate()
+                    else:
+                        await layer.send("jobs", {"type": "job.stop"})
+                    assert await process.wait() == expected
+                    assert process.stderr is not None
+                    chunks = [chunk async for chunk in process.stderr]
+                    stderr = b"".join(chunks).decode()
+            assert "failed on a 'job.fail' message from channel 'jobs' and goes on serving: KeyError" in stderr
+            if stop == "stop":
+                assert "the worker for channel 'jobs' stopped: a handler raised StopActor('asked to stop')" in stderr
+            else:
+                assert "SIGTERM received, stopping" in stderr
