@@ -38,13 +38,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from threading import get_ident
+from time import monotonic as _monotonic
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import anyio
 from interlock.layers import DropCountingLayer, GroupLayer, WatchableLayer
 
 from ._ending import SHUTDOWN_CODES, Ending
-from ._errors import ClientGone, NoChannelLayer, StopActor, UnknownMessageType
+from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
 from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import Mailbox
 from ._sync import run_in_worker
@@ -114,6 +115,8 @@ def _call_mode(method: Callable[..., Any]) -> int:
     return _THREAD
 
 
+_STUCK_SEND: Final = 2.0  # seconds one send may wait, once the channel overflowed, before the client is given up
+_SLOW_DETACH: Final = 1.0  # seconds an abandoned send may take to return before the channel is closed anyway
 _GONE_GRACE: Final = 0.1  # seconds a failed send waits for the server's word on how the client left
 _DROP_LOG_INTERVAL: Final = 60.0  # seconds between WARNING lines for one class and event
 _drops: dict[tuple[type, str], list[float]] = {}  # (class, event) -> [last logged, dropped since]
@@ -230,6 +233,13 @@ class BaseActor:
     mailbox_size: ClassVar[int] = 64
     """Events the mailbox holds before the client and the channel are made to wait."""
 
+    send_timeout: ClassVar[float | None] = None
+    """Seconds one send may wait for the client to take it (None, the default: as long as
+    the server lets it). Past them the send raises :class:`ClientTooSlow` and, left
+    uncaught, the connection is given up as the client's fault. Without it, a client
+    that stops reading is still given up once the actor's channel overflows while the
+    actor waits on it (see *Slow clients* in the docs)."""
+
     teardown_timeout: ClassVar[float] = 5.0
     """Seconds the teardown (exit hooks, ``disconnect()``, leaving groups, closing the
     channel) may take once the actor is cancelled or its connection ended; past them the
@@ -251,6 +261,12 @@ class BaseActor:
     _channel_name: str | None = None
     _receive: Receive | None = None  # the server's receive(), in direct mode
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
+    _sending: float = 0.0  # since when (time.monotonic()) the actor waits for the server to take a send
+    _loop_scope: anyio.CancelScope | None = None  # around the mailbox loop, while it runs
+    _too_slow: ClientTooSlow | None = None  # why the client was given up, once it was
+    _closed_channel: bool = False
+    _drops_pending: int = 0  # dropped for this channel since the actor last heard of it
+    _watching_send: bool = False  # a watcher checks whether the send under way is stuck
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
     _handlers: ClassVar[frozenset[str]] = frozenset()  # what layer messages may call
@@ -382,12 +398,30 @@ class BaseActor:
 
     async def _deliver(self, message: Message) -> None:
         """Hand one message to the server; its ``OSError`` means the client is gone."""
+        self._sending = _monotonic()
         try:
-            await self._asgi_send(message)  # type: ignore[misc]  # set while running
+            timeout = self.send_timeout
+            if timeout is None:
+                await self._asgi_send(message)  # type: ignore[misc]  # set while running
+            else:
+                with anyio.move_on_after(timeout) as waited:
+                    await self._asgi_send(message)  # type: ignore[misc]
+                if waited.cancelled_caught:
+                    self._outbox.clear()
+                    reason = f"a send waited longer than send_timeout ({timeout:g} s)"
+                    raise self._give_up(reason)
         except OSError as exc:
             self._outbox.clear()
             msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"
             raise ClientGone(msg) from exc
+        finally:
+            self._sending = 0.0
+
+    def _give_up(self, reason: str) -> ClientTooSlow:
+        """The client does not take what the actor sends: remember why, once."""
+        if self._too_slow is None:
+            self._too_slow = ClientTooSlow(f"the client stopped reading: {reason}")
+        return self._too_slow
 
     # -- calling handlers ----------------------------------------------------------------
 
@@ -536,17 +570,21 @@ class BaseActor:
                 for _ in range(waiting or 0):
                     mailbox.put_nowait(_WATCH_TOKEN)
             await self._mailbox_started()
-            while True:
-                deadline = self._next_deadline()
-                if deadline <= anyio.current_time():
-                    if await self._handle(INTERNAL, None):  # timers due: they go first
+            with anyio.CancelScope() as self._loop_scope:  # cancelled to give up a slow client
+                while True:
+                    deadline = self._next_deadline()
+                    if deadline <= anyio.current_time():
+                        if await self._handle(INTERNAL, None):  # timers due: they go first
+                            break
+                        continue
+                    item = await mailbox.get(deadline)
+                    if item is None:
+                        continue  # the deadline passed: loop round to serve the timers
+                    if await self._handle(*item):
                         break
-                    continue
-                item = await mailbox.get(deadline)
-                if item is None:
-                    continue  # the deadline passed: loop round to serve the timers
-                if await self._handle(*item):
-                    break
+            self._loop_scope = None
+            if self._too_slow is not None and not self._ended:
+                await self._on_slow_client(self._too_slow)
 
     _terminal_events: ClassVar[frozenset[str]] = frozenset(
         {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}
@@ -574,8 +612,43 @@ class BaseActor:
         self._mailbox.put_nowait(_WATCH_TOKEN)
 
     def _post_drops(self, count: int) -> None:
-        """The layer dropped *count* messages for this channel: the actor hears of it in turn."""
-        self._mailbox.put_nowait((DROPPED, count))
+        """The layer dropped *count* messages for this channel: the actor hears of it in turn.
+
+        Drops add up until the actor takes them, so a storm is one mailbox item and one
+        ``channel_overflowed()`` call. And if the actor is waiting for its client to take
+        a send meanwhile, a watcher checks, :data:`_STUCK_SEND` later, whether that same
+        send still waits: then the client stopped reading and is given up.
+        """
+        pending = self._drops_pending
+        self._drops_pending = pending + count
+        if not pending:
+            self._mailbox.put_nowait((DROPPED, None))
+        since = self._sending
+        if since and not self._watching_send and self._too_slow is None and self._loop_scope is not None:
+            self._watching_send = True
+            self._tasks.start_soon(self._give_up_if_stuck, since)
+
+    async def _give_up_if_stuck(self, since: float) -> None:
+        """Give the client up if the send that waited at *since* still waits (see ``_post_drops``)."""
+        await anyio.sleep(_STUCK_SEND)
+        self._watching_send = False
+        scope = self._loop_scope
+        if self._sending != since or scope is None or self._ended:
+            return  # that send went through: the client reads, if slowly
+        self._give_up(f"its channel overflowed while a send to it waited over {_STUCK_SEND:g} s")
+        scope.cancel()
+        # A server may shield its writes from cancellation (Hypercorn does): then the
+        # teardown waits until the server drops the connection, but the channel is
+        # closed now, which takes the actor out of its groups: nothing more is sent to
+        # it or counted as lost.
+        await anyio.sleep(_SLOW_DETACH)
+        if self._loop_scope is not None and not self._ended:
+            logger.warning(
+                "%r: the server does not let a send to a client that stopped reading be abandoned; "
+                "its channel is closed now, its teardown waits for the server to drop the connection",
+                self,
+            )
+            await self._cleanup()
 
     def _post_failure(self, exc: Exception) -> None:
         """A background task failed: the actor fails when the mailbox reaches it."""
@@ -599,7 +672,9 @@ class BaseActor:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
             elif kind == DROPPED:
                 stop = False
-                await self._call("channel_overflowed", payload)
+                dropped, self._drops_pending = self._drops_pending, 0
+                if dropped:
+                    await self._call("channel_overflowed", dropped)
             elif kind == FAILED:  # the client pump (or another task) failed
                 raise payload
             else:
@@ -613,6 +688,9 @@ class BaseActor:
             return stop
         except StopActor:
             await self._stopped()
+            return True
+        except ClientTooSlow as exc:
+            await self._on_slow_client(exc)
             return True
         except ClientGone as exc:
             logger.debug("%s", exc)
@@ -695,6 +773,11 @@ class BaseActor:
         """The actor's task was cancelled (the server shuts down): end it."""
         await self._end(Ending("shutdown", 1001))
 
+    async def _on_slow_client(self, exc: ClientTooSlow) -> None:
+        """The client stopped taking sends: end the actor as the client's fault."""
+        logger.warning("%r gives its client up: %s", self, exc)
+        await self._end(Ending("client_error", 1006, exc))
+
     async def _join_groups(self) -> None:
         layer = self._channel_layer
         channel = self._channel_name
@@ -718,8 +801,9 @@ class BaseActor:
     async def _cleanup(self) -> None:
         layer = self._channel_layer
         channel = self._channel_name
-        if layer is None or channel is None:
+        if layer is None or channel is None or self._closed_channel:
             return
+        self._closed_channel = True
         try:
             await layer.close_channel(channel)
         except Exception:

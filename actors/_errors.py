@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "ClientGone",
+    "ClientTooSlow",
     "DenyConnection",
     "MalformedMessage",
     "NoChannelLayer",
@@ -65,6 +66,17 @@ class ClientGone(ConnectionError):
     this instead, with the server's error as ``__cause__``.  Left uncaught, it ends the
     actor the way a disconnect does: exit hooks, ``disconnect(1006)``, groups left,
     nothing logged as a failure.
+    """
+
+
+class ClientTooSlow(ClientGone):
+    """The client stopped taking what the actor sends: the connection is given up.
+
+    Raised by a send that waited longer than the actor's ``send_timeout``, and the
+    reason in ``self.ending.error`` when the actor's channel overflowed while it waited
+    for the client to take a send.  Left uncaught, it ends the actor as the client's
+    fault (``Ending.cause == "client_error"``); a WebSocket actor tries to close with
+    ``overflow_close_code`` (4008) first, briefly, since the client is not reading.
     """
 
 

@@ -22,7 +22,7 @@ from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycl
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
 from ._ending import Ending
-from ._errors import DenyConnection, MalformedMessage, StopActor
+from ._errors import ClientTooSlow, DenyConnection, MalformedMessage, StopActor
 from ._types import Message
 
 __all__ = ["JsonWebsocketActor", "WebsocketActor"]
@@ -30,6 +30,7 @@ __all__ = ["JsonWebsocketActor", "WebsocketActor"]
 logger = logging.getLogger("interlock.actors")
 
 _MAX_REASON_BYTES = 123
+_SLOW_GOODBYE = 1.0  # seconds the close frame to a client given up as too slow may wait
 
 _live_connections: dict[type, int] = {}  # class -> its live connections counted against max_connections
 _refusals: dict[type, int] = {}  # class -> handshakes refused since the last one admitted
@@ -121,7 +122,8 @@ class WebsocketActor(BaseActor):
 
     overflow_close_code: ClassVar[int] = 4008
     """The close code of ``channel_overflowed()``'s default: the client did not keep up and
-    lost layer messages (its channel was full), so it is told to reconnect."""
+    lost layer messages (its channel was full), so it is told to reconnect. Also the code of
+    a client given up as too slow (:class:`~interlock.actors.ClientTooSlow`)."""
 
     _tearing_down: bool = False  # exit hooks or disconnect() run because the connection ends
 
@@ -298,8 +300,8 @@ class WebsocketActor(BaseActor):
         """The layer dropped *dropped* messages for this actor: by default, close with
         ``overflow_close_code`` (4008) rather than let the client miss messages silently.
         Override to resynchronise the client instead."""
-        logger.warning("%r closes: its channel was full and lost %d message(s)", self, dropped)
         if self.state in self.lifecycle.sources["close"]:
+            logger.warning("%r closes: its channel was full and lost %d message(s)", self, dropped)
             return self.close(self.overflow_close_code, f"too slow: {dropped} message(s) for this connection were lost")
         return None
 
@@ -496,6 +498,22 @@ class WebsocketActor(BaseActor):
     async def _stopped(self) -> None:
         await self._say_goodbye(1000, "", 403)
         await self._end(Ending("actor", 1000))
+
+    async def _on_slow_client(self, exc: ClientTooSlow) -> None:
+        # The teardown first, the close frame last: a client that is not reading may never
+        # take it, and some servers (Hypercorn) shield their writes from cancellation.
+        code = self.overflow_close_code
+        logger.warning("%r gives its client up, closing with %d: %s", self, code, exc)
+        state = self.state
+        await self._end(Ending("client_error", code, exc))
+        await self._cleanup()  # the channel too: the goodbye below may never return
+        if state in (CONNECTING, CLOSING, CLOSED):
+            return
+        with anyio.move_on_after(_SLOW_GOODBYE):
+            try:
+                await self._deliver({"type": "websocket.close", "code": code, "reason": "too slow: not reading"})
+            except Exception as goodbye_exc:  # noqa: BLE001 - the client is gone already, or the server is
+                logger.debug("%r could not say goodbye: %r", self, goodbye_exc)
 
     async def _on_shutdown(self) -> None:
         code = self.shutdown_close_code
