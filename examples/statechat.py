@@ -10,6 +10,9 @@
 * ``in_room``: ``{"type": "say", "text": "..."}`` reaches every member of the room;
   ``{"type": "leave"}`` goes back to the lobby.
 * Anywhere: after ``IDLE_TIMEOUT`` seconds without an event the server closes with 4000.
+* A browser page may open the socket only from the server's own origin (or one of
+  ``STATECHAT_ALLOWED_ORIGINS``): a page on another site is refused with 403 before the
+  actor starts. Clients that send no ``Origin`` (not browsers) are let in.
 
 Run it with ``python examples/statechat.py`` (ws://127.0.0.1:8001/ws/); draw it with
 ``interlock diagram statechat:StateChat`` (from ``examples/``).
@@ -25,12 +28,16 @@ from typing import Any, ClassVar
 import attrs
 import uvicorn
 from interlock.actors import JsonStateActor, ProtocolTypeRouter, URLRouter, path
+from interlock.actors.security import SameOriginValidator
 from interlock.dsl import State, Timeout, on, to_message
 from interlock.layers import GroupLayer, InMemoryChannelLayer
 
 AUTH_TIMEOUT = float(os.environ.get("STATECHAT_AUTH_TIMEOUT", "10"))
 IDLE_TIMEOUT = float(os.environ.get("STATECHAT_IDLE_TIMEOUT", "300"))
 TOKEN = os.environ.get("STATECHAT_TOKEN", "letmein")
+# Browsers may open the socket only from the server's own origin, plus these patterns
+# (comma-separated, e.g. "http://localhost:*,https://*.example.com"); see docs/security.md.
+ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("STATECHAT_ALLOWED_ORIGINS", "").split(",") if o.strip()]
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EVERYONE = "statechat.everyone"
 
@@ -161,9 +168,9 @@ class StateChat(JsonStateActor):
 
 
 def make_app(layer: GroupLayer | None = None) -> ProtocolTypeRouter:
-    """The state chat on *layer* (a new in-memory layer by default)."""
+    """The state chat on *layer* (a new in-memory layer by default), for same-origin pages."""
     return ProtocolTypeRouter(
-        {"websocket": URLRouter([path("ws/", StateChat.as_asgi())])},
+        {"websocket": SameOriginValidator(URLRouter([path("ws/", StateChat.as_asgi())]), ALLOWED_ORIGINS)},
         channel_layer=InMemoryChannelLayer() if layer is None else layer,
     )
 

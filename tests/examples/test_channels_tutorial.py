@@ -36,3 +36,26 @@ async def test_two_members_of_a_room_hear_each_other(tutorial: object) -> None:
         await a.disconnect()
         await b.disconnect()
     assert await application.channel_layer.groups() == {}
+
+
+@pytest.mark.parametrize(
+    ("headers", "accepted"),
+    [
+        ([("Host", "chat.test:8000"), ("Origin", "http://chat.test:8000")], True),
+        ([("Host", "chat.test:8000"), ("Origin", "http://evil.example")], False),
+        ([("Host", "chat.test:8000"), ("Origin", "null")], False),
+        ([("Host", "chat.test:8000")], True),  # no Origin: not a browser
+    ],
+)
+async def test_origin_is_checked_as_in_the_tutorial(
+    tutorial: object, headers: list[tuple[str, str]], accepted: bool
+) -> None:
+    application = tutorial.application  # type: ignore[attr-defined]
+    async with WebsocketCommunicator(application, "/ws/chat/lobby/", headers=headers) as ws:
+        handshake = await ws.connect()
+        assert handshake.accepted is accepted
+        if accepted:
+            await ws.disconnect()
+        else:
+            assert handshake.status == 403
+    assert await application.channel_layer.groups() == {}

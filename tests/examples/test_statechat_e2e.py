@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.servers import RunningServer, serve
-from tests.support.wsclient import WSClient
+from tests.support.wsclient import WSClient, try_connect
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.e2e
@@ -17,7 +17,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(anyio_backend: str) -> Iterator[RunningServer]:
-    env = {"STATECHAT_AUTH_TIMEOUT": "5", "STATECHAT_IDLE_TIMEOUT": "60", "STATECHAT_TOKEN": "sesame"}
+    env = {
+        "STATECHAT_AUTH_TIMEOUT": "5",
+        "STATECHAT_IDLE_TIMEOUT": "60",
+        "STATECHAT_TOKEN": "sesame",
+        "STATECHAT_ALLOWED_ORIGINS": "http://localhost:*",
+    }
     with serve("statechat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
         yield running
 
@@ -126,3 +131,27 @@ async def test_a_flood_of_deferred_frames_before_login_closes_with_1008(server: 
     async with await connect(server) as other:  # the server serves on
         await login(other, "after-flood")
     assert "Traceback" not in server.logs()
+
+
+async def test_origin_checked_by_default(hasty_server: RunningServer) -> None:
+    """A page on another site is refused; the server's own origin, and clients sending none, get in."""
+    server = hasty_server  # default origin settings: same origin only
+    evil = await try_connect(server.host, server.port, "/ws/", headers=[("Origin", "http://evil.example")])
+    assert (evil.accepted, evil.status) == (False, 403)
+    own = [("Origin", f"http://{server.host}:{server.port}")]
+    async with await WSClient.connect(server.host, server.port, "/ws/", headers=own) as client:
+        await login(client, "own-page")
+    async with await connect(server) as client:  # no Origin: not a browser
+        await login(client, "cli")
+    logs = server.logs()
+    assert "Origin 'http://evil.example' is not allowed" in logs
+    assert "Traceback" not in logs
+    assert "ERROR" not in logs
+
+
+async def test_allowed_origins_from_the_environment(server: RunningServer) -> None:
+    headers = [("Origin", "http://localhost:5173")]  # STATECHAT_ALLOWED_ORIGINS=http://localhost:*
+    async with await WSClient.connect(server.host, server.port, "/ws/", headers=headers) as client:
+        await login(client, "dev-server-page")
+    other = await try_connect(server.host, server.port, "/ws/", headers=[("Origin", "https://localhost.evil")])
+    assert other.status == 403
