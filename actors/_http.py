@@ -395,8 +395,6 @@ class HttpActor(BaseActor):
             status, detail, headers = 500, "Internal Server Error", None
         encoded = encode_headers(headers)
         encoded.append((b"content-type", b"text/plain; charset=utf-8"))
-        if isinstance(exc, RequestTooLarge):
-            encoded.append((b"connection", b"close"))  # the rest of the body is not read
         self.send_response(status, f"{detail}\n".encode(), encoded)
         await self._flush()
 
