@@ -24,6 +24,7 @@ from typing import Any
 from interlock.actors import (
     HttpActor,
     LongPollActor,
+    Message,
     ProtocolTypeRouter,
     SseActor,
     URLRouter,
@@ -75,7 +76,7 @@ class Poll(LongPollActor):
         room = self.scope["url_route"]["kwargs"]["room"]
         await self.channel_layer.group_add(f"room.{room}", self.channel_name)
 
-    def poll_item(self, message: dict[str, Any]) -> Any:
+    def poll_item(self, message: Message) -> Any:
         return message.get("data")
 
     async def disconnect(self) -> None:
