@@ -12,6 +12,7 @@ Routes (``<tag>`` makes a request's actor recognisable in ``/ended``):
   consumers with only their imports changed.
 * ``fail/before/<tag>``, ``fail/after/<tag>`` - a handler that raises before / after the
   headers went out.
+* ``groups/<room>`` - how many streams are in the room's group.
 * ``ended`` - ``{tag: [causes...]}``: the ``disconnect()`` calls seen so far.
 """
 
@@ -101,6 +102,13 @@ class Flood(HttpActor):
         await self.send_response(202, b"")
 
 
+class Groups(HttpActor):
+    async def handle(self, body: bytes) -> None:
+        group = f"room.{self.scope['url_route']['kwargs']['room']}"
+        members = await self.channel_layer.group_members(group)  # type: ignore[attr-defined]
+        await self.send_json(len(members))
+
+
 class Ended(HttpActor):
     async def handle(self, body: bytes) -> None:
         await self.send_json(ENDED)
@@ -174,6 +182,7 @@ routes = URLRouter(
         path("compat/sse/<str:room>/<str:tag>", ServerSentEventsConsumer.as_asgi()),
         path("compat/poll/<str:room>/<str:tag>", LongPollConsumer.as_asgi()),
         path("fail/<str:when>/<str:tag>", Fails.as_asgi()),
+        path("groups/<str:room>", Groups.as_asgi()),
         path("ended", Ended.as_asgi()),
     ]
 )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import psutil
 import pytest
 
 from tests.support.servers import RunningServer, serve
@@ -222,3 +224,47 @@ async def test_a_handler_raising_after_the_headers_cuts_the_stream(
     assert "failed after the headers went out, the response is cut" in logs
     assert "RuntimeError: handler broke after the headers" in logs
     assert (await http.get("/json")).json() == {"ok": True}  # the server goes on serving
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    """Everything the server sends until the chunked body's last chunk (or 10 s pass)."""
+    sock.settimeout(10)
+    data = b""
+    while not data.endswith(b"\r\n0\r\n\r\n"):
+        part = sock.recv(1 << 16)
+        if not part:
+            break
+        data += part
+    return data
+
+
+async def test_a_slow_sse_reader_keeps_the_servers_memory_bounded(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """20 MiB of events for a reader that reads nothing: the server's RSS grows by a small bound."""
+    before = len(server.logs())
+    process = psutil.Process(server.process.pid)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((server.host, server.port))
+        sock.sendall(b"GET /sse/slow/slow1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        with anyio.fail_after(5):
+            while True:  # until the stream joined its group (the server is polled, no event exists)
+                if (await http.get("/groups/slow")).json():
+                    break
+                await anyio.sleep(0.02)
+        rss = process.memory_info().rss
+        peak = rss
+        for _ in range(20):  # 20 x 1,000 events of 1 KiB, to a reader that reads nothing
+            assert (await http.post("/flood/slow?n=1000&size=1024")).status_code == 202
+            peak = max(peak, process.memory_info().rss)
+        data = await anyio.to_thread.run_sync(_read_to_end, sock)
+    growth = (peak - rss) / (1 << 20)
+    assert growth < 8, f"the server's RSS grew by {growth:.1f} MiB"
+    received = data.count(b"\ndata: x")
+    assert 0 < received < 20_000  # what fitted in the buffers, then the stream ended
+    assert data.endswith(b"\r\n0\r\n\r\n")  # ended cleanly (channel_overflowed): the client resumes
+    assert await ended(http, "slow1") == ["actor"]
+    logs = server.logs()[before:]
+    clean(logs)
+    assert "the reader is too slow and lost" in logs
