@@ -4,9 +4,12 @@ Run it (the README's first command does the set-up too)::
 
     python examples/chat.py            # http://127.0.0.1:8000
 
-* ``GET /`` serves ``chat.html``; ``GET /api/rooms`` lists rooms and who is in them.
+* ``GET /`` serves ``chat.html``; ``GET /api/rooms`` lists rooms and how many are in
+  them, as JSON, from an HTTP actor (:class:`RoomListing`).
 * ``/ws/chat/<room>/?name=Ada`` joins a room. Send ``{"message": "..."}``; every member
   of the room, sender included, receives ``{"room", "from", "message"}`` in order.
+* ``GET /api/rooms/<room>/events`` is a read-only feed of a room (a dashboard, a screen on
+  the wall): server-sent events (:class:`RoomFeed`), one ``message`` event per message.
 
 The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the file
 ``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
@@ -26,7 +29,19 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
-from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, Receive, Scope, Send, URLRouter, handler, path
+from interlock.actors import (
+    ASGIApp,
+    HttpActor,
+    JsonWebsocketActor,
+    ProtocolTypeRouter,
+    Receive,
+    Scope,
+    Send,
+    SseActor,
+    URLRouter,
+    handler,
+    path,
+)
 from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
 
 HERE = Path(__file__).resolve().parent
@@ -85,14 +100,50 @@ class ChatActor(JsonWebsocketActor):
     max_connections = MAX_CONNECTIONS  # per process; past it new members are refused with 503
 
 
+class RoomListing(HttpActor):
+    """``GET /api/rooms``: every room and how many are in it (members and feed readers), as JSON."""
+
+    async def handle(self, body: bytes) -> None:
+        """Answer from the layer's group registry (every process's members, on the SQLite layer)."""
+        layer = self.channel_layer
+        if not isinstance(layer, ListableGroupLayer):
+            await self.send_json({"error": "this channel layer cannot list its groups"}, status=501)
+            return
+        groups = await layer.groups()
+        await self.send_json({g.removeprefix("chat."): n for g, n in groups.items() if g.startswith("chat.")})
+
+
+class RoomFeed(SseActor):
+    """``GET /api/rooms/<room>/events``: a room's messages as server-sent events, read-only."""
+
+    heartbeat = 15.0  # a comment line when the room is quiet, so proxies keep the stream
+    room: str
+
+    async def handle(self, body: bytes) -> None:
+        """Check the room, join its group, start the stream."""
+        room = self.scope["url_route"]["kwargs"]["room"]
+        if not ROOM.fullmatch(room):
+            await self.send_response(400, b"room names are 1 to 64 letters, digits, '-' or '_'\n")
+            return
+        self.room = room
+        await self.channel_layer.group_add(f"chat.{room}", self.channel_name)
+        await self.start_stream()
+        await self.send_event({"room": room}, event="joined")
+
+    @handler
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A message for the room: one ``message`` event."""
+        await self.send_event({"room": self.room, "from": event["from"], "message": event["message"]}, event="message")
+
+
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def make_http(layer: GroupLayer) -> Any:
-    """The page and the room listing."""
+def make_http(layer: GroupLayer) -> ASGIApp:
+    """The page, the room listing and the rooms' feeds."""
     page = (HERE / "chat.html").read_bytes()
 
     async def http(scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,7 +159,14 @@ def make_http(layer: GroupLayer) -> Any:
         else:
             await _respond(send, 404, b"Not Found", b"text/plain")
 
-    return http
+    return URLRouter(
+        [
+            path("api/rooms", RoomListing.as_asgi()),
+            path("api/rooms/<str:room>/events", RoomFeed.as_asgi()),
+            path("<path:rest>", http),
+            path("", http),
+        ]
+    )
 
 
 def make_app(layer: GroupLayer | None = None) -> ProtocolTypeRouter:

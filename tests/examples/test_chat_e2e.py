@@ -13,7 +13,16 @@ from tests.support.servers import RunningServer, serve
 from tests.support.wsclient import HandshakeRejected, WSClient, try_connect
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # httpx's streams are chains of async generators; leaving an event stream before its end
+    # lets trio's finalizer warn about the inner ones though the response is closed.
+    pytest.mark.filterwarnings(
+        r"ignore:Exception ignored in. <async_generator object (AsyncResponseStream|BoundAsyncStream|"
+        r"HTTP11ConnectionByteStream|PoolByteStream|Response|AsyncHTTP11Connection)\.:"
+        "pytest.PytestUnraisableExceptionWarning"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +162,31 @@ async def test_connections_past_max_connections_are_refused_until_one_leaves(cap
     logs = capped_server.logs()
     assert logs.count("ChatActor refuses new connections: max_connections (2)") == 1
     assert "Traceback" not in logs
+
+
+async def test_a_room_feed_streams_the_rooms_messages_read_only(server: RunningServer) -> None:
+    member = await join(server, "fed", "ada")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=5) as http,
+            http.stream("GET", server.http_url("/api/rooms/fed/events")) as feed,
+        ):
+            assert feed.status_code == 200
+            assert feed.headers["content-type"].startswith("text/event-stream")
+            lines = feed.aiter_lines()
+            assert [await anext(lines), await anext(lines)] == ["event: joined", 'data: {"room": "fed"}']
+            assert (await http.get(server.http_url("/api/rooms"))).json()["fed"] == 2  # the member and the feed
+            await member.send_json({"message": "hello, wall"})
+            assert (await member.receive_json())["message"] == "hello, wall"
+            got = [await anext(lines) for _ in range(3)]
+            assert got == ["", "event: message", 'data: {"room": "fed", "from": "ada", "message": "hello, wall"}']
+    finally:
+        await member.close()
+    assert "ERROR" not in server.logs()
+
+
+async def test_a_feed_of_an_invalid_room_is_400(server: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.get(server.http_url("/api/rooms/semi;colon/events"))
+    assert response.status_code == 400
+    assert "room names are" in response.text
