@@ -410,6 +410,8 @@ class BaseActor:
                     self._outbox.clear()
                     reason = f"a send waited longer than send_timeout ({timeout:g} s)"
                     raise self._give_up(reason)
+        except ClientTooSlow:
+            raise
         except OSError as exc:
             self._outbox.clear()
             msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"

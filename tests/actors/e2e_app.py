@@ -21,6 +21,8 @@ WebSocket routes:
   if offered, else no subprotocol; ``ws/subprotocol/wrong/<tag>/`` accepts a
   subprotocol the client never offered (a ``ValueError``: the handshake is refused).
 * ``ws/deny/<tag>/`` - ``deny(status=401, body="who are you?")``.
+* ``ws/stream/<tag>/`` - in group ``stream``, ``send_timeout = 1``: the text ``"<n>"``
+  is answered with *n* binary frames of 64 KiB (a client that stops reading is given up).
 
 HTTP: ``GET /groups/<name>`` answers ``{"group": name, "members": count}`` (400 with
 ``{"error": ...}`` for an invalid group name).
@@ -271,6 +273,18 @@ async def group_count(scope: Scope, receive: Receive, send: Send) -> None:
         await _respond_json(send, 200, {"group": name, "members": len(members)})
 
 
+class StreamActor(WebsocketActor):
+    """Streams what it is asked for, with a send deadline."""
+
+    groups: ClassVar[list[str]] = ["stream"]
+    send_timeout = 1.0
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        chunk = bytes(64 * 1024)
+        for _ in range(int(text_data or "0")):
+            await self.send(bytes_data=chunk)
+
+
 app = ProtocolTypeRouter(
     {
         "http": URLRouter([path("groups/<str:name>", group_count)]),
@@ -289,6 +303,7 @@ app = ProtocolTypeRouter(
                 path("ws/subprotocol/<str:tag>/", SubprotocolActor.as_asgi()),
                 path("ws/subprotocol/wrong/<str:tag>/", WrongSubprotocolActor.as_asgi()),
                 path("ws/deny/<str:tag>/", DenyActor.as_asgi()),
+                path("ws/stream/<str:tag>/", StreamActor.as_asgi()),
             ]
         ),
     },
