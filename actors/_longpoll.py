@@ -40,6 +40,8 @@ __all__ = ["LongPollActor"]
 class LongPollActor(HttpActor):
     """An HTTP actor that answers with the next layer messages, or 204 after ``poll_timeout``."""
 
+    watch_client: ClassVar[bool] = True
+
     poll_timeout: ClassVar[float] = 30.0
     """Seconds a request waits for a message before it is answered 204 No Content."""
 

@@ -82,6 +82,7 @@ class AsyncHttpConsumer(HttpActor):
     """
 
     implicit_handlers = True
+    watch_client = True  # Channels' SSE consumers loop in handle(): the client's leaving ends them
 
     def handle(self, body: bytes) -> Awaitable[None] | None:
         """Answer the request (Channels' subclasses must override it)."""

@@ -231,6 +231,7 @@ async def test_a_client_leaving_mid_stream_ends_the_actor_once() -> None:
 class Looper(HttpActor):
     """Channels' SSE pattern: handle() never returns on its own."""
 
+    watch_client = True
     ended: ClassVar[list[str]] = []
 
     async def handle(self, body: bytes) -> None:
