@@ -260,32 +260,42 @@ class HttpActor(BaseActor):
 
     def send_response(self, status: int, body: bytes, headers: Headers | None = None) -> Flush:
         """Send a whole response; ``Content-Length`` is added unless *headers* give one."""
+        data = body if type(body) is bytes else _body_bytes(body, "send_response")
+        if headers is None:
+            return self._respond(status, data, [(b"content-length", str(len(data)).encode())])
+        encoded = encode_headers(headers)
+        if not any(name == b"content-length" for name, _ in encoded):
+            encoded.append((b"content-length", str(len(data)).encode()))
+        return self._respond(status, data, encoded)
+
+    def send_json(self, content: Any, status: int = 200, headers: Headers | None = None) -> Flush:
+        """Send *content* encoded as JSON (``application/json``), a whole response."""
+        data = json.dumps(content).encode()
+        length = (b"content-length", str(len(data)).encode())
+        if headers is None:
+            return self._respond(status, data, [_JSON_TYPE, length])
+        encoded = encode_headers(headers)
+        if not any(name == b"content-type" for name, _ in encoded):
+            encoded.append(_JSON_TYPE)
+        if not any(name == b"content-length" for name, _ in encoded):
+            encoded.append(length)
+        return self._respond(status, data, encoded)
+
+    def _respond(self, status: int, data: bytes, headers: list[tuple[bytes, bytes]]) -> Flush:
+        """A whole response: *headers* are encoded and hold its ``Content-Length``."""
         dropped = self._dropped("send_response()")
         if dropped is not None:
             return dropped
         if type(status) is not int or not 100 <= status <= 599:
             _check_status(status, "send_response")
-        data = body if type(body) is bytes else _body_bytes(body, "send_response")
-        length = (b"content-length", str(len(data)).encode())
-        if headers is None:
-            encoded = [length]
-        else:
-            encoded = encode_headers(headers)
-            if not any(name == b"content-length" for name, _ in encoded):
-                encoded.append(length)
         self._move("send_response")
         self.status = status
-        self._emit({"type": "http.response.start", "status": status, "headers": encoded})
-        return self._emit({"type": "http.response.body", "body": data, "more_body": False})
-
-    def send_json(self, content: Any, status: int = 200, headers: Headers | None = None) -> Flush:
-        """Send *content* encoded as JSON (``application/json``), a whole response."""
-        if headers is None:
-            return self.send_response(status, json.dumps(content).encode(), [_JSON_TYPE])
-        encoded = encode_headers(headers)
-        if not any(name == b"content-type" for name, _ in encoded):
-            encoded.append(_JSON_TYPE)
-        return self.send_response(status, json.dumps(content).encode(), encoded)
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        if get_ident() != self._loop_thread:  # a sync handler, in a worker thread
+            self._emit(start)
+            return self._emit({"type": "http.response.body", "body": data, "more_body": False})
+        self._outbox += (start, {"type": "http.response.body", "body": data, "more_body": False})
+        return Flush(self)
 
     # -- the runtime ------------------------------------------------------------------------------
 
