@@ -23,6 +23,7 @@ from ._errors import (
 )
 from ._generic import Actor
 from ._http import HttpActor, HttpError, RequestTooLarge
+from ._http_machine import HttpStateActor
 from ._longpoll import LongPollActor
 from ._machine import JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
@@ -46,6 +47,7 @@ __all__ = [
     "Flush",
     "HttpActor",
     "HttpError",
+    "HttpStateActor",
     "IllegalTransition",
     "JsonStateActor",
     "JsonWebsocketActor",

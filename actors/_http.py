@@ -49,7 +49,7 @@ from ._ending import Ending
 from ._errors import ClientGone
 from ._types import Message, Receive, Scope, Send
 
-__all__ = ["HttpActor", "HttpError", "RequestTooLarge"]
+__all__ = ["HttpActor", "HttpError", "HttpExchange", "RequestTooLarge"]
 
 logger = logging.getLogger("interlock.actors")
 
@@ -114,7 +114,7 @@ class _Diagram:
     """``HttpActor.diagram(fmt)``: the HTTP lifecycle; on a live actor, its state highlighted."""
 
     def __get__(self, actor: HttpActor | None, owner: type[HttpActor]) -> Callable[..., str]:
-        highlight = actor.state if actor is not None else None
+        highlight = actor.response_state if actor is not None else None
 
         def diagram(fmt: str = "mermaid") -> str:
             """Render the HTTP lifecycle as ``"mermaid"``, ``"dot"`` or ``"svg"`` text."""
@@ -124,20 +124,13 @@ class _Diagram:
 
 
 @library_class
-class HttpActor(BaseActor):
-    """An actor for one HTTP request: override ``handle(body)`` (``def`` or ``async def``).
+class HttpExchange(BaseActor):
+    """What every HTTP actor shares: the request, the checked response, the client's leaving.
 
-    Answer with :meth:`send_response` (or :meth:`send_json`), or stream with
-    :meth:`send_headers` and :meth:`send_body`; a response left unfinished when
-    ``handle()`` returns keeps the actor alive, fed by its mailbox (layer messages,
-    timers), until it is finished or the client leaves. ``disconnect()`` runs once at the
-    end, whatever the end was (``self.ending`` says).
+    Subclass :class:`HttpActor` (or :class:`~interlock.actors.HttpStateActor`) instead.
     """
 
-    lifecycle: ClassVar[Lifecycle] = HTTP_LIFECYCLE
-    """The compiled HTTP lifecycle shared by every instance."""
-
-    state: str
+    response_state: str
     """The response's state: ``receiving``, ``responding``, ``streaming``, ``done`` or ``gone``."""
 
     status: int | None
@@ -153,9 +146,6 @@ class HttpActor(BaseActor):
     stream_body: ClassVar[bool] = False
     """Hand the request body to ``receive_body(chunk, more_body)`` chunk by chunk, then call
     ``handle(b"")``, instead of reading it whole first."""
-
-    diagram = _Diagram()
-    """Draw the lifecycle: ``HttpActor.diagram("mermaid")`` (also ``"dot"``, ``"svg"``)."""
 
     watch_client: ClassVar[bool] = False
     """Read the server's events beside ``handle()`` (a pump task per request), so a client
@@ -176,14 +166,14 @@ class HttpActor(BaseActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._needs_mailbox = cls.watch_client
-        cls._default_disconnect = cls.disconnect is HttpActor.disconnect
-        cls._waits = cls._request_handled is not HttpActor._request_handled
+        cls._default_disconnect = cls.disconnect is HttpExchange.disconnect
+        cls._waits = cls._request_handled is not HttpExchange._request_handled
 
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
         if self.watch_client and not self._needs_mailbox:
             self.__dict__["_needs_mailbox"] = True  # per instance: as_asgi(watch_client=True)
-        self.state = RECEIVING
+        self.response_state = RECEIVING
         self.status = None
         self._chunks: list[bytes] = []
         self._received = 0
@@ -224,13 +214,14 @@ class HttpActor(BaseActor):
 
     # -- operations -------------------------------------------------------------------------------
 
-    def _move(self, trigger: str) -> str:
-        self.state = self.lifecycle.next(self.state, trigger)
-        return self.state
+    def _step(self, trigger: str) -> str:
+        """Move the response's lifecycle (raises ``IllegalTransition`` naming the state)."""
+        self.response_state = HTTP_LIFECYCLE.next(self.response_state, trigger)
+        return self.response_state
 
     def _dropped(self, what: str) -> Flush | None:
         """During the teardown a send to the finished or departed response is dropped."""
-        if self._tearing_down and self.state not in LIVE:
+        if self._tearing_down and self.response_state not in LIVE:
             logger.debug("%r dropped %s: the request is ending (%s)", self, what, self.ending)
             return Flush(None)
         return None
@@ -242,20 +233,20 @@ class HttpActor(BaseActor):
             return dropped
         status = _check_status(status, "send_headers")
         encoded = encode_headers(headers)
-        self._move("send_headers")
+        self._step("send_headers")
         self.status = status
         return self._emit({"type": "http.response.start", "status": status, "headers": encoded})
 
     def send_body(self, body: bytes = b"", more_body: bool = False) -> Flush:
         """Send a part of the body; the last one has ``more_body=False`` and ends the response."""
-        if self.state != STREAMING:
+        if self.response_state != STREAMING:
             dropped = self._dropped("send_body()")
             if dropped is not None:
                 return dropped
-            self.lifecycle.next(self.state, "send_body")  # raises, naming the state
+            HTTP_LIFECYCLE.next(self.response_state, "send_body")  # raises, naming the state
         data = _body_bytes(body, "send_body")
         if not more_body:
-            self._move("finish")
+            self._step("finish")
         return self._emit({"type": "http.response.body", "body": data, "more_body": bool(more_body)})
 
     def send_response(self, status: int, body: bytes, headers: Headers | None = None) -> Flush:
@@ -288,7 +279,7 @@ class HttpActor(BaseActor):
             return dropped
         if type(status) is not int or not 100 <= status <= 599:
             _check_status(status, "send_response")
-        self._move("send_response")
+        self._step("send_response")
         self.status = status
         start = {"type": "http.response.start", "status": status, "headers": headers}
         if get_ident() != self._loop_thread:  # a sync handler, in a worker thread
@@ -338,7 +329,7 @@ class HttpActor(BaseActor):
             if message.get("type") == "http.disconnect":
                 self._left = True
                 running = self._running
-                if running is not None and self.state in LIVE:
+                if running is not None and self.response_state in LIVE:
                     running.cancel()  # the handler cannot finish the response any more
                 await mailbox.put((CLIENT, message))
                 return
@@ -360,7 +351,7 @@ class HttpActor(BaseActor):
     async def _handle(self, kind: int, payload: Any) -> bool:
         """Handle one mailbox item; end the actor once the response is done."""
         stop = await super()._handle(kind, payload)
-        if not stop and not self._ended and self.state == DONE:
+        if not stop and not self._ended and self.response_state == DONE:
             await self._end(Ending("actor", self.status or 0))
             return True
         return stop
@@ -368,8 +359,8 @@ class HttpActor(BaseActor):
     async def _on_client_event(self, message: Message) -> bool:
         kind = message["type"]
         if kind == "http.request":
-            if self.state != RECEIVING or self._handled:
-                logger.debug("%r ignored more request body: state is %s", self, self.state)
+            if self.response_state != RECEIVING or self._handled:
+                logger.debug("%r ignored more request body: state is %s", self, self.response_state)
                 return False
             await self._read(message)
             return False
@@ -400,17 +391,17 @@ class HttpActor(BaseActor):
             return
         body = b"".join(self._chunks)
         self._chunks = []
-        if self.state == RECEIVING:
-            self._move("request")
-        elif self.state not in LIVE:
+        if self.response_state == RECEIVING:
+            self._step("request")
+        elif self.response_state not in LIVE:
             return  # receive_body() answered already
         self._handled = True
         if self._receive is not None:  # direct mode: nothing reads the server's events meanwhile
-            await self._call("handle", body)
+            await self._answer(body)
         else:
             with anyio.CancelScope() as scope:  # the client's leaving cancels it (a handler that loops)
                 self._running = scope
-                await self._call("handle", body)
+                await self._answer(body)
             self._running = None
             if scope.cancelled_caught:
                 return  # the client left: its http.disconnect is next in the mailbox
@@ -420,9 +411,13 @@ class HttpActor(BaseActor):
         if early is not None:
             self._early = None
             for held in early:
-                if self.state not in LIVE:
+                if self.response_state not in LIVE:
                     break
                 await super().dispatch(held)
+
+    async def _answer(self, body: bytes) -> None:
+        """The request is in: answer it (``handle(body)``; state actors enter their states first)."""
+        await self._call("handle", body)
 
     async def _request_handled(self) -> None:
         """Called once ``handle()`` returned (subclasses start their waiting here)."""
@@ -443,16 +438,16 @@ class HttpActor(BaseActor):
             )
 
     def _accepts_layer_messages(self) -> bool:
-        return self.state in LIVE
+        return self.response_state in LIVE
 
     # -- failure and ending --------------------------------------------------------------------------
 
     def _log_failure(self, exc: Exception) -> None:
         if isinstance(exc, RequestTooLarge):
             logger.warning("%r refused the request: %s", self, exc.detail)
-        elif isinstance(exc, HttpError) and self.state not in (STREAMING, DONE, GONE):
+        elif isinstance(exc, HttpError) and self.response_state not in (STREAMING, DONE, GONE):
             logger.info("%r answered %s", self, exc)
-        elif self.state == STREAMING:
+        elif self.response_state == STREAMING:
             logger.error(
                 "%r failed after the headers went out, the response is cut: %s: %s",
                 self,
@@ -464,7 +459,7 @@ class HttpActor(BaseActor):
             super()._log_failure(exc)
 
     async def _on_failure(self, exc: Exception) -> None:
-        if self.state not in (RECEIVING, RESPONDING) or self._left:
+        if self.response_state not in (RECEIVING, RESPONDING) or self._left:
             return  # streaming: the stream is cut (the app returns with it unfinished)
         if isinstance(exc, HttpError):
             status, detail, headers = exc.status, exc.detail, exc.headers
@@ -485,13 +480,13 @@ class HttpActor(BaseActor):
             return Ending("actor", exc.status, exc)
         return Ending("error", 500, exc)
 
-    async def _say_goodbye(self, status: int, text: str) -> None:
+    async def _end_response(self, status: int, text: str) -> None:
         """End the response the actor can no longer serve (best effort: the client may be gone)."""
         self._outbox.clear()
         try:
-            if self.state in (RECEIVING, RESPONDING):
+            if self.response_state in (RECEIVING, RESPONDING):
                 self.send_response(status, text.encode(), {"content-type": "text/plain; charset=utf-8"})
-            elif self.state == STREAMING:
+            elif self.response_state == STREAMING:
                 self.send_body(b"", more_body=False)
             if self._outbox:
                 await self._flush()
@@ -499,21 +494,21 @@ class HttpActor(BaseActor):
             logger.debug("%r could not end its response: %r", self, exc)
 
     async def _stopped(self) -> None:
-        if self.state in (RECEIVING, RESPONDING):
+        if self.response_state in (RECEIVING, RESPONDING):
             logger.warning("%r stopped (StopActor) without answering: 500", self)
-        await self._say_goodbye(500, "Internal Server Error\n")
+        await self._end_response(500, "Internal Server Error\n")
         await self._end(Ending("actor", self.status or 0))
 
     async def _on_shutdown(self) -> None:
-        await self._say_goodbye(503, "server shutting down\n")
+        await self._end_response(503, "server shutting down\n")
         await self._end(Ending("shutdown", self.status or 503))
 
     async def _teardown(self, ending: Ending) -> None:
         """Leave the lifecycle, the groups, then call ``disconnect()`` once (shielded)."""
         self._tearing_down = True
         self._running = None
-        if self.state in LIVE:
-            self._move("disconnect" if ending.by_client or self._left else "fail")
+        if self.response_state in LIVE:
+            self._step("disconnect" if ending.by_client or self._left else "fail")
         if self._receive is not None:  # direct mode: no handler scope is ever cancelled
             await self._finish_teardown(ending)
             return
@@ -531,3 +526,26 @@ class HttpActor(BaseActor):
             await self._call("disconnect")
         except Exception as exc:
             logger.error("%r: disconnect() failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)
+
+
+@library_class
+class HttpActor(HttpExchange):
+    """An actor for one HTTP request: override ``handle(body)`` (``def`` or ``async def``).
+
+    Answer with :meth:`send_response` (or :meth:`send_json`), or stream with
+    :meth:`send_headers` and :meth:`send_body`; a response left unfinished when
+    ``handle()`` returns keeps the actor alive, fed by its mailbox (layer messages,
+    timers), until it is finished or the client leaves. ``disconnect()`` runs once at the
+    end, whatever the end was (``self.ending`` says).
+    """
+
+    lifecycle: ClassVar[Lifecycle] = HTTP_LIFECYCLE
+    """The compiled HTTP lifecycle shared by every instance."""
+
+    diagram = _Diagram()
+    """Draw the lifecycle: ``HttpActor.diagram("mermaid")`` (also ``"dot"``, ``"svg"``)."""
+
+    @property
+    def state(self) -> str:
+        """The lifecycle state (the response's): ``receiving``, ``responding``, ``streaming``, ``done``, ``gone``."""
+        return self.response_state

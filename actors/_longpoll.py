@@ -76,18 +76,18 @@ class LongPollActor(HttpActor):
         return await item if inspect.isawaitable(item) else item
 
     async def _request_handled(self) -> None:
-        if self.state == RESPONDING:
+        if self.response_state == RESPONDING:
             self._poll_due = anyio.current_time() + self.poll_timeout
 
     def _next_deadline(self) -> float:
-        return self._poll_due if self.state == RESPONDING else math.inf
+        return self._poll_due if self.response_state == RESPONDING else math.inf
 
     async def _on_internal(self, payload: Any) -> bool:
-        if payload is None and self.state == RESPONDING and anyio.current_time() >= self._poll_due:
-            await self._answer()
+        if payload is None and self.response_state == RESPONDING and anyio.current_time() >= self._poll_due:
+            await self._reply()
         return False
 
-    def _answer(self) -> Flush:
+    def _reply(self) -> Flush:
         messages, self.messages = self.messages, []
         if not messages:
             return self.send_response(204, b"")
@@ -98,8 +98,8 @@ class LongPollActor(HttpActor):
         if not self._handled:
             await super().dispatch(message)
             return
-        if self.state != RESPONDING:
+        if self.response_state != RESPONDING:
             return  # answered already: the message waits for nobody
         self.messages.append(await self._poll_item(message))
         if not len(self._mailbox) or len(self.messages) >= self.max_messages:
-            await self._answer()  # else more is queued: the burst is answered together
+            await self._reply()  # else more is queued: the burst is answered together

@@ -192,19 +192,19 @@ class SseActor(HttpActor):
             seen = self._delivered
 
     async def _on_internal(self, payload: Any) -> bool:
-        if payload is _BEAT and self.state == STREAMING:
+        if payload is _BEAT and self.response_state == STREAMING:
             await self._emit({"type": "http.response.body", "body": _PING, "more_body": True})
         return False
 
     async def dispatch(self, message: Message) -> None:
         """``sse.event`` messages become events; other types go to their handlers."""
         if message.get("type") == SSE_EVENT and self._handled:
-            if self.state == STREAMING:
+            if self.response_state == STREAMING:
                 await self.send_event(
                     message.get("data", ""), message.get("event"), message.get("id"), message.get("retry")
                 )
             else:
-                logger.debug("%r dropped an sse.event: state is %s", self, self.state)
+                logger.debug("%r dropped an sse.event: state is %s", self, self.response_state)
             return
         await super().dispatch(message)
 
@@ -215,6 +215,6 @@ class SseActor(HttpActor):
         The client reconnects with ``Last-Event-ID``; override to resynchronise otherwise.
         """
         logger.warning("%r ends its stream: the reader is too slow and lost %d event(s)", self, dropped)
-        if self.state == STREAMING:
+        if self.response_state == STREAMING:
             return self.finish()
         return None
