@@ -25,10 +25,12 @@ import anyio.lowlevel
 
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
-from ._queues import CapacityRule, ChannelQueues, Pacer
+from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
     check_message,
+    message_size,
+    require_capacity,
     require_channel_name,
     require_group_name,
     require_positive,
@@ -49,6 +51,10 @@ class InMemoryChannelLayer(StartsAndCloses):
     :param group_expiry: seconds a group membership lasts unless renewed by ``group_add``.
     :param channel_capacity: per-channel capacities, keyed by glob patterns
         (``{"http.*": 500}``); the first matching pattern wins.
+    :param capacity_bytes: bytes (text and bytes values, see ``message_size``) the
+        messages waiting in a channel may hold before more are refused
+        like at ``capacity`` (8 MiB by default; None for no bound). It bounds what a client
+        that stopped reading holds, however large the messages sent to it.
     """
 
     def __init__(
@@ -58,11 +64,13 @@ class InMemoryChannelLayer(StartsAndCloses):
         expiry: float = 60.0,
         group_expiry: float = 86400.0,
         channel_capacity: Mapping[str, int] | None = None,
+        capacity_bytes: int | None = DEFAULT_CAPACITY_BYTES,
     ) -> None:
         self.capacity = capacity
+        self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
         self.expiry = require_positive("expiry", expiry)
         self.group_expiry = require_positive("group_expiry", group_expiry)
-        self._queues = ChannelQueues(CapacityRule(capacity, channel_capacity), self.expiry)
+        self._queues = ChannelQueues(CapacityRule(capacity, channel_capacity), self.expiry, self.capacity_bytes)
         self._pacer = Pacer()
         self._process = secrets.token_hex(6)
         self._groups: dict[str, dict[str, float]] = {}
@@ -195,9 +203,10 @@ class InMemoryChannelLayer(StartsAndCloses):
         require_group_name(group)
         checked = check_message(message)
         now = time.monotonic()
+        size = message_size(checked)
         for channel in self._live_members(group, now):
             try:
-                self._queues.put(channel, checked, now)
+                self._queues.put(channel, checked, now, size)
             except ChannelFull:
                 self._drops.seen(group, channel)
                 self._drops.count(channel)

@@ -12,6 +12,7 @@ channels that come and go leave nothing behind.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 import time
 from collections import deque
@@ -22,9 +23,12 @@ import anyio
 
 from ._errors import ChannelFull
 from ._types import Message
-from ._validation import copy_message, require_capacity
+from ._validation import copy_message, copy_sized, require_capacity
 
-__all__ = ["YIELD_EVERY", "CapacityRule", "ChannelQueue", "ChannelQueues", "Pacer"]
+__all__ = ["DEFAULT_CAPACITY_BYTES", "YIELD_EVERY", "CapacityRule", "ChannelQueue", "ChannelQueues", "Pacer"]
+
+DEFAULT_CAPACITY_BYTES: Final = 8 * 2**20
+"""The bytes the messages waiting in one channel may hold, by default (``capacity_bytes``)."""
 
 YIELD_EVERY: Final = 32
 """Calls that finished without waiting between two yields to the event loop (:class:`Pacer`)."""
@@ -74,20 +78,26 @@ class CapacityRule:
 class ChannelQueue:
     """One channel's undelivered messages and the event its receivers wait on."""
 
-    __slots__ = ("capacity", "messages", "waiter")
+    __slots__ = ("capacity", "messages", "size", "waiter")
 
     def __init__(self, capacity: int) -> None:
-        self.messages: deque[tuple[float, Message]] = deque()
+        self.messages: deque[tuple[float, Message, int]] = deque()  # (expires at, message, its size)
         self.waiter: anyio.Event | None = None
         self.capacity = capacity
+        self.size = 0  # the message_size() of what it holds
+
+    def over(self, capacity_bytes: float) -> bool:
+        """Whether it holds as many messages, or as many bytes, as it may."""
+        return len(self.messages) >= self.capacity or self.size >= capacity_bytes
 
 
 class ChannelQueues:
     """The queues of the channels one layer delivers to in this process."""
 
-    def __init__(self, capacity_for: Callable[[str], int], expiry: float) -> None:
+    def __init__(self, capacity_for: Callable[[str], int], expiry: float, capacity_bytes: int | None = None) -> None:
         self.capacity_for = capacity_for
         self.expiry = expiry
+        self.capacity_bytes: float = math.inf if capacity_bytes is None else capacity_bytes
         self._queues: dict[str, ChannelQueue] = {}
         self._watchers: dict[str, Callable[[], None]] = {}
 
@@ -103,17 +113,35 @@ class ChannelQueues:
             queue = self._queues[name] = ChannelQueue(self.capacity_for(name))
         return queue
 
-    def put(self, name: str, message: Message, now: float) -> None:
-        """Queue a copy of a checked *message*; raise :class:`ChannelFull` at capacity."""
+    def put(self, name: str, message: Message, now: float, size: int | None = None) -> None:
+        """Queue a copy of a checked *message*; raise :class:`ChannelFull` at capacity.
+
+        *size* is the message's :func:`message_size`, if the caller knows it already (a
+        group send measures once for every member). A queue whose messages hold
+        ``capacity_bytes`` or more takes no more; below that it takes one of any size, so
+        a queue holds at most the bound plus one message.
+        """
+        if size is None:
+            copy, size = copy_sized(message)
+        else:
+            copy = copy_message(message)
         queue = self._queue(name)
         messages = queue.messages
-        if len(messages) >= queue.capacity:
+        limit = self.capacity_bytes
+        if len(messages) >= queue.capacity or queue.size >= limit:
             while messages and messages[0][0] <= now:
-                messages.popleft()
+                queue.size -= messages.popleft()[2]
             if len(messages) >= queue.capacity:
                 msg = f"channel {name!r} is full ({queue.capacity} undelivered messages)"
                 raise ChannelFull(msg)
-        messages.append((now + self.expiry, copy_message(message)))
+            if queue.size >= limit:
+                msg = (
+                    f"channel {name!r} is full: its {len(messages)} undelivered messages hold "
+                    f"{queue.size:,} bytes, capacity_bytes is {limit:,.0f}"
+                )
+                raise ChannelFull(msg)
+        messages.append((now + self.expiry, copy, size))
+        queue.size += size
         self._appended(name, queue)
 
     def _appended(self, name: str, queue: ChannelQueue) -> None:
@@ -144,7 +172,8 @@ class ChannelQueues:
         messages = queue.messages
         now = time.monotonic()
         while messages:
-            expires_at, message = messages.popleft()
+            expires_at, message, size = messages.popleft()
+            queue.size -= size
             if expires_at > now:
                 self._taken(name, queue)
                 if not messages and queue.waiter is None:

@@ -74,14 +74,16 @@ from . import _sqlite_store as store
 from ._background import spawn_system_task
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerFileReplaced
-from ._queues import CapacityRule, Pacer
+from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper, OwnMemberships, PendingDrops
-from ._sqlite_local import LocalQueues
+from ._sqlite_local import LocalQueues, Room
 from ._sqlite_thread import ConnectionThread
 from ._types import Message, StartsAndCloses
 from ._validation import (
     MAX_NAME_LENGTH,
     check_message,
+    message_size,
+    require_capacity,
     require_channel_name,
     require_group_name,
     require_positive,
@@ -126,6 +128,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         is pruned: leases, not a timer, clean up after dead processes.
     :param channel_capacity: per-channel capacities, keyed by glob patterns
         (``{"http.*": 500}``); the first matching pattern wins.
+    :param capacity_bytes: bytes (text and bytes values, see ``message_size``) the
+        messages waiting in one of this process's channels may hold before more are refused
+        like at ``capacity`` (8 MiB by default; None for no bound). It bounds what a client
+        that stopped reading holds, however large the messages sent to it.
     :param lease: seconds this process's lease lasts; it is renewed every ``lease / 3``.
     :param grace: seconds after its lease ends before a silent process's channels are pruned.
     :param poll_interval: seconds between two looks at the file while something waits
@@ -146,6 +152,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         expiry: float = 60.0,
         group_expiry: float | None = None,
         channel_capacity: Mapping[str, int] | None = None,
+        capacity_bytes: int | None = DEFAULT_CAPACITY_BYTES,
         lease: float = 10.0,
         grace: float = 20.0,
         poll_interval: float = 0.002,
@@ -153,6 +160,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         self.path = Path(path)
         self._capacity_for = CapacityRule(capacity, channel_capacity)
         self.capacity = capacity
+        self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
         self.expiry = require_positive("expiry", expiry)
         self.group_expiry = None if group_expiry is None else require_positive("group_expiry", group_expiry)
         self.lease = require_positive("lease", lease)
@@ -186,7 +194,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         # The home event loop thread's.
         self._home: int | None = None
         self._generation += 1
-        self._local = LocalQueues(self._capacity_for, self.expiry, self._kick)
+        self._local = LocalQueues(self._capacity_for, self.expiry, self._kick, self.capacity_bytes)
         self._drops = Drops(logger)
         self._pump_scope: anyio.CancelScope | None = None
         self._pump_idle: anyio.Event | None = None
@@ -680,9 +688,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         for channel in full:  # counted in the file already; its owner hears of it from there
             drops.seen(group, channel)
         now = time.monotonic()
+        size = message_size(checked) if local else 0
         for channel in local:
             try:
-                self._local.put(channel, checked, now)
+                self._local.put(channel, checked, now, size)
             except ChannelFull:
                 drops.seen(group, channel)
                 drops.count(channel)
@@ -704,10 +713,10 @@ class SQLiteChannelLayer(StartsAndCloses):
 
 
 def _claim(
-    conn: sqlite3.Connection, owner: str, room: Callable[[str], int], full: list[str]
+    conn: sqlite3.Connection, owner: str, room: Room, full: list[str]
 ) -> tuple[list[tuple[str, float, Message]], bool, list[tuple[str, int]]]:
     """The pump's claim: messages for *owner*'s channels, and drops of them it has not heard of."""
-    rows, more = store.claim_owned(conn, owner, room, full)
+    rows, more = store.claim_owned(conn, owner, room, full, room.bytes_left)
     return rows, more, store.take_drops(conn, owner)
 
 

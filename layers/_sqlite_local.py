@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ import anyio
 
 from ._queues import ChannelQueue, ChannelQueues
 from ._types import Message
+from ._validation import message_size
 
 __all__ = ["LocalQueues", "Room"]
 
@@ -35,15 +37,27 @@ __all__ = ["LocalQueues", "Room"]
 class Room:
     """How many more messages each local queue takes, as seen when the pump asked."""
 
-    __slots__ = ("capacity_for", "lengths")
+    __slots__ = ("capacity_bytes", "capacity_for", "lengths", "sizes")
 
-    def __init__(self, capacity_for: Callable[[str], int], lengths: dict[str, int]) -> None:
+    def __init__(
+        self,
+        capacity_for: Callable[[str], int],
+        lengths: dict[str, int],
+        sizes: dict[str, int] | None = None,
+        capacity_bytes: float = math.inf,
+    ) -> None:
         self.capacity_for = capacity_for
         self.lengths: Final = lengths
+        self.sizes: Final = sizes or {}
+        self.capacity_bytes = capacity_bytes
 
     def __call__(self, channel: str) -> int:
         """Free places in *channel*'s queue (safe to call from a worker thread)."""
         return self.capacity_for(channel) - self.lengths.get(channel, 0)
+
+    def bytes_left(self, channel: str) -> float:
+        """Bytes *channel*'s queue takes before its byte bound (safe to call from a worker thread)."""
+        return self.capacity_bytes - self.sizes.get(channel, 0)
 
     def full(self) -> list[str]:
         """The channels with no free place."""
@@ -53,20 +67,26 @@ class Room:
 class LocalQueues(ChannelQueues):
     """The queues and waiters of the home event loop (see the module's rules)."""
 
-    def __init__(self, capacity_for: Callable[[str], int], expiry: float, kick: threading.Event) -> None:
-        super().__init__(capacity_for, expiry)
+    def __init__(
+        self,
+        capacity_for: Callable[[str], int],
+        expiry: float,
+        kick: threading.Event,
+        capacity_bytes: int | None = None,
+    ) -> None:
+        super().__init__(capacity_for, expiry, capacity_bytes)
         self.kick = kick
         self.waiting = 0
         self._full: set[str] = set()
         self._named: dict[str, anyio.Event] = {}
 
     def _appended(self, name: str, queue: ChannelQueue) -> None:
-        if len(queue.messages) >= queue.capacity:
+        if queue.over(self.capacity_bytes):
             self._full.add(name)
         super()._appended(name, queue)
 
     def _taken(self, name: str, queue: ChannelQueue) -> None:
-        if name in self._full and len(queue.messages) < queue.capacity:
+        if name in self._full and not queue.over(self.capacity_bytes):
             self._full.discard(name)
             self.kick.set()  # rows may be waiting in the file for this room
 
@@ -84,15 +104,24 @@ class LocalQueues(ChannelQueues):
 
     def room(self) -> Room:
         """A snapshot of the free places, for the pump's claim."""
-        lengths = {name: len(queue.messages) for name, queue in self._queues.items() if queue.messages}
-        return Room(self.capacity_for, lengths)
+        # A queue at its byte bound takes nothing more from the file, whatever its length.
+        limit = self.capacity_bytes
+        lengths = {
+            name: queue.capacity if queue.size >= limit else len(queue.messages)
+            for name, queue in self._queues.items()
+            if queue.messages
+        }
+        sizes = {name: queue.size for name, queue in self._queues.items() if queue.size}
+        return Room(self.capacity_for, lengths, sizes, limit)
 
     def deliver(self, rows: list[tuple[str, float, Message]]) -> None:
         """Append messages claimed from the file (``expires`` in wall-clock seconds)."""
         offset = time.monotonic() - time.time()
         for name, expires, message in rows:
             queue = self._queue(name)
-            queue.messages.append((expires + offset, message))
+            size = message_size(message)
+            queue.messages.append((expires + offset, message, size))
+            queue.size += size
             self._appended(name, queue)
 
     def wake_named(self, channels: Iterable[str] | None = None) -> None:

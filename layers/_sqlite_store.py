@@ -714,9 +714,17 @@ def split_members(
 
 
 def claim_owned(
-    conn: sqlite3.Connection, owner: str, room: Callable[[str], int], full: Sequence[str] = ()
+    conn: sqlite3.Connection,
+    owner: str,
+    room: Callable[[str], int],
+    full: Sequence[str] = (),
+    bytes_left: Callable[[str], float] | None = None,
 ) -> tuple[list[tuple[str, float, dict[str, Any]]], bool]:
     """Take the oldest messages for *owner*'s channels, at most ``room(channel)`` per channel.
+
+    With *bytes_left*, a channel also takes rows only while the bytes of its queue and of
+    the bodies taken stay under its byte bound (the row that reaches it is taken); the
+    rest wait in the file.
 
     Channels in *full* (no room at all) are left out of the query, so their waiting rows
     never hide other channels' messages.  Returns ``(channel, expires, message)`` in queue
@@ -733,12 +741,21 @@ def claim_owned(
         return [], False
     more = len(rows) == CLAIM_BATCH
     budget: dict[str, int] = {}
+    byte_budget: dict[str, float] = {}
     chosen: list[tuple[int, str, float, str]] = []
     for row in rows:
         channel = row[1]
         space = budget.get(channel)
         if space is None:
             space = room(channel)
+        if space > 0 and bytes_left is not None:
+            left = byte_budget.get(channel)
+            if left is None:
+                left = bytes_left(channel)
+            if left <= 0:
+                space = 0  # at the byte bound: this and later rows of the channel wait
+            else:
+                byte_budget[channel] = left - len(row[3])
         if space > 0:
             chosen.append(row)
             space -= 1

@@ -26,6 +26,8 @@ __all__ = [
     "require_positive",
     "check_message",
     "copy_message",
+    "copy_sized",
+    "message_size",
     "require_channel_name",
     "require_group_name",
 ]
@@ -48,7 +50,7 @@ def require_positive(name: str, value: float) -> float:
 
 
 def require_capacity(name: str, value: int) -> int:
-    """Return *value* if it is an int of at least 1 (a number of messages)."""
+    """Return *value* if it is an int of at least 1 (a number of messages, or of bytes)."""
     if type(value) is not int or value < 1:
         msg = f"{name} must be an int of at least 1, got {value!r}"
         raise ValueError(msg)
@@ -176,6 +178,52 @@ def _copy_value(value: Any) -> Any:
     if kind is list or kind is tuple:
         return [_copy_value(v) for v in value]
     return value
+
+
+def message_size(message: dict[str, Any]) -> int:
+    """About how many bytes *message* holds: its text and bytes, 8 for any other value.
+
+    What a channel's byte bound counts (``capacity_bytes``); text counts a byte per
+    character, which is exact for ASCII and close enough to bound memory otherwise;
+    top-level keys are not counted.
+    """
+    size = 0
+    for value in message.values():
+        kind = type(value)
+        if kind is str or kind is bytes:
+            size += len(value)
+        elif kind in _SCALARS:
+            size += 8
+        else:
+            size += _value_size(value)
+    return size
+
+
+def _value_size(value: Any) -> int:
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_value_size(k) + _value_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_value_size(v) for v in value) + 8
+    return 8
+
+
+def copy_sized(message: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """:func:`copy_message` and :func:`message_size` in one pass."""
+    out = message.copy()
+    size = 0
+    for key, value in out.items():
+        kind = type(value)
+        if kind is str or kind is bytes:
+            size += len(value)
+        elif kind in _SCALARS:
+            size += 8
+        else:
+            out[key] = _copy_value(value)
+            size += _value_size(value)
+    return out, size
 
 
 def copy_message(message: dict[str, Any]) -> dict[str, Any]:
