@@ -1,0 +1,142 @@
+"""The chat example against an attacker's tricks, under real servers, with memory watched.
+
+Deflate makes large messages cheap to send: a megabyte of one repeated letter is a few
+kilobytes on the wire. Each case checks what the attacker gets (close codes), that the
+server's memory grew by a bounded amount (RSS before and after, sampled meanwhile), that
+the log holds no ERROR or traceback, and that a bystander in another room chats on.
+
+The attacker uses the ``websockets`` library (permessage-deflate) from a worker thread,
+so the tests run on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.support.hostile import rss, stuck_socket, wait_for
+from tests.support.servers import RunningServer, serve
+from tests.support.wsclient import WSClient
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.e2e
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def chat(anyio_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    env = {"INTERLOCK_CHAT_DB": str(tmp_path_factory.mktemp("hostile") / "chat.sqlite3")}
+    with serve("chat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
+        yield running
+
+
+async def members(server: RunningServer, room: str) -> int:
+    async with httpx.AsyncClient() as http:
+        count: int = (await http.get(server.http_url("/api/rooms"))).json().get(room, 0)
+    return count
+
+
+class Bystander:
+    """A member of a room of its own who checks, now and then, that the chat still works."""
+
+    def __init__(self, client: WSClient) -> None:
+        self.client = client
+        self.rounds = 0
+
+    async def chat_once(self) -> None:
+        self.rounds += 1
+        text = f"still here {self.rounds}"
+        await self.client.send_json({"message": text})
+        assert (await self.client.receive_json(timeout=10))["message"] == text
+
+
+def send_deflated(url: str, texts: list[str]) -> tuple[int, str] | None:
+    """Send *texts* compressed; return the close code and reason if the server closed."""
+    try:
+        with connect(url, compression="deflate", max_size=None, open_timeout=10, close_timeout=2) as ws:
+            for text in texts:
+                ws.send(json.dumps({"message": text}))
+            ws.recv(timeout=10)  # the server's answer: a message of ours, or its close
+    except ConnectionClosed as closed:
+        received = closed.rcvd
+        return None if received is None else (received.code, received.reason)
+    except TimeoutError:
+        return None
+    return None
+
+
+async def test_oversize_deflated_messages_close_with_1009_and_cost_little(chat: RunningServer) -> None:
+    log_start = len(chat.logs())
+    async with await WSClient.connect(chat.host, chat.port, f"/ws/chat/calm-{uuid.uuid4().hex[:6]}/") as calm:
+        bystander = Bystander(calm)
+        await bystander.chat_once()
+        before = rss(chat)
+        url = chat.ws_url(f"/ws/chat/bomb-{uuid.uuid4().hex[:6]}/?name=bomb")
+        for _ in range(5):  # 15 MiB each once inflated, some 15 KB on the wire
+            closed = await anyio.to_thread.run_sync(send_deflated, url, ["a" * (15 * MiB)])
+            assert closed is not None, "the server kept a connection that sent 15 MiB"
+            assert closed[0] == 1009, closed
+            await bystander.chat_once()
+        grown = rss(chat) - before
+    assert grown < 96 * MiB, f"the server grew by {grown / MiB:.0f} MiB"
+    logs = chat.logs()[log_start:]
+    assert "max_message_size" in logs, logs[-2000:]
+    assert "ERROR" not in logs, logs[-3000:]
+    assert "Traceback" not in logs, logs[-3000:]
+
+
+async def test_deflated_messages_into_a_room_that_stopped_reading_cost_bounded_memory(chat: RunningServer) -> None:
+    """The amplification attack: ~100 KB on the wire, 10 members that never read."""
+    room = f"amp-{uuid.uuid4().hex[:6]}"
+    log_start = len(chat.logs())
+    stuck = [await anyio.to_thread.run_sync(stuck_socket, chat, f"/ws/chat/{room}/?name=s{n}") for n in range(10)]
+    try:
+        async with await WSClient.connect(chat.host, chat.port, f"/ws/chat/calm-{uuid.uuid4().hex[:6]}/") as calm:
+            bystander = Bystander(calm)
+
+            async def all_in() -> bool:
+                return await members(chat, room) == 10
+
+            await wait_for(all_in, "the ten members joined")
+            before = rss(chat)
+            peak = before
+
+            async def sample() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, rss(chat))
+                    await anyio.sleep(0.05)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(sample)
+                url = chat.ws_url(f"/ws/chat/{room}/?name=evil")
+                await anyio.to_thread.run_sync(send_deflated, url, ["a" * 900_000] * 60)
+                await bystander.chat_once()
+
+                async def given_up() -> bool:
+                    return await members(chat, room) == 0
+
+                await wait_for(given_up, "the members that never read were given up")
+                await bystander.chat_once()
+                tasks.cancel_scope.cancel()
+            grown, worst = rss(chat) - before, peak - before
+    finally:
+        for sock in stuck:
+            sock.close()
+    # 60 messages of 900 KB to 10 members would be 540 MB queued; the byte bound of each
+    # channel (8 MiB) and the give-up keep it to the socket buffers and a few messages.
+    assert worst < 160 * MiB, f"the server's memory peaked {worst / MiB:.0f} MiB above where it was"
+    assert grown < 128 * MiB, f"the server grew by {grown / MiB:.0f} MiB"
+    logs = chat.logs()[log_start:]
+    assert "stopped reading" in logs, logs[-2000:]
+    assert "ERROR" not in logs, logs[-3000:]
+    assert "Traceback" not in logs, logs[-3000:]
