@@ -140,3 +140,46 @@ async def test_deflated_messages_into_a_room_that_stopped_reading_cost_bounded_m
     assert "stopped reading" in logs, logs[-2000:]
     assert "ERROR" not in logs, logs[-3000:]
     assert "Traceback" not in logs, logs[-3000:]
+
+
+@pytest.fixture(scope="module")
+def statechat(anyio_backend: str) -> Iterator[RunningServer]:
+    env = {"STATECHAT_TOKEN": "sesame", "STATECHAT_AUTH_TIMEOUT": "30"}
+    with serve("statechat:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env) as running:
+        yield running
+
+
+async def test_deflated_events_deferred_before_login_are_bounded(statechat: RunningServer) -> None:
+    """400 deferred frames of 900 KB (a few KB on the wire) before logging in."""
+    log_start = len(statechat.logs())
+    async with await WSClient.connect(statechat.host, statechat.port, "/ws/") as calm:
+        await calm.send_json({"type": "login", "name": "calm", "token": "sesame"})
+        assert (await calm.receive_json())["type"] == "welcome"
+        before = rss(statechat)
+        texts = [json.dumps({"type": "chat.message", "text": "a" * 900_000})] * 400
+
+        def flood() -> tuple[int, str] | None:
+            try:
+                with connect(statechat.ws_url("/ws/"), compression="deflate", max_size=None, open_timeout=10) as ws:
+                    for text in texts:
+                        ws.send(text)
+                    ws.recv(timeout=10)
+            except ConnectionClosed as closed:
+                return None if closed.rcvd is None else (closed.rcvd.code, closed.rcvd.reason)
+            return None
+
+        closed = await anyio.to_thread.run_sync(flood)
+        assert closed is not None, "the flood of deferred events was kept"
+        assert closed[0] == 1008, closed
+        assert closed[1].startswith("too many deferred events"), closed
+        grown = rss(statechat) - before
+        await calm.send_json({"type": "join", "room": "calm"})  # the logged-in client chats on
+        for _ in range(5):
+            if (await calm.receive_json())["type"] == "joined":
+                break
+        else:
+            pytest.fail("the logged-in client was not answered")
+    assert grown < 32 * MiB, f"the server grew by {grown / MiB:.0f} MiB"
+    logs = statechat.logs()[log_start:]
+    assert "ERROR" not in logs, logs[-3000:]
+    assert "Traceback" not in logs, logs[-3000:]
