@@ -143,6 +143,10 @@ class HttpExchange(BaseActor):
     ``Content-Length``, or a body that grows past it, is answered 413 before ``handle()``,
     logged as the client's fault (WARNING, no traceback)."""
 
+    methods: ClassVar[frozenset[str] | None] = None
+    """The request methods the actor answers (None: any). Another is answered ``405 Method
+    Not Allowed`` with an ``Allow`` header, before the body is read, logged at INFO."""
+
     stream_body: ClassVar[bool] = False
     """Hand the request body to ``receive_body(chunk, more_body)`` chunk by chunk, then call
     ``handle(b"")``, instead of reading it whole first."""
@@ -371,6 +375,10 @@ class HttpExchange(BaseActor):
         return False
 
     async def _read(self, message: Message) -> None:
+        allowed = self.methods
+        if allowed is not None and not self._received and self.method not in allowed:
+            listed = ", ".join(sorted(allowed))
+            raise HttpError(405, f"{self.method} is not allowed here; use {listed}", {"allow": listed})
         limit = self.max_body_size
         chunk = message.get("body") or b""
         more = bool(message.get("more_body", False))

@@ -103,6 +103,8 @@ class ChatActor(JsonWebsocketActor):
 class RoomListing(HttpActor):
     """``GET /api/rooms``: every room and how many are in it (members and feed readers), as JSON."""
 
+    methods = frozenset({"GET"})  # others: 405 Method Not Allowed
+
     async def handle(self, body: bytes) -> None:
         """Answer from the layer's group registry (every process's members, on the SQLite layer)."""
         layer = self.channel_layer
@@ -117,6 +119,7 @@ class RoomFeed(SseActor):
     """``GET /api/rooms/<room>/events``: a room's messages as server-sent events, read-only."""
 
     heartbeat = 15.0  # a comment line when the room is quiet, so proxies keep the stream
+    methods = frozenset({"GET"})
     room: str
 
     async def handle(self, body: bytes) -> None:

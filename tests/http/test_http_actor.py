@@ -261,3 +261,20 @@ def test_the_lifecycle_diagram_is_drawn_from_the_table() -> None:
     assert "receiving --> responding: request (body read)" in text
     assert "streaming --> gone: client left" in text
     assert 'digraph "HttpActor"' in HttpActor.diagram("dot")
+
+
+class OnlyGet(HttpActor):
+    methods = frozenset({"GET", "HEAD"})
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_response(200, b"got")
+
+
+async def test_a_method_not_allowed_is_405_with_allow(caplog: pytest.LogCaptureFixture) -> None:
+    async with HttpCommunicator(OnlyGet.as_asgi(), "POST", "/", body=b"x") as http:
+        response = await http.get_response()
+    assert (response.status, response.header("allow")) == (405, "GET, HEAD")
+    assert response.body == b"POST is not allowed here; use GET, HEAD\n"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    async with HttpCommunicator(OnlyGet.as_asgi(), "GET", "/") as http:
+        assert (await http.get_response()).body == b"got"
