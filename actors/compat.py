@@ -17,7 +17,7 @@ door in; new code should use :mod:`interlock.actors` and the DSL.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlock.dsl import IllegalTransition
 
@@ -28,8 +28,24 @@ from ._generic import Actor
 from ._http import HttpActor
 from ._sync import async_to_sync, sync_to_async
 from ._websocket import JsonWebsocketActor, WebsocketActor
+from .security import AllowedHostsOriginValidator, OriginValidator
+
+if TYPE_CHECKING:  # the names __getattr__ below loads on first use
+    from .django import (
+        AuthMiddleware,  # noqa: F401 - loaded by __getattr__
+        AuthMiddlewareStack,  # noqa: F401 - loaded by __getattr__
+        CookieMiddleware,  # noqa: F401 - loaded by __getattr__
+        SessionMiddleware,  # noqa: F401 - loaded by __getattr__
+        SessionMiddlewareStack,  # noqa: F401 - loaded by __getattr__
+        database_sync_to_async,  # noqa: F401 - loaded by __getattr__
+        get_channel_layer,  # noqa: F401 - loaded by __getattr__
+        get_user,  # noqa: F401 - loaded by __getattr__
+        login,  # noqa: F401 - loaded by __getattr__
+        logout,  # noqa: F401 - loaded by __getattr__
+    )
 
 __all__ = [
+    "AllowedHostsOriginValidator",
     "AsyncConsumer",
     "AsyncHttpConsumer",
     "AsyncJsonWebsocketConsumer",
@@ -37,6 +53,7 @@ __all__ = [
     "DenyConnection",
     "IllegalTransition",
     "JsonWebsocketConsumer",
+    "OriginValidator",
     "StopConsumer",
     "SyncConsumer",
     "WebsocketConsumer",
@@ -110,3 +127,30 @@ SyncConsumer = AsyncConsumer
 AsyncWebsocketConsumer = WebsocketConsumer
 AsyncJsonWebsocketConsumer = JsonWebsocketConsumer
 StopConsumer = StopActor
+
+# Channels' Django names (channels.auth, channels.sessions, channels.db, channels.layers),
+# loaded on first use so that this module imports without Django.
+_DJANGO_NAMES = frozenset(
+    {
+        "AuthMiddleware",
+        "AuthMiddlewareStack",
+        "CookieMiddleware",
+        "SessionMiddleware",
+        "SessionMiddlewareStack",
+        "database_sync_to_async",
+        "get_channel_layer",
+        "get_user",
+        "login",
+        "logout",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Channels' Django names, from :mod:`interlock.actors.django` (which needs Django)."""
+    if name in _DJANGO_NAMES:
+        from . import django  # noqa: PLC0415 - Django is optional: imported on first use
+
+        return getattr(django, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
