@@ -9,8 +9,10 @@
   queries the database). A forged, expired or deleted key loads an empty session.
 * On an HTTP scope the session is saved when the response starts, if it was modified
   (or ``SESSION_SAVE_EVERY_REQUEST``), and the cookie is set or deleted as Django's own
-  ``SessionMiddleware`` does. A WebSocket cannot set cookies: save the session yourself
-  (``self.scope["session"].save()`` in a ``def`` handler), as in Channels.
+  ``SessionMiddleware`` does. A session deleted meanwhile (the user logged out in another
+  request) is answered 400, as Django answers it; a database failure 500. A WebSocket
+  cannot set cookies: save the session yourself (``self.scope["session"].save()`` in a
+  ``def`` handler), as in Channels.
 """
 
 from __future__ import annotations
@@ -107,12 +109,17 @@ class _SessionSaver:
             try:
                 message = await database_sync_to_async(self._saved)(dict(message))
             except Exception as exc:
+                from django.contrib.sessions.exceptions import SessionInterrupted  # noqa: PLC0415
                 from django.db import Error as DatabaseError  # noqa: PLC0415
 
+                self.failed = True
+                if isinstance(exc, SessionInterrupted):  # the client's doing (a logout elsewhere): 400, as Django
+                    logger.warning("%s %r: %s; answered 400", self.scope.get("method"), self.scope.get("path"), exc)
+                    await _bad_request(self.real_send, str(exc))
+                    return
                 if not isinstance(exc, DatabaseError):
                     raise
                 logger.error("%s", describe_database_error(exc, f"saving the session of {self.scope.get('path')!r}"))
-                self.failed = True
                 await refuse_with_server_error(self.scope, _no_receive, self.real_send, "session not saved")
                 return
         await self.real_send(message)
@@ -172,6 +179,13 @@ class _SessionSaver:
         ]
         message["headers"] = headers
         return message
+
+
+async def _bad_request(send: Send, reason: str) -> None:
+    body = f"Bad Request: {reason}".encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _no_receive() -> Message:  # an HTTP refusal reads nothing
