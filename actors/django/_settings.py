@@ -109,7 +109,7 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> GroupLayer:
                 msg = (
                     f"no channel layer {alias!r} in settings.{setting} ({configured}); add e.g. "
                     f"{setting} = {{{alias!r}: {{'BACKEND': 'interlock.layers.SQLiteChannelLayer', "
-                    "'CONFIG': {'path': BASE_DIR / 'layer.sqlite3'}}}}"
+                    "'CONFIG': {'path': BASE_DIR / 'layer.sqlite3'}}}"
                 )
                 raise ImproperlyConfigured(msg)
             layer = _layers[alias] = _build(setting, alias, layers[alias])
