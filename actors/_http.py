@@ -406,6 +406,13 @@ class HttpExchange(BaseActor):
         self._handled = True
         if self._receive is not None:  # direct mode: nothing reads the server's events meanwhile
             await self._answer(body)
+            if self.response_state in (RESPONDING, STREAMING):
+                msg = (
+                    f"handle() returned with the response unfinished ({self.response_state}), and nothing can "
+                    "finish it: the actor has no channel layer and no timer; finish the response in handle(), "
+                    "or give the actor a layer (ProtocolTypeRouter(..., channel_layer=...)) to feed it"
+                )
+                raise RuntimeError(msg)
         else:
             with anyio.CancelScope() as scope:  # the client's leaving cancels it (a handler that loops)
                 self._running = scope

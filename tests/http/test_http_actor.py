@@ -278,3 +278,18 @@ async def test_a_method_not_allowed_is_405_with_allow(caplog: pytest.LogCaptureF
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     async with HttpCommunicator(OnlyGet.as_asgi(), "GET", "/") as http:
         assert (await http.get_response()).body == b"got"
+
+
+class Forgetful(HttpActor):
+    async def handle(self, body: bytes) -> None:
+        await self.send_headers(200)  # and nothing, no layer, can ever finish it
+
+
+async def test_a_response_nothing_can_finish_is_cut_with_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    async with ApplicationCommunicator(Forgetful.as_asgi(), http_scope()) as app:
+        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+        assert (await app.receive_output())["status"] == 200
+        await app.wait()  # it does not hang until the client gives up
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "handle() returned with the response unfinished (streaming), and nothing can finish it" in errors[0]
