@@ -16,7 +16,10 @@ streaming → done``, and ``gone`` when the client leaves first); every operatio
   alive: layer messages (its channel, its groups) and timers reach it until the response
   is finished or the client leaves. Layer messages that arrive before ``handle()`` ran wait
   for it (at most ``mailbox_size`` of them). Without any (direct mode) the actor reads the
-  server's events itself, one at a time: the cheapest request.
+  server's events itself, one at a time: the cheapest request (``bench/http_inprocess.py``:
+  8.2 µs against raw ASGI's 1.1; with the pump task and the mailbox it was 4 to 5 times
+  that), and a ``handle()`` that leaves the response unfinished fails at once, since
+  nothing could finish it.
 * **The client leaving** is ``http.disconnect``: the pump sees it first and cancels
   ``handle()`` if it is still running with the response unfinished (a ``handle()`` looping
   over ``send_body()``, Channels' SSE pattern, ends there); the actor then ends as ``gone``.
