@@ -6,6 +6,8 @@ Routes (``<tag>`` makes a request's actor recognisable in ``/ended``):
 * ``sse/<room>/<tag>`` - an :class:`SseActor` in group ``room.<room>`` (heartbeat 0.2 s):
   the first event says ``hello`` and the ``Last-Event-ID`` it got.
 * ``poll/<room>/<tag>`` - a :class:`LongPollActor` in group ``room.<room>`` (0.5 s).
+* ``statepoll/<room>/<tag>`` - the same long-poll as an :class:`HttpStateActor` (a state
+  with a 0.5 s timeout); its exit hook records into ``ended`` under ``<tag>-exit``.
 * ``publish/<room>`` - POSTed JSON ``{"data", "id"}`` goes to the room as an ``sse.event``.
 * ``flood/<room>?n=N&size=S`` - N events of S bytes to the room (the slow-reader test).
 * ``compat/sse/<room>/<tag>``, ``compat/poll/<room>/<tag>`` - Channels' SSE and long-poll
@@ -24,6 +26,7 @@ from typing import Any
 
 from interlock.actors import (
     HttpActor,
+    HttpStateActor,
     LongPollActor,
     Message,
     ProtocolTypeRouter,
@@ -34,12 +37,13 @@ from interlock.actors import (
     sse_message,
 )
 from interlock.actors.compat import AsyncHttpConsumer
+from interlock.dsl import State, Timeout, on
 from interlock.layers import InMemoryChannelLayer
 
 ENDED: dict[str, list[str]] = defaultdict(list)
 
 
-def _record(actor: HttpActor) -> None:
+def _record(actor: HttpActor | HttpStateActor) -> None:
     tag = actor.scope["url_route"]["kwargs"].get("tag")
     if tag is not None and actor.ending is not None:
         ENDED[tag].append(actor.ending.cause)
@@ -81,6 +85,32 @@ class Poll(LongPollActor):
         return message.get("data")
 
     async def disconnect(self) -> None:
+        _record(self)
+
+
+class StatePoll(HttpStateActor):
+    """The long-poll as a state machine: a state with a timeout, left by the first message."""
+
+    waiting = State(initial=True, timeout=0.5)
+
+    async def handle(self, body: bytes) -> None:
+        room = self.scope["url_route"]["kwargs"]["room"]
+        await self.channel_layer.group_add(f"room.{room}", self.channel_name)
+
+    @on.message("sse.event", source=waiting)
+    async def news(self, message: dict[str, Any]) -> None:
+        await self.send_json({"messages": [message["data"]]})
+
+    @on.timeout(waiting)
+    async def quiet(self, event: Timeout) -> None:
+        await self.send_response(204, b"")
+
+    @waiting.exit
+    async def stop_waiting(self) -> None:
+        tag = self.scope["url_route"]["kwargs"]["tag"]
+        ENDED[f"{tag}-exit"].append(self.ending.cause if self.ending else "transition")
+
+    async def disconnect(self, code: int | None = None) -> None:
         _record(self)
 
 
@@ -177,6 +207,7 @@ routes = URLRouter(
         path("upload", Upload.as_asgi()),
         path("sse/<str:room>/<str:tag>", Room.as_asgi()),
         path("poll/<str:room>/<str:tag>", Poll.as_asgi()),
+        path("statepoll/<str:room>/<str:tag>", StatePoll.as_asgi()),
         path("publish/<str:room>", Publish.as_asgi()),
         path("flood/<str:room>", Flood.as_asgi()),
         path("compat/sse/<str:room>/<str:tag>", ServerSentEventsConsumer.as_asgi()),

@@ -165,6 +165,30 @@ async def test_a_long_poll_answers_a_message_or_204(server: RunningServer, http:
     clean(server.logs()[before:])
 
 
+async def test_a_state_machine_long_poll_under_a_real_server(server: RunningServer, http: httpx.AsyncClient) -> None:
+    before = len(server.logs())
+    assert (await http.get("/statepoll/squiet/s0")).status_code == 204  # the state's timeout
+    assert await ended(http, "s0-exit") == ["actor"]
+    answers: list[httpx.Response] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def poll() -> None:
+            answers.append(await http.get("/statepoll/sbusy/s1"))
+
+        tasks.start_soon(poll)
+        with anyio.fail_after(5):
+            while not answers:
+                await http.post("/publish/sbusy", json={"data": "news"})
+                await anyio.sleep(0.05)
+    assert (answers[0].status_code, answers[0].json()) == (200, {"messages": ["news"]})
+    async with httpx.AsyncClient(base_url=server.http_url(""), timeout=0.1) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.get("/statepoll/sleft/s2")
+    assert await ended(http, "s2-exit") == ["client"]  # exit hooks once, before the timeout
+    assert await ended(http, "s2") == ["client"]
+    clean(server.logs()[before:])
+
+
 async def test_a_client_leaving_a_long_poll_is_noticed(server: RunningServer, http: httpx.AsyncClient) -> None:
     async with httpx.AsyncClient(base_url=server.http_url(""), timeout=0.1) as impatient:
         with pytest.raises(httpx.ReadTimeout):
