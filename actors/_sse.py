@@ -121,7 +121,8 @@ class SseActor(HttpActor):
     watch_client: ClassVar[bool] = True
 
     heartbeat: ClassVar[float | None] = 15.0
-    """Seconds without a write after which a comment line (``: ping``) is sent (None: never)."""
+    """A comment line (``: ping``) ends every interval of this many seconds in which nothing
+    else was sent (None: never)."""
 
     retry: ClassVar[int | None] = None
     """If set, the reconnection delay (milliseconds) sent to the client when the stream starts."""
