@@ -22,16 +22,18 @@ An :class:`HttpStateActor` has two machines, each a table:
   (0 if none was; ``self.ending`` says why).
 
 A long-poll is the textbook case: a state with a timeout, left by the first message.
-The built-in states keep the WebSocket lifecycle's names in diagrams (``connecting`` is
-the request being read, ``accept`` the body being in, ``close`` the end of the response).
+Its Mermaid diagram draws the states inside ``serving``, between the HTTP lifecycle's
+``receiving`` and ``done``/``gone``; in code (``self.state``) and in the DSL's DOT/SVG
+drawings the built-in states keep the WebSocket lifecycle's names (``connecting`` is the
+request being read, ``open`` the request being answered, ``closed`` the end).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from interlock.dsl.http import LIVE, STREAMING
+from interlock.dsl.http import LIVE, STREAMING, render_machine
 
 from ._asgi import Headers
 from ._base import Flush, inline, library_class
@@ -39,6 +41,20 @@ from ._http import HttpExchange
 from ._machine import _MachineActor
 
 __all__ = ["HttpStateActor"]
+
+
+class _Diagram:
+    """``Actor.diagram(fmt)``: the states inside ``serving``, the HTTP lifecycle around them."""
+
+    def __get__(self, actor: HttpStateActor | None, owner: type[HttpStateActor]) -> Callable[..., str]:
+        spec = owner.machine_spec()
+        highlight = actor.state if actor is not None else None
+
+        def diagram(fmt: str = "mermaid") -> str:
+            """Render the machine as ``"mermaid"`` (``"dot"``, ``"svg"``: the DSL's own drawing)."""
+            return render_machine(spec, fmt, highlight)
+
+        return diagram
 
 
 @library_class
@@ -51,6 +67,9 @@ class HttpStateActor(HttpExchange, _MachineActor):
     """
 
     _takes_request: ClassVar[bool] = False  # a transition handles the client event "request"
+
+    diagram = _Diagram()
+    """Draw the machine: its states inside ``serving``, between ``receiving`` and ``done``/``gone``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

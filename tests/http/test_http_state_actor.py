@@ -116,3 +116,12 @@ class Misuse(HttpStateActor):
 async def test_websocket_operations_are_refused_and_both_states_are_visible() -> None:
     async with HttpCommunicator(Misuse.as_asgi(), "GET", "/") as http:
         assert (await http.get_response()).body == b"open.ready responding"
+
+
+def test_the_diagram_nests_the_states_in_the_http_lifecycle() -> None:
+    text = Poll.diagram("mermaid")
+    assert "receiving --> serving: request (body read)" in text
+    assert "state serving {" in text
+    assert "s0 --> s0: after 0.2 s (internal)" in text
+    assert "serving --> gone: client left" in text
+    assert "accept" not in text
