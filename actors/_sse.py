@@ -175,8 +175,8 @@ class SseActor(HttpActor):
     # -- the runtime ------------------------------------------------------------------------------
 
     def _start_beat(self) -> None:
-        if self.heartbeat is None or self._beating:
-            return
+        if self.heartbeat is None or self._beating or self._receive is not None:
+            return  # (direct mode, watch_client turned off without a layer: nothing to beat for)
         if get_ident() != self._loop_thread:  # start_stream() in a sync handler, in a worker thread
             anyio.from_thread.run_sync(self._start_beat)
             return
