@@ -145,3 +145,17 @@ async def test_a_missing_session_table_refuses_with_a_server_error(
     assert "no such table: django_session" in logs, logs
     assert "run `manage.py migrate`" in logs
     assert "Traceback" not in logs, logs
+
+
+@pytest.mark.usefixtures("client_backend")
+async def test_an_overlong_room_name_is_the_clients_mistake(server: RunningServer, data: Path) -> None:
+    """A room name longer than the model's field: refused (400 where the server can say so), no ERROR logged."""
+    key = await session_for(server, data, "alice")
+    room = "r" * 51
+    with pytest.raises(HandshakeRejected) as refused:
+        await connect(server, room, key)
+    assert refused.value.status in (400, 403)  # uvicorn's default protocol answers any denial 403
+    if server.backend != "trio":
+        async with httpx.AsyncClient(base_url=server.http_url(), cookies={"sessionid": key}) as http:
+            assert (await http.get(f"/chat/{room}/")).status_code == 404
+    assert_clean_log(server)

@@ -4,6 +4,7 @@ from typing import Any
 
 from interlock.actors import JsonWebsocketActor, handler
 
+from rooms.models import MAX_ROOM_NAME
 from rooms.workers import ARCHIVE_CHANNEL
 
 MAX_MESSAGE = 1000  # characters
@@ -19,13 +20,16 @@ class ChatConsumer(JsonWebsocketActor):
     username: str
 
     async def connect(self) -> None:
-        """Refuse anonymous users (403); join the room's group and accept."""
+        """Refuse anonymous users (403) and overlong room names (400); join the room's group and accept."""
         user = self.scope["user"]  # resolved by AuthMiddlewareStack, off the event loop
         if not user.is_authenticated:
             await self.deny(403, "log in first")
             return
         self.username = user.get_username()
         self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
+        if len(self.room_name) > MAX_ROOM_NAME:  # the client's mistake: refused, not a server error
+            await self.deny(400, f"room names have at most {MAX_ROOM_NAME} characters")
+            return
         self.room_group_name = f"chat_{self.room_name}"
         await self.channel_layer.group_add(self.room_group_name, self.channel_name)
         await self.accept()
