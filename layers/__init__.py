@@ -14,9 +14,11 @@ from ._errors import (
     LayerClosed,
     LayerFileError,
     LayerFileReplaced,
+    LayerUnavailable,
     UnserializableMessage,
 )
 from ._memory import InMemoryChannelLayer
+from ._redis import RedisChannelLayer
 from ._sqlite import SQLiteChannelLayer
 from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
@@ -36,8 +38,10 @@ __all__ = [
     "LayerClosed",
     "LayerFileError",
     "LayerFileReplaced",
+    "LayerUnavailable",
     "ListableGroupLayer",
     "Message",
+    "RedisChannelLayer",
     "SQLiteChannelLayer",
     "UnserializableMessage",
     "WatchableLayer",

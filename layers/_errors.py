@@ -17,6 +17,7 @@ __all__ = [
     "LayerClosed",
     "LayerFileError",
     "LayerFileReplaced",
+    "LayerUnavailable",
     "UnserializableMessage",
 ]
 
@@ -49,6 +50,15 @@ class LayerFileReplaced(LayerFileError):
 
 class LayerBusy(ChannelLayerError, RuntimeError):
     """Another process kept the layer file locked for longer than the layer waits."""
+
+
+class LayerUnavailable(ChannelLayerError, ConnectionError):
+    """The layer's server (Redis) cannot be reached, or did not answer in time.
+
+    The message names the address and what went wrong.  An operation that raised this may
+    or may not have taken effect: a send that raised it may still be delivered, never
+    the other way round.
+    """
 
 
 class InvalidChannelName(ChannelLayerError, ValueError):

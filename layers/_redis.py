@@ -1,0 +1,685 @@
+"""A channel layer on Redis: durable, listable groups shared by processes on many machines.
+
+Rules:
+
+1. **Groups live in Redis.**  ``group_add`` writes a membership (a hash per group, see
+   :mod:`._redis_keys`), so every process on every machine can list it (``group_members``,
+   ``groups``).
+2. **Channels belong to processes.**  ``new_channel()`` names (``PREFIX.PROCESS!TOKEN``)
+   belong to the layer instance that made them, which holds a lease in Redis while it
+   runs: a task renews it every ``lease / 3`` seconds.  When the layer closes, its
+   channels' memberships go at once; when its process dies (SIGKILL, a machine lost) they
+   go ``grace`` seconds after its lease ends, pruned by whichever live process looks
+   first (every one does, on each beat).  *Named* channels (no ``!``) belong to nobody:
+   their memberships last until discarded, and any process may receive from them.
+3. **Local fast path.**  A message from this process to one of its own channels never
+   touches Redis: it goes to an in-memory queue (:mod:`._redis_local`), as in
+   :class:`~interlock.layers.InMemoryChannelLayer`.
+4. **Capacity and expiry** hold for each queue.  A sender to another process's channel
+   gets :class:`~interlock.layers.ChannelFull` when ``capacity`` messages sent to it
+   through Redis have not reached its queue yet; a named channel's queue is a Redis list
+   checked the same way.  ``group_send`` skips (counts and logs) full members.
+5. **Redis down is an error, never a hang.**  Every command is bounded by ``timeout``
+   and raises :class:`~interlock.layers.LayerUnavailable` naming the address; a layer
+   that cannot reach Redis when it starts says so at once.  After Redis comes back (even
+   empty: restarted without persistence), the next beat of the lease task finds its
+   registration gone and writes it again with every membership of this process's
+   channels: within ``lease / 3`` seconds of Redis answering again.  Messages that were
+   in Redis then are lost.
+
+Theory of operation (delivery): each process has one *inbox*, a Redis list.  A send to
+another process's channel is one script call (``SEND_OWNED``: check the channel's
+in-flight count, bump it, push the message on the owner's inbox), one round trip; a
+``group_send`` makes one such call per process that has members, whatever their number.
+In each process one *pump* task blocks on ``BLMPOP`` on its inbox and takes up to
+:data:`_BATCH` entries per round trip, straight into the in-memory queues (held back, in
+order, while a queue is full), where watched channels notify their actors at once.  A
+second task, the *settler*, subtracts what reached the queues from the in-flight counts,
+one script call per batch, off the pump's path.  So a message between processes costs
+the sender one round trip and the receiver a share of one, against channels_redis's
+eight; Redis Streams were not needed: nothing is re-read, and a consumer group's
+bookkeeping (XACK per message) would add round trips the inbox does not need.
+
+The layer belongs to the event loop that started it (its *home*): the client, the pump,
+the lease task and the queues all live there.  When that loop ends, the next loop that
+uses the layer starts it again.  Calls from another thread while the home loop runs raise
+an error saying so (sync code reaches the layer through the actor's thread bridge).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, final
+
+import anyio
+import anyio.lowlevel
+
+from ._background import spawn_system_task
+from ._drops import DropHook, Drops
+from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
+from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
+from ._redis_keys import Keys
+from ._redis_local import InboxQueues
+from ._redis_store import Client, Owner, Store, owner_of
+from ._sqlite_lease import OwnMemberships
+from ._types import Message, StartsAndCloses
+from ._validation import (
+    MAX_NAME_LENGTH,
+    check_message,
+    message_size,
+    require_capacity,
+    require_channel_name,
+    require_group_name,
+    require_positive,
+)
+from ._wire import decode, encode
+
+__all__ = ["RedisChannelLayer"]
+
+logger = logging.getLogger("interlock.layers.redis")
+
+_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
+_KEY_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
+_PROCESS_HEX: Final = 6
+_TOKEN_HEX: Final = 8
+_SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
+_BATCH: Final = 512  # inbox entries the pump takes per round trip
+_WAIT: Final = 1.0  # seconds one BLMPOP blocks before the pump looks around
+_NAMED_POLL: Final = (0.002, 0.1)  # a named channel's receiver looks this often (first, at most)
+_RETRY: Final = (0.05, 1.0)  # seconds between tries of a task that lost Redis (first, at most)
+_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+
+
+class _Run:
+    """One start of the layer: its client's lifetime on the home loop."""
+
+    def __init__(self, home: int) -> None:
+        self.home = home
+        self.ready = anyio.Event()
+        self.stop = anyio.Event()
+        self.done = anyio.Event()
+        self.settle = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.store: Store | None = None
+        self.error: BaseException | None = None
+        self.closing = False
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@final
+class RedisChannelLayer(StartsAndCloses):
+    """A channel layer on Redis (or a Redis Cluster), shared by processes on any number of machines.
+
+    :param url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+        ``coredis.Redis`` / ``coredis.RedisCluster`` client not yet entered (the layer
+        enters it when it starts and leaves it when it closes).
+    :param prefix: what every key starts with: layers with different prefixes share
+        nothing.
+    :param cluster: the URL names a node of a Redis Cluster (``coredis.RedisCluster``).
+    :param capacity: undelivered messages a channel may hold before ``send`` raises
+        :class:`~interlock.layers.ChannelFull`.
+    :param expiry: seconds an undelivered message is kept.
+    :param group_expiry: seconds a membership lasts unless renewed by ``group_add``; None
+        (the default) keeps memberships until discarded or until their channel's process
+        is pruned.
+    :param channel_capacity: per-channel capacities, keyed by glob patterns.
+    :param capacity_bytes: bytes the messages waiting in one of this process's channels
+        may hold before more are refused (8 MiB by default; None for no bound).
+    :param lease: seconds this process's lease lasts; it is renewed every ``lease / 3``.
+    :param grace: seconds after its lease ends before a silent process's channels are pruned.
+    :param timeout: seconds any one Redis command may take before it raises
+        :class:`~interlock.layers.LayerUnavailable`.
+
+    The layer starts on first use; ``await layer.start()`` or ``async with layer:``
+    start it explicitly (and surface a wrong address at once), ``await layer.close()``
+    ends its lease and drops its own channels.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | Client = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "interlock",
+        cluster: bool = False,
+        capacity: int = 100,
+        expiry: float = 60.0,
+        group_expiry: float | None = None,
+        channel_capacity: Mapping[str, int] | None = None,
+        capacity_bytes: int | None = DEFAULT_CAPACITY_BYTES,
+        lease: float = 10.0,
+        grace: float = 20.0,
+        timeout: float = 2.0,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            if not url_or_client.startswith(_SCHEMES):
+                msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(_SCHEMES)}"
+                raise ValueError(msg)
+            self.address = url_or_client
+            self._client: Client | None = None
+        else:
+            self.address = _describe_client(url_or_client)
+            self._client = url_or_client
+        if not (isinstance(prefix, str) and _KEY_PREFIX.fullmatch(prefix)):
+            msg = f"prefix must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {prefix!r}"
+            raise ValueError(msg)
+        self.prefix = prefix
+        self.cluster = cluster
+        self._capacity_for = CapacityRule(capacity, channel_capacity)
+        self.capacity = capacity
+        self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
+        self.expiry = require_positive("expiry", expiry)
+        self.group_expiry = None if group_expiry is None else require_positive("group_expiry", group_expiry)
+        self.lease = require_positive("lease", lease)
+        self.grace = require_positive("grace", grace)
+        self.timeout = require_positive("timeout", timeout)
+        self._keys = Keys(prefix)
+        self._process = secrets.token_hex(_PROCESS_HEX)
+        self._marker = f".{self._process}!"
+        self._own = OwnMemberships()
+        self._pending_drops: dict[str, int] = {}  # own channels' drops seen here, not yet in Redis
+        self._drops = Drops(logger)
+        self._queues = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
+        self._named: dict[str, anyio.Event] = {}  # receivers of named channels, woken by local sends
+        self._pacer = Pacer()
+        self._run: _Run | None = None
+        self._generation = 0
+        self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
+
+    def __repr__(self) -> str:
+        state = "started" if self._run is not None else "not started"
+        return f"<RedisChannelLayer {self.address!r} prefix={self.prefix!r} process={self._process} {state}>"
+
+    @property
+    def process(self) -> str:
+        """This layer's process id: what its channel names hold before the ``!``."""
+        return self._process
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, register this process and start its lease (done lazily otherwise)."""
+        await self._ready()
+
+    async def _ready(self) -> Store:
+        """Start if needed (on this thread's loop, which becomes the home); return the store."""
+        ident = threading.get_ident()
+        run = self._run
+        if run is not None and run.home != ident:
+            msg = (
+                f"{self!r} runs on the event loop of another thread; call it from that loop "
+                "(sync code: through async_to_sync from the actor's thread)"
+            )
+            raise RuntimeError(msg)
+        if run is None:
+            run = self._run = _Run(ident)
+            self._queues.forget_waiters()  # events of a loop that has ended
+            self._drops.unhook_all()
+            self._named.clear()
+            spawn_system_task(lambda: self._runner(run), f"interlock-redis-{self._process}")
+        if not run.ready.is_set():
+            with anyio.move_on_after(self.timeout * 2):
+                await run.ready.wait()
+            if not run.ready.is_set():
+                run.scope.cancel()
+                msg = f"Redis at {self.address} did not answer within {self.timeout * 2:g} s of connecting"
+                raise LayerUnavailable(msg)
+        if run.error is not None:
+            raise run.error
+        assert run.store is not None
+        return run.store
+
+    def _make_client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        import coredis  # noqa: PLC0415 - the redis extra, needed only once the layer starts
+
+        factory = coredis.RedisCluster if self.cluster else coredis.Redis
+        return factory.from_url(self.address, connect_timeout=self.timeout, decode_responses=False)
+
+    def _owner(self) -> Owner:
+        return Owner(self._process, os.getpid(), socket.gethostname(), time.time() + self.lease, self.grace)
+
+    async def _runner(self, run: _Run) -> None:
+        """The home loop's background task: the client's lifetime, the pump, the settler, the lease."""
+        try:
+            with run.scope:
+                async with self._make_client() as client:
+                    store = Store(client, self._keys, self.address, self.timeout)
+                    await store.call("PING", client.ping)
+                    await store.prune(time.time(), self._process)
+                    await store.register(self._owner(), self._own.snapshot())
+                    run.store = store
+                    run.ready.set()
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(self._pump, run, store)
+                        tasks.start_soon(self._settler, run, store)
+                        tasks.start_soon(self._keeper, run, store)
+                        await run.stop.wait()
+                        tasks.cancel_scope.cancel()
+                    if run.closing:
+                        with anyio.CancelScope(shield=True):
+                            await self._unregister(store)
+        except Exception as exc:  # reported to the caller that started it, or logged
+            cause = _root_cause(exc)
+            if not run.ready.is_set():
+                run.error = _start_error(self.address, cause)
+                run.error.__cause__ = cause
+            else:
+                logger.error("%r stopped: %s", self, cause, exc_info=cause)
+        finally:
+            run.ready.set()
+            run.done.set()
+            if self._run is run:
+                self._run = None
+                self._queues.wake_all()
+                self._wake_named()
+
+    async def _unregister(self, store: Store) -> None:
+        try:
+            await store.unregister(self._process)
+        except LayerUnavailable as exc:
+            logger.warning("%r closed without reaching Redis (%s): its channels are pruned after its grace", self, exc)
+
+    async def close(self) -> None:
+        """End this process's lease, drop its channels and their memberships.
+
+        Receives still waiting on this process's channels raise
+        :class:`~interlock.layers.LayerClosed`; the next call starts the layer again.
+        """
+        with anyio.CancelScope(shield=True):
+            self._generation += 1
+            run = self._run
+            if run is not None:
+                run.closing = True
+                run.stop.set()
+                if run.home == threading.get_ident():
+                    await run.done.wait()
+            self._queues.clear()
+            self._drops.clear()
+            self._own.clear()
+            self._pending_drops.clear()
+            self._wake_named()
+
+    async def flush(self) -> None:
+        """Delete every membership and queued message under this prefix, and this process's queues."""
+        store = await self._ready()
+        await store.flush()
+        live = set(self._queues.live)
+        self._queues.clear()
+        self._queues.live |= live
+        self._drops.clear()
+        self._own.clear()
+        self._pending_drops.clear()
+
+    # -- background tasks --------------------------------------------------------------------
+
+    def _lost(self, what: str, exc: LayerUnavailable) -> None:
+        if self._unavailable is None:
+            logger.warning("%r: %s failed, retrying: %s", self, what, exc)
+        self._unavailable = str(exc)
+
+    def _found(self) -> None:
+        if self._unavailable is not None:
+            logger.warning("%r: Redis at %s answers again", self, self.address)
+            self._unavailable = None
+
+    async def _pump(self, run: _Run, store: Store) -> None:
+        retry = _RETRY[0]
+        queues, drops = self._queues, self._drops
+        while True:
+            try:
+                entries = await store.take_inbox(self._process, _WAIT, _BATCH)
+            except LayerUnavailable as exc:
+                self._lost("waiting for messages", exc)
+                await anyio.sleep(retry)
+                retry = min(retry * 2, _RETRY[1])
+                continue
+            retry = _RETRY[0]
+            for entry in entries:
+                kind, rest = entry[:1], entry[1:]
+                if kind == b"m":
+                    channel, expires, body = rest.split(b"\x00", 2)
+                    queues.deliver(channel.decode(), int(expires) / 1000, decode(body.decode()))
+                elif kind == b"d":
+                    name = rest.decode()
+                    if name in queues.live:
+                        drops.count(name)
+            if entries:
+                await anyio.lowlevel.checkpoint()
+
+    def _wake_settler(self) -> None:
+        run = self._run
+        if run is not None:
+            run.settle.set()
+
+    async def _settler(self, run: _Run, store: Store) -> None:
+        queues = self._queues
+        retry = _RETRY[0]
+        while True:
+            await run.settle.wait()
+            run.settle = anyio.Event()
+            counts, queues.settled = queues.settled, {}
+            if not counts:
+                continue
+            try:
+                await store.settle(self._process, counts)
+                retry = _RETRY[0]
+            except LayerUnavailable as exc:
+                for channel, count in counts.items():
+                    queues.settled[channel] = queues.settled.get(channel, 0) + count
+                self._lost("settling counts", exc)
+                await anyio.sleep(retry)
+                retry = min(retry * 2, _RETRY[1])
+                run.settle.set()
+
+    async def _keeper(self, run: _Run, store: Store) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            try:
+                await self._beat(store)
+            except LayerUnavailable as exc:
+                self._lost("renewing the lease", exc)
+                continue
+            self._found()
+
+    async def _beat(self, store: Store) -> None:
+        """Renew the lease (registering again if Redis lost it), write drops, then prune."""
+        me = self._owner()
+        if not await store.renew(me):
+            restored = self._own.snapshot()
+            await store.register(me, restored)
+            logger.warning(
+                "%r: Redis had lost this process's registration (restarted, flushed, or it was pruned "
+                "after a pause longer than lease + grace); registered again and restored %d memberships",
+                self,
+                len(restored),
+            )
+        await self._write_drops(store)
+        report = await store.prune(time.time(), self._process)
+        if report.processes:
+            logger.info(
+                "pruned dead layer processes %s: %d memberships", ", ".join(report.processes), report.memberships
+            )
+
+    async def _write_drops(self, store: Store) -> None:
+        counts, self._pending_drops = self._pending_drops, {}
+        if not counts:
+            return
+        try:
+            await store.count_drops(self._process, counts)
+        except BaseException:
+            for channel, count in counts.items():
+                self._pending_drops[channel] = self._pending_drops.get(channel, 0) + count
+            raise
+
+    # -- channels --------------------------------------------------------------------------
+
+    def _is_mine(self, channel: str) -> bool:
+        return self._marker in channel or channel.startswith(self._marker[1:])
+
+    async def _store(self) -> Store:
+        run = self._run
+        if run is not None and run.store is not None and run.home == threading.get_ident():
+            return run.store
+        return await self._ready()
+
+    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
+        """Queue a copy of *message* on *channel*: in memory if it is ours, else through Redis."""
+        channel = require_channel_name(channel)
+        checked = check_message(message)
+        store = await self._store()
+        if self._is_mine(channel):
+            self._queues.put(channel, checked, time.monotonic())
+            if self._pacer.due():
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
+        owner = owner_of(channel)
+        capacity = self._capacity_for(channel)
+        now = time.time()
+        if owner is None:
+            queued = await store.send_named(
+                channel, encode(checked), now=now, expires=now + self.expiry, capacity=capacity, ttl=self.expiry + 1
+            )
+            if not queued:
+                msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
+                raise ChannelFull(msg)
+            self._wake_named(channel)
+            return
+        full = await store.send_owned(
+            owner, [(channel, capacity)], encode(checked), expires=now + self.expiry, ttl=self._ttl(), strict=True
+        )
+        if full:
+            msg = f"channel {channel!r} is full ({capacity} messages sent to it have not reached its receiver)"
+            raise ChannelFull(msg)
+
+    def _ttl(self) -> float:
+        """Seconds an inbox outlives its last message: long enough for any owner still alive."""
+        return self.expiry + self.lease + self.grace
+
+    async def receive(self, channel: str, /) -> Message:
+        """Wait for the next unexpired message on *channel*."""
+        channel = require_channel_name(channel)
+        store = await self._store()
+        if self._is_mine(channel):
+            return await self._receive_own(channel)
+        owner = owner_of(channel)
+        if owner is not None:
+            msg = (
+                f"cannot receive from {channel!r}: it belongs to layer process {owner}, not to this one "
+                f"({self._process}); only the process whose new_channel() made a channel receives from it"
+            )
+            raise InvalidChannelName(msg)
+        return await self._receive_named(store, channel)
+
+    async def _receive_own(self, channel: str) -> Message:
+        generation = self._generation
+        queues = self._queues
+        while True:
+            message = queues.take(channel)
+            if message is not None:
+                return message
+            await queues.waiter(channel).wait()
+            if self._generation != generation or self._run is None:
+                msg = f"the layer on {self.address} was closed while receiving on {channel!r}"
+                raise LayerClosed(msg)
+
+    async def _receive_named(self, store: Store, channel: str) -> Message:
+        generation = self._generation
+        poll = _NAMED_POLL[0]
+        while True:
+            event = self._named.get(channel)
+            if event is None:
+                event = self._named[channel] = anyio.Event()
+            body = await store.claim_named(channel, time.time())  # shielded: a popped message arrives
+            if body is not None:
+                return decode(body)
+            with anyio.move_on_after(poll):
+                await event.wait()
+            poll = min(poll * 2, _NAMED_POLL[1])
+            if self._generation != generation:
+                msg = f"the layer on {self.address} was closed while receiving on {channel!r}"
+                raise LayerClosed(msg)
+
+    def _wake_named(self, channel: str | None = None) -> None:
+        if channel is None:
+            named, self._named = self._named, {}
+            for event in named.values():
+                event.set()
+        elif channel in self._named:
+            self._named.pop(channel).set()
+
+    async def new_channel(self, prefix: str = "specific", /) -> str:
+        """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
+        room = MAX_NAME_LENGTH - _SUFFIX
+        if not (type(prefix) is str and _PREFIX.fullmatch(prefix) and len(prefix) <= room):
+            shown = repr(prefix) if len(repr(prefix)) <= 60 else repr(prefix)[:57] + "..."
+            msg = (
+                f"invalid channel prefix {shown}: a prefix is 1 to {room} ASCII letters, digits, "
+                f"'-', '_' or '.' (the layer appends '.PROCESS!TOKEN', {_SUFFIX} characters)"
+            )
+            raise InvalidChannelName(msg)
+        await self._store()
+        name = f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
+        self._queues.live.add(name)
+        return name
+
+    def watch_channel(
+        self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
+    ) -> int | None:
+        """Feed this process's own *channel* to its owner without a receiving task.
+
+        Returns None (receive instead) unless the layer runs on the calling thread's loop
+        and *channel* is this process's; otherwise as
+        :meth:`InMemoryChannelLayer.watch_channel`: messages from this process and those
+        the pump takes from the inbox alike.  *on_drop* hears of drops by any process's
+        ``group_send``.
+        """
+        channel = require_channel_name(channel)
+        run = self._run
+        if run is None or run.store is None or run.home != threading.get_ident() or not self._is_mine(channel):
+            return None
+        self._drops.hook(channel, on_drop)
+        return self._queues.watch(channel, notify)
+
+    def take_message(self, channel: str, /) -> Message | None:
+        """The next unexpired message of a watched channel, or None: never waits."""
+        return self._queues.take(channel)
+
+    async def close_channel(self, channel: str, /) -> None:
+        """Drop *channel*'s queued messages and remove it from all its groups."""
+        channel = require_channel_name(channel)
+        store = await self._store()
+        if self._is_mine(channel):
+            self._queues.drop(channel)
+            self._drops.forget(channel)
+            self._own.drop(channel)
+            self._pending_drops.pop(channel, None)
+        await store.close_channel(channel, owner_of(channel))
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def _joined_after(self) -> float:
+        return -math.inf if self.group_expiry is None else time.time() - self.group_expiry
+
+    async def group_add(self, group: str, channel: str, /) -> None:
+        """Add *channel* to *group* in Redis, or renew its membership."""
+        group = require_group_name(group)
+        channel = require_channel_name(channel)
+        store = await self._store()
+        owner = owner_of(channel)
+        now = time.time()
+        if owner is not None and owner != self._process:  # someone else's: pruned after grace unless it lives
+            await store.call("registering a channel's owner", lambda: store.placeholder(owner, now, self.grace))
+        await store.group_add(group, channel, owner, now)
+        if owner == self._process:
+            self._own.add(group, channel)
+
+    async def group_discard(self, group: str, channel: str, /) -> None:
+        """Remove *channel* from *group*; no error if it was not there."""
+        group = require_group_name(group)
+        channel = require_channel_name(channel)
+        store = await self._store()
+        await store.group_discard(group, channel, owner_of(channel))
+        self._own.discard(group, channel)
+
+    async def drop_counts(self) -> dict[str, int]:
+        """Messages ``group_send`` dropped for each channel because it was full, in every process."""
+        store = await self._store()
+        await self._write_drops(store)
+        processes = [owner.id for owner in await store.processes()]
+        return await store.drop_counts(processes)
+
+    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
+        """Send a copy of *message* to every member; full members miss it (counted, logged)."""
+        group = require_group_name(group)
+        checked = check_message(message)
+        store = await self._store()
+        members = await store.members(group, self._joined_after())
+        local: list[str] = []
+        owned: dict[str, list[tuple[str, int]]] = {}
+        named: list[str] = []
+        for channel in members:
+            if self._is_mine(channel):
+                local.append(channel)
+                continue
+            owner = owner_of(channel)
+            if owner is None:
+                named.append(channel)
+            else:
+                owned.setdefault(owner, []).append((channel, self._capacity_for(channel)))
+        drops = self._drops
+        if owned or named:
+            body = encode(checked)
+            now = time.time()
+            expires = now + self.expiry
+            for owner, targets in owned.items():
+                for channel in await store.send_owned(
+                    owner, targets, body, expires=expires, ttl=self._ttl(), strict=False
+                ):
+                    drops.seen(group, channel)  # counted in Redis; its owner hears of it from its inbox
+            for channel in named:
+                capacity = self._capacity_for(channel)
+                if await store.send_named(
+                    channel, body, now=now, expires=expires, capacity=capacity, ttl=self.expiry + 1
+                ):
+                    self._wake_named(channel)
+                else:
+                    drops.seen(group, channel)
+                    await store.count_drops(None, {channel: 1})
+        now = time.monotonic()
+        size = message_size(checked) if local else 0
+        for channel in local:
+            try:
+                self._queues.put(channel, checked, now, size)
+            except ChannelFull:
+                drops.seen(group, channel)
+                drops.count(channel)
+                self._pending_drops[channel] = self._pending_drops.get(channel, 0) + 1
+        if self._pacer.due():
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def group_members(self, group: str, /) -> frozenset[str]:
+        """Return the channels currently in *group*, whichever process added them."""
+        group = require_group_name(group)
+        store = await self._store()
+        return frozenset(await store.members(group, self._joined_after()))
+
+    async def groups(self) -> dict[str, int]:
+        """Return every non-empty group with its member count."""
+        store = await self._store()
+        return await store.group_counts(self._joined_after())
+
+
+def _describe_client(client: Client) -> str:
+    """A client's address, for errors: ``host:port`` when it says, else its repr."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
+    return repr(client)
+
+
+def _start_error(address: str, cause: BaseException) -> BaseException:
+    """What starting the layer raises when Redis cannot be used at *address*."""
+    if isinstance(cause, LayerUnavailable):
+        return cause
+    import coredis.exceptions  # noqa: PLC0415 - with the client
+
+    if isinstance(cause, coredis.exceptions.AuthenticationError | coredis.exceptions.AuthorizationError):
+        return LayerUnavailable(f"Redis at {address} refused this client's credentials: {cause}")
+    if isinstance(cause, coredis.exceptions.ConnectionError | OSError):
+        return LayerUnavailable(f"cannot use Redis at {address}: {cause} (is a Redis server listening there?)")
+    return LayerUnavailable(f"cannot use Redis at {address}: {type(cause).__name__}: {cause}")

@@ -1,0 +1,109 @@
+"""The in-memory half of :class:`~interlock.layers.RedisChannelLayer`: its own channels' queues.
+
+Rules:
+
+1. A queue takes messages from two sources: :meth:`ChannelQueues.put` (senders in this
+   process, checked against the capacity: :class:`~interlock.layers.ChannelFull`) and
+   :meth:`InboxQueues.deliver` (messages the pump took off this process's Redis inbox,
+   which their senders already checked against the channel's in-flight count there).
+2. A delivered message that finds its queue full waits *held*, in order, outside it; the
+   receive that makes room moves the next held message in.  Held messages still count in
+   Redis, so remote senders get :class:`~interlock.layers.ChannelFull` while they wait.
+3. Every message that enters a queue from the inbox (or expires, or is discarded) is
+   added to :attr:`InboxQueues.settled`, which the pump's settler subtracts from the
+   in-flight counts in Redis; :attr:`InboxQueues.on_settle` says there is some.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ._queues import ChannelQueue, ChannelQueues
+from ._types import Message
+from ._validation import message_size
+
+__all__ = ["InboxQueues"]
+
+
+class InboxQueues(ChannelQueues):
+    """The queues of this process's channels, fed by local senders and the inbox (see the rules)."""
+
+    def __init__(
+        self,
+        capacity_for: Callable[[str], int],
+        expiry: float,
+        capacity_bytes: int | None,
+        on_settle: Callable[[], None],
+    ) -> None:
+        super().__init__(capacity_for, expiry, capacity_bytes)
+        self.on_settle = on_settle
+        self.settled: dict[str, int] = {}
+        self.live: set[str] = set()  # channels new_channel() made and close_channel() did not close
+        self._held: dict[str, deque[tuple[float, Message]]] = {}
+
+    def _settle(self, name: str, count: int = 1) -> None:
+        first = not self.settled
+        self.settled[name] = self.settled.get(name, 0) + count
+        if first:
+            self.on_settle()
+
+    def deliver(self, name: str, expires: float, message: Message) -> None:
+        """Queue a message from the inbox (*expires* in wall-clock seconds), or hold it if full."""
+        now = time.time()
+        if expires <= now or not (name in self.live or name in self):
+            self._settle(name)  # expired, or for a channel closed meanwhile: gone
+            return
+        held = self._held.get(name)
+        queue = self._queue(name)
+        if held or queue.over(self.capacity_bytes):
+            self._held.setdefault(name, deque()).append((expires, message))
+            return
+        self._append(name, queue, expires, message)
+
+    def _append(self, name: str, queue: ChannelQueue, expires: float, message: Message) -> None:
+        size = message_size(message)
+        queue.messages.append((expires - time.time() + time.monotonic(), message, size))
+        queue.size += size
+        self._settle(name)
+        self._appended(name, queue)
+
+    def _taken(self, name: str, queue: ChannelQueue) -> None:
+        held = self._held.get(name)
+        if not held:
+            return
+        now = time.time()
+        while held and not queue.over(self.capacity_bytes):
+            expires, message = held.popleft()
+            if expires > now:
+                self._append(name, queue, expires, message)
+            else:
+                self._settle(name)
+        if not held:
+            del self._held[name]
+
+    def held(self, name: str) -> int:
+        """How many delivered messages wait outside *name*'s full queue."""
+        return len(self._held.get(name, ()))
+
+    def drop(self, name: str) -> None:
+        """Drop *name*'s queue, held messages and watcher (the channel was closed)."""
+        self.live.discard(name)
+        held = self._held.pop(name, None)
+        if held:
+            self._settle(name, len(held))
+        super().drop(name)
+
+    def forget_waiters(self) -> None:
+        """Drop the events and watchers of an event loop that has ended, without setting them."""
+        for queue in self._queues.values():
+            queue.waiter = None
+        self._watchers.clear()
+
+    def clear(self) -> None:
+        """Drop every queue and held message, waking every receiver."""
+        super().clear()
+        self._held.clear()
+        self.live.clear()
+        self.settled.clear()
