@@ -18,6 +18,8 @@ PUBLIC_MODULES = [
     *PACKAGES,
     "interlock.actors.testing",
     "interlock.actors.compat",
+    "interlock.actors.security",
+    "interlock.actors.django",
     "interlock.layers.testing",
     "interlock.layers.cli",
 ]
