@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import pytest
-
 from interlock.layers import ChannelFull, InMemoryChannelLayer, SQLiteChannelLayer
 
 KB = "k" * 1_000
@@ -78,11 +77,13 @@ async def test_none_means_no_byte_bound(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "8MiB"])
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_bad_capacity_bytes_is_refused(kind: str, bad: object, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="capacity_bytes must be an int of at least 1"):
+    def build() -> object:
         if kind == "memory":
-            InMemoryChannelLayer(capacity_bytes=bad)  # type: ignore[arg-type]
-        else:
-            SQLiteChannelLayer(tmp_path / "x.sqlite3", capacity_bytes=bad)  # type: ignore[arg-type]
+            return InMemoryChannelLayer(capacity_bytes=bad)  # type: ignore[arg-type]
+        return SQLiteChannelLayer(tmp_path / "x.sqlite3", capacity_bytes=bad)  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="capacity_bytes must be an int of at least 1"):
+        build()
 
 
 async def test_messages_from_another_process_wait_in_the_file_at_the_bound(tmp_path: Path) -> None:
