@@ -5,9 +5,9 @@ Routes (``<tag>`` makes a request's actor recognisable in ``/ended``):
 * ``json`` - ``{"ok": true}``; ``upload`` - the body's length (``max_body_size`` 1 KiB).
 * ``sse/<room>/<tag>`` - an :class:`SseActor` in group ``room.<room>`` (heartbeat 0.2 s):
   the first event says ``hello`` and the ``Last-Event-ID`` it got.
-* ``poll/<room>/<tag>`` - a :class:`LongPollActor` in group ``room.<room>`` (0.5 s).
+* ``poll/<room>/<tag>`` - a :class:`LongPollActor` in group ``room.<room>`` (1 s).
 * ``statepoll/<room>/<tag>`` - the same long-poll as an :class:`HttpStateActor` (a state
-  with a 0.5 s timeout); its exit hook records into ``ended`` under ``<tag>-exit``.
+  with a 1 s timeout); its exit hook records into ``ended`` under ``<tag>-exit``.
 * ``publish/<room>`` - POSTed JSON ``{"data", "id"}`` goes to the room as an ``sse.event``.
 * ``flood/<room>?n=N&size=S`` - N events of S bytes to the room (the slow-reader test).
 * ``compat/sse/<room>/<tag>``, ``compat/poll/<room>/<tag>`` - Channels' SSE and long-poll
@@ -75,7 +75,7 @@ class Room(SseActor):
 
 
 class Poll(LongPollActor):
-    poll_timeout = 0.5
+    poll_timeout = 1.0
 
     async def handle(self, body: bytes) -> None:
         room = self.scope["url_route"]["kwargs"]["room"]
@@ -91,7 +91,7 @@ class Poll(LongPollActor):
 class StatePoll(HttpStateActor):
     """The long-poll as a state machine: a state with a timeout, left by the first message."""
 
-    waiting = State(initial=True, timeout=0.5)
+    waiting = State(initial=True, timeout=1.0)
 
     async def handle(self, body: bytes) -> None:
         room = self.scope["url_route"]["kwargs"]["room"]

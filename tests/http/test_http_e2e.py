@@ -193,7 +193,7 @@ async def test_a_client_leaving_a_long_poll_is_noticed(server: RunningServer, ht
     async with httpx.AsyncClient(base_url=server.http_url(""), timeout=0.1) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             await impatient.get("/poll/left/gone1")
-    assert await ended(http, "gone1") == ["client"]  # before the 0.5 s poll_timeout would answer
+    assert await ended(http, "gone1") == ["client"]  # before the 1 s poll_timeout would answer
 
 
 async def test_channels_sse_consumer_is_fed_by_group_send(server: RunningServer, http: httpx.AsyncClient) -> None:
