@@ -16,7 +16,7 @@ from tests.http.test_http_actor import http_scope
 class Poll(HttpStateActor):
     """A long-poll as a machine: wait for a message, or answer 204 after the state's timeout."""
 
-    waiting = State(initial=True, timeout=0.2)
+    waiting = State(initial=True, timeout=1)
     seen: ClassVar[list[str]] = []
 
     async def handle(self, body: bytes) -> None:
@@ -122,6 +122,6 @@ def test_the_diagram_nests_the_states_in_the_http_lifecycle() -> None:
     text = Poll.diagram("mermaid")
     assert "receiving --> serving: request (body read)" in text
     assert "state serving {" in text
-    assert "s0 --> s0: after 0.2 s (internal)" in text
+    assert "s0 --> s0: after 1 s (internal)" in text
     assert "serving --> gone: client left" in text
     assert "accept" not in text
