@@ -56,6 +56,7 @@ import secrets
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
@@ -246,8 +247,20 @@ class RedisChannelLayer(StartsAndCloses):
             return self._client
         import coredis  # noqa: PLC0415 - the redis extra, needed only once the layer starts
 
-        factory = coredis.RedisCluster if self.cluster else coredis.Redis
-        return factory.from_url(self.address, connect_timeout=self.timeout, decode_responses=False)
+        if not self.cluster:
+            return coredis.Redis.from_url(self.address, connect_timeout=self.timeout, decode_responses=False)
+        from coredis.connection import TCPLocation  # noqa: PLC0415 - likewise
+
+        url = urllib.parse.urlsplit(self.address)
+        return coredis.RedisCluster(
+            startup_nodes=[TCPLocation(url.hostname or "127.0.0.1", url.port or 6379)],
+            username=urllib.parse.unquote(url.username) if url.username else None,
+            password=urllib.parse.unquote(url.password) if url.password else None,
+            ssl=url.scheme == "rediss",
+            connect_timeout=self.timeout,
+            decode_responses=False,
+            non_atomic_cross_slot=False,  # a command across slots is a bug here: let it fail
+        )
 
     def _owner(self) -> Owner:
         return Owner(self._process, os.getpid(), socket.gethostname(), time.time() + self.lease, self.grace)
@@ -264,10 +277,12 @@ class RedisChannelLayer(StartsAndCloses):
                     run.store = store
                     run.ready.set()
                     async with anyio.create_task_group() as tasks:
-                        tasks.start_soon(self._pump, run, store)
+                        pumped = anyio.Event()
+                        tasks.start_soon(self._pump, run, store, pumped)
                         tasks.start_soon(self._settler, run, store)
                         tasks.start_soon(self._keeper, run, store)
                         await run.stop.wait()
+                        await self._end_pump(store, pumped)
                         tasks.cancel_scope.cancel()
                     if run.closing:
                         with anyio.CancelScope(shield=True):
@@ -336,10 +351,25 @@ class RedisChannelLayer(StartsAndCloses):
             logger.warning("%r: Redis at %s answers again", self, self.address)
             self._unavailable = None
 
-    async def _pump(self, run: _Run, store: Store) -> None:
+    async def _end_pump(self, store: Store, pumped: anyio.Event) -> None:
+        """Wake the pump's ``BLMPOP`` with an entry of its own, so no command is cut off midway."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
+            try:
+                await store.wake(self._process)
+            except LayerUnavailable:
+                return
+            await pumped.wait()
+
+    async def _pump(self, run: _Run, store: Store, pumped: anyio.Event) -> None:
+        try:
+            await self._pump_until_stopped(run, store)
+        finally:
+            pumped.set()
+
+    async def _pump_until_stopped(self, run: _Run, store: Store) -> None:
         retry = _RETRY[0]
         queues, drops = self._queues, self._drops
-        while True:
+        while not run.stop.is_set():
             try:
                 entries = await store.take_inbox(self._process, _WAIT, _BATCH)
             except LayerUnavailable as exc:

@@ -21,7 +21,8 @@ Rules:
 
 2. An inbox entry is ``m CHANNEL \\0 EXPIRES_MS \\0 BODY`` (a message, its body encoded by
    :mod:`._wire`, which never holds a raw NUL) or ``d CHANNEL`` (a drop: a ``group_send``
-   found the channel full).  A named channel's entry is ``EXPIRES_MS \\0 BODY``.
+   found the channel full), or ``w`` (a closing layer wakes its own pump).  A named
+   channel's entry is ``EXPIRES_MS \\0 BODY``.
 
 3. Scripts take the wall-clock time from their caller, so the machines' clocks must agree
    to well within ``expiry`` (as NTP keeps them).

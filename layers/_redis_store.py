@@ -203,6 +203,10 @@ class Store:
             return []
         return list(found[1])
 
+    async def wake(self, process: str) -> None:
+        """Push a wake-up entry (``w``) on *process*'s inbox: its pump's wait returns."""
+        await self.call("waking the pump", lambda: self.client.lpush(self.keys.inbox(process), [b"w"]))
+
     async def settle(self, process: str, counts: dict[str, int]) -> None:
         """*counts* messages of each of *process*'s channels reached its queues: they no longer count."""
         args: list[str | int] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import anyio
 import coredis
 import pytest
+from coredis.connection import TCPLocation
 from interlock.layers import RedisChannelLayer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -33,8 +35,12 @@ def unique_prefix() -> str:
 
 async def delete_prefix(prefix: str, url: str = REDIS_URL, *, cluster: bool = False) -> None:
     """Delete every key under *prefix*."""
-    factory = coredis.RedisCluster if cluster else coredis.Redis
-    client: Any = factory.from_url(url)
+    client: Any
+    if cluster:  # (RedisCluster.from_url warns: it hands its pool the deprecated dict nodes)
+        parts = urllib.parse.urlsplit(url)
+        client = coredis.RedisCluster(startup_nodes=[TCPLocation(parts.hostname or "", parts.port or 6379)])
+    else:
+        client = coredis.Redis.from_url(url)
     async with client:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
         for key in keys:
