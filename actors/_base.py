@@ -527,10 +527,15 @@ class BaseActor:
         finally:
             if not self._ended:  # not reached through an event: the server went quiet
                 with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
-                    await self._end(Ending("lost", 1006))
+                    await self._end(self._lost_ending())
                 self._warn_if_cut_short(bounded)
-            with anyio.CancelScope(shield=True):  # the channel is closed whatever happened before
-                await self._cleanup()
+            if self._channel_name is not None:  # no shielded scope to pay for without one
+                with anyio.CancelScope(shield=True):  # the channel is closed whatever happened before
+                    await self._cleanup()
+
+    def _lost_ending(self) -> Ending:
+        """How a connection the server stopped serving without a last event ended."""
+        return Ending("lost", 1006)
 
     def _warn_if_cut_short(self, scope: anyio.CancelScope) -> None:
         if scope.cancelled_caught:

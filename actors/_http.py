@@ -47,10 +47,10 @@ from interlock.dsl import Lifecycle
 from interlock.dsl.http import DONE, GONE, HTTP_LIFECYCLE, LIVE, RECEIVING, RESPONDING, STREAMING, render_lifecycle
 
 from ._asgi import Headers, encode_headers
-from ._base import CLIENT, BaseActor, Flush, _is_cancellation, inline, library_class
+from ._base import CLIENT, BaseActor, Flush, inline, library_class
 from ._ending import Ending
 from ._errors import ClientGone
-from ._types import Message, Receive, Scope, Send
+from ._types import Message, Receive
 
 __all__ = ["HttpActor", "HttpError", "HttpExchange", "RequestTooLarge"]
 
@@ -300,33 +300,8 @@ class HttpExchange(BaseActor):
     async def _started(self) -> None:
         await self._join_groups()
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the actor; without a layer or a mailbox, the lean direct path.
-
-        ``BaseActor._run`` less the shielded close of a channel that does not exist: that
-        cancel scope costs 6.6 µs on asyncio, a fifth of a small request's cost. The ending
-        is the same: a cancellation tears the actor down shielded, and a request the server
-        stopped serving ends as ``lost``.
-        """
-        if self._needs_mailbox or self._layer_for(scope) is not None:
-            await super()._run(scope, receive, send)
-            return
-        self.scope = scope
-        self._asgi_send = send
-        self._loop_thread = get_ident()
-        try:
-            await self._run_direct(receive)
-        except BaseException as exc:
-            if _is_cancellation(exc):  # the server shuts down
-                with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
-                    await self._on_shutdown()
-                self._warn_if_cut_short(bounded)
-            raise
-        finally:
-            if not self._ended:
-                with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
-                    await self._end(Ending("lost", self.status or 0))
-                self._warn_if_cut_short(bounded)
+    def _lost_ending(self) -> Ending:
+        return Ending("lost", self.status or 0)
 
     async def _pump_client(self, receive: Receive) -> None:
         """Feed the server's events to the mailbox; the client's leaving cancels a running handler."""
