@@ -24,8 +24,9 @@ Rules:
    that cannot reach Redis when it starts says so at once.  After Redis comes back (even
    empty: restarted without persistence), the next beat of the lease task finds its
    registration gone and writes it again with every membership of this process's
-   channels: within ``lease / 3`` seconds of Redis answering again.  Messages that were
-   in Redis then are lost.
+   channels, and those of named channels it added and did not discard: within
+   ``lease / 3`` seconds of Redis answering again.  Messages that were in Redis then are
+   lost.
 
 Theory of operation (delivery): each process has one *inbox*, a Redis list.  A send to
 another process's channel is one script call (``SEND_OWNED``: check the channel's
@@ -143,6 +144,9 @@ class RedisChannelLayer(StartsAndCloses):
     :param grace: seconds after its lease ends before a silent process's channels are pruned.
     :param timeout: seconds any one Redis command may take before it raises
         :class:`~interlock.layers.LayerUnavailable`.
+    :param on_availability: called on the layer's event loop with the reason when its
+        background tasks lose Redis, and with None when Redis answers them again (also
+        readable as :attr:`unavailable`).
 
     The layer starts on first use; ``await layer.start()`` or ``async with layer:``
     start it explicitly (and surface a wrong address at once), ``await layer.close()``
@@ -163,14 +167,17 @@ class RedisChannelLayer(StartsAndCloses):
         lease: float = 10.0,
         grace: float = 20.0,
         timeout: float = 2.0,
+        on_availability: Callable[[str | None], None] | None = None,
     ) -> None:
         if isinstance(url_or_client, str):
             if not url_or_client.startswith(_SCHEMES):
                 msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(_SCHEMES)}"
                 raise ValueError(msg)
-            self.address = url_or_client
+            self._url = url_or_client
+            self.address = _redacted(url_or_client)
             self._client: Client | None = None
         else:
+            self._url = ""
             self.address = _describe_client(url_or_client)
             self._client = url_or_client
         if not (isinstance(prefix, str) and _KEY_PREFIX.fullmatch(prefix)):
@@ -189,7 +196,7 @@ class RedisChannelLayer(StartsAndCloses):
         self._keys = Keys(prefix)
         self._process = secrets.token_hex(_PROCESS_HEX)
         self._marker = f".{self._process}!"
-        self._own = OwnMemberships()
+        self._own = OwnMemberships()  # memberships of its channels, and of named ones it added
         self._pending_drops: dict[str, int] = {}  # own channels' drops seen here, not yet in Redis
         self._drops = Drops(logger)
         self._queues = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
@@ -198,10 +205,16 @@ class RedisChannelLayer(StartsAndCloses):
         self._run: _Run | None = None
         self._generation = 0
         self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
+        self._on_availability = on_availability
 
     def __repr__(self) -> str:
         state = "started" if self._run is not None else "not started"
         return f"<RedisChannelLayer {self.address!r} prefix={self.prefix!r} process={self._process} {state}>"
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the layer's background tasks cannot reach Redis now, or None while it answers them."""
+        return self._unavailable
 
     @property
     def process(self) -> str:
@@ -248,10 +261,10 @@ class RedisChannelLayer(StartsAndCloses):
         import coredis  # noqa: PLC0415 - the redis extra, needed only once the layer starts
 
         if not self.cluster:
-            return coredis.Redis.from_url(self.address, connect_timeout=self.timeout, decode_responses=False)
+            return coredis.Redis.from_url(self._url, connect_timeout=self.timeout, decode_responses=False)
         from coredis.connection import TCPLocation  # noqa: PLC0415 - likewise
 
-        url = urllib.parse.urlsplit(self.address)
+        url = urllib.parse.urlsplit(self._url)
         return coredis.RedisCluster(
             startup_nodes=[TCPLocation(url.hostname or "127.0.0.1", url.port or 6379)],
             username=urllib.parse.unquote(url.username) if url.username else None,
@@ -342,14 +355,25 @@ class RedisChannelLayer(StartsAndCloses):
     # -- background tasks --------------------------------------------------------------------
 
     def _lost(self, what: str, exc: LayerUnavailable) -> None:
-        if self._unavailable is None:
-            logger.warning("%r: %s failed, retrying: %s", self, what, exc)
+        if self._unavailable is not None:
+            return
+        logger.warning("%r: %s failed, retrying: %s", self, what, exc)
         self._unavailable = str(exc)
+        self._tell(self._unavailable)
 
     def _found(self) -> None:
-        if self._unavailable is not None:
-            logger.warning("%r: Redis at %s answers again", self, self.address)
-            self._unavailable = None
+        if self._unavailable is None:
+            return
+        logger.warning("%r: Redis at %s answers again", self, self.address)
+        self._unavailable = None
+        self._tell(None)
+
+    def _tell(self, reason: str | None) -> None:
+        if self._on_availability is not None:
+            try:
+                self._on_availability(reason)
+            except Exception:
+                logger.exception("%r: on_availability(%r) failed", self, reason)
 
     async def _end_pump(self, store: Store, pumped: anyio.Event) -> None:
         """Wake the pump's ``BLMPOP`` with an entry of its own, so no command is cut off midway."""
@@ -378,6 +402,8 @@ class RedisChannelLayer(StartsAndCloses):
                 retry = min(retry * 2, _RETRY[1])
                 continue
             retry = _RETRY[0]
+            if self._unavailable is not None:
+                self._found()
             for entry in entries:
                 kind, rest = entry[:1], entry[1:]
                 if kind == b"m":
@@ -595,8 +621,8 @@ class RedisChannelLayer(StartsAndCloses):
         if self._is_mine(channel):
             self._queues.drop(channel)
             self._drops.forget(channel)
-            self._own.drop(channel)
             self._pending_drops.pop(channel, None)
+        self._own.drop(channel)
         await store.close_channel(channel, owner_of(channel))
 
     # -- groups ----------------------------------------------------------------------------
@@ -614,7 +640,7 @@ class RedisChannelLayer(StartsAndCloses):
         if owner is not None and owner != self._process:  # someone else's: pruned after grace unless it lives
             await store.call("registering a channel's owner", lambda: store.placeholder(owner, now, self.grace))
         await store.group_add(group, channel, owner, now)
-        if owner == self._process:
+        if owner is None or owner == self._process:  # what this process writes again if Redis loses it
             self._own.add(group, channel)
 
     async def group_discard(self, group: str, channel: str, /) -> None:
@@ -691,6 +717,16 @@ class RedisChannelLayer(StartsAndCloses):
         """Return every non-empty group with its member count."""
         store = await self._store()
         return await store.group_counts(self._joined_after())
+
+
+def _redacted(url: str) -> str:
+    """*url* without its password, for messages and reprs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _describe_client(client: Client) -> str:

@@ -111,7 +111,7 @@ class Store:
             await self.client.set(keys.alive(me.id), b"1")
             now = time.time()
             for group, channel in memberships:
-                await self._add(group, channel, me.id, now)
+                await self._add(group, channel, owner_of(channel), now)
 
         await self.call("registering this process", run)
 

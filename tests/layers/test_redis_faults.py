@@ -1,0 +1,170 @@
+"""RedisChannelLayer when Redis fails: restarted without persistence, refusing AUTH.
+
+Each test starts its own ``redis-server`` on a free loopback port (persistence off, as
+Redis runs here by default), so stopping it disturbs no other test.  Waits are bounded;
+what is asserted is that calls fail fast with ``LayerUnavailable`` and that memberships
+come back once Redis does.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from interlock.layers import LayerUnavailable, RedisChannelLayer
+
+from .redis_support import WAIT, eventually
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+    # coredis leaves anyio memory streams unclosed when a connection fails (refused, reset):
+    # these tests fail connections on purpose, so their garbage's ResourceWarnings are ignored.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+TIMEOUT = 0.5  # the layers' command timeout here
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    yield
+    gc.collect()
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, which a test may stop and start again."""
+
+    def __init__(self, *options: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.options = options
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen([*command, *self.options], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redis-server on port {self.port} did not start")
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    redis = RedisServer()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
+async def _raises_unavailable_soon(call: Any, what: str) -> LayerUnavailable:
+    started = time.monotonic()
+    with anyio.fail_after(TIMEOUT * 4), pytest.raises(LayerUnavailable) as caught:
+        await call()
+    assert time.monotonic() - started < TIMEOUT * 3, f"{what} took too long to fail"
+    return caught.value
+
+
+async def test_a_restart_fails_calls_fast_then_memberships_come_back(server: RedisServer) -> None:
+    states: list[str | None] = []
+    options: dict[str, Any] = {"prefix": "faults", "lease": 0.3, "grace": 0.3, "timeout": TIMEOUT}
+    async with (
+        RedisChannelLayer(server.url, on_availability=states.append, **options) as owner,
+        RedisChannelLayer(server.url, **options) as other,
+    ):
+        mine = await owner.new_channel()
+        await owner.group_add("room", mine)
+        await other.group_add("workers", "worker.shared")
+        assert await other.group_members("room") == {mine}
+
+        server.kill()
+        for what, call in [
+            ("send", lambda: other.send(mine, {"type": "lost"})),
+            ("send to a named channel", lambda: other.send("worker.shared", {"type": "lost"})),
+            ("group_send", lambda: other.group_send("room", {"type": "lost"})),
+            ("group_add", lambda: other.group_add("room", "worker.shared")),
+            ("group_members", lambda: other.group_members("room")),
+        ]:
+            error = await _raises_unavailable_soon(call, what)
+            assert server.url in str(error)
+        await eventually(lambda: _true(owner.unavailable is not None), "the owner noticed", wait=WAIT)
+        assert states
+        assert states[0] is not None
+        assert server.url in states[0]
+        local = await owner.new_channel()  # this process's own channels still work meanwhile
+        await owner.send(local, {"type": "local"})
+        assert await owner.receive(local) == {"type": "local"}
+
+        server.start()  # empty: persistence is off
+
+        async def restored() -> bool:
+            try:
+                return await other.group_members("room") == {mine} and await other.group_members("workers") == {
+                    "worker.shared"
+                }
+            except LayerUnavailable:
+                return False
+
+        await eventually(restored, "both processes wrote their memberships again", wait=WAIT)
+        await eventually(lambda: _true(states[-1] is None), "the owner was told Redis answers again")
+        await other.group_send("room", {"type": "after"})
+        with anyio.fail_after(WAIT):
+            assert await owner.receive(mine) == {"type": "after"}
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_layer_started_while_redis_is_down_says_so_then_starts_once_it_is_up(server: RedisServer) -> None:
+    server.kill()
+    layer = RedisChannelLayer(server.url, prefix="faults", timeout=TIMEOUT)
+    error = await _raises_unavailable_soon(layer.start, "start")
+    assert server.url in str(error)
+    server.start()
+    with anyio.fail_after(WAIT):
+        async with layer:
+            channel = await layer.new_channel()
+            await layer.send(channel, {"type": "t"})
+            assert await layer.receive(channel) == {"type": "t"}
+
+
+@pytest.mark.parametrize("url_password", ["", ":wrong@", "someone:wrong@"])
+async def test_a_redis_that_refuses_auth_is_a_clear_error_at_start(url_password: str) -> None:
+    redis = RedisServer("--requirepass", "s3cret")
+    redis.start()
+    try:
+        url = redis.url.replace("redis://", f"redis://{url_password}")
+        with anyio.fail_after(WAIT), pytest.raises(LayerUnavailable) as caught:
+            await RedisChannelLayer(url, timeout=TIMEOUT).start()
+        assert f"127.0.0.1:{redis.port}" in str(caught.value)
+        assert "wrong" not in str(caught.value)  # the URL's password is not shown
+        assert "credentials" in str(caught.value)
+        password = redis.url.replace("redis://", "redis://:s3cret@")
+        async with RedisChannelLayer(password, prefix="faults", timeout=TIMEOUT) as layer:
+            assert await layer.groups() == {}
+    finally:
+        redis.kill()
