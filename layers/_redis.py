@@ -43,8 +43,9 @@ bookkeeping (XACK per message) would add round trips the inbox does not need.
 
 The layer belongs to the event loop that started it (its *home*): the client, the pump,
 the lease task and the queues all live there.  When that loop ends, the next loop that
-uses the layer starts it again.  Calls from another thread while the home loop runs raise
-an error saying so (sync code reaches the layer through the actor's thread bridge).
+uses the layer starts it again.  A forked child starts as a new process on first use.
+Calls from another thread while the home loop runs raise an error saying so (sync code
+reaches the layer through the actor's thread bridge).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
@@ -194,6 +196,13 @@ class RedisChannelLayer(StartsAndCloses):
         self.grace = require_positive("grace", grace)
         self.timeout = require_positive("timeout", timeout)
         self._keys = Keys(prefix)
+        self._on_availability = on_availability
+        self._generation = 0
+        self._reset()
+        _layers.add(self)
+
+    def _reset(self) -> None:
+        """Set the state of a layer that has not started (also in a forked child)."""
         self._process = secrets.token_hex(_PROCESS_HEX)
         self._marker = f".{self._process}!"
         self._own = OwnMemberships()  # memberships of its channels, and of named ones it added
@@ -203,9 +212,9 @@ class RedisChannelLayer(StartsAndCloses):
         self._named: dict[str, anyio.Event] = {}  # receivers of named channels, woken by local sends
         self._pacer = Pacer()
         self._run: _Run | None = None
-        self._generation = 0
+        self._registered = False  # since the last close(): a lease to end, even from another loop
+        self._generation += 1
         self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
-        self._on_availability = on_availability
 
     def __repr__(self) -> str:
         state = "started" if self._run is not None else "not started"
@@ -287,6 +296,7 @@ class RedisChannelLayer(StartsAndCloses):
                     await store.call("PING", client.ping)
                     await store.prune(time.time(), self._process)
                     await store.register(self._owner(), self._own.snapshot())
+                    self._registered = True
                     run.store = store
                     run.ready.set()
                     async with anyio.create_task_group() as tasks:
@@ -328,7 +338,15 @@ class RedisChannelLayer(StartsAndCloses):
         :class:`~interlock.layers.LayerClosed`; the next call starts the layer again.
         """
         with anyio.CancelScope(shield=True):
+            if self._run is None and self._registered:  # started on a loop that has ended since
+                try:
+                    await self._ready()
+                except LayerUnavailable as exc:
+                    logger.warning(
+                        "%r closed without reaching Redis (%s): its channels are pruned after its grace", self, exc
+                    )
             self._generation += 1
+            self._registered = False
             run = self._run
             if run is not None:
                 run.closing = True
@@ -717,6 +735,19 @@ class RedisChannelLayer(StartsAndCloses):
         """Return every non-empty group with its member count."""
         store = await self._store()
         return await store.group_counts(self._joined_after())
+
+
+_layers: weakref.WeakSet[RedisChannelLayer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child is a new process: it forgets its parent's client, lease and channels."""
+    for layer in list(_layers):
+        layer._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _redacted(url: str) -> str:

@@ -166,3 +166,36 @@ async def test_memberships_come_back_after_redis_lost_everything(watcher: RedisC
         await watcher.send(channel, {"type": "after"})
         with anyio.fail_after(WAIT):
             assert await layer.receive(channel) == {"type": "after"}
+
+
+FORKED = """
+import json, os, sys
+import anyio
+from interlock.layers import RedisChannelLayer
+
+layer = RedisChannelLayer(sys.argv[2], prefix=sys.argv[1])
+
+async def name() -> str:
+    channel = await layer.new_channel()
+    await layer.group_add("forks", channel)
+    return channel
+
+parent = anyio.run(name)
+child = os.fork()
+if child == 0:
+    print(json.dumps({"child": anyio.run(name)}), flush=True)
+    anyio.run(layer.close)
+    os._exit(0)
+os.waitpid(child, 0)
+print(json.dumps({"parent": parent}), flush=True)
+"""
+
+
+async def test_a_forked_child_is_a_process_of_its_own(watcher: RedisChannelLayer, key_prefix: str) -> None:
+    done = await anyio.run_process([sys.executable, "-c", FORKED, key_prefix, REDIS_URL])
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    child, parent = lines[0]["child"], lines[1]["parent"]
+    assert child.split("!")[0].rpartition(".")[2] != parent.split("!")[0].rpartition(".")[2]
+    # The child's close() removed the child's channel, not the parent's (whose process exited
+    # without closing: it stays until its lease ends).
+    assert await watcher.group_members("forks") == {parent}
