@@ -15,13 +15,13 @@ The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the fi
 ``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
 ``uvicorn chat:app --app-dir examples --workers 4`` — share rooms, and the registry
 outlives a restart) or ``memory`` (one process). ``INTERLOCK_CHAT_MAX_CONNECTIONS``
-(10,000 by default) caps the members one process serves.
+(10,000 by default) caps the members one process serves. The sockets check their
+``Origin`` (same origin as the page; see docs/security.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from pathlib import Path
@@ -42,6 +42,7 @@ from interlock.actors import (
     handler,
     path,
 )
+from interlock.actors.security import SameOriginValidator
 from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
 
 HERE = Path(__file__).resolve().parent
@@ -149,16 +150,9 @@ def make_http(layer: GroupLayer) -> ASGIApp:
     """The page, the room listing and the rooms' feeds."""
     page = (HERE / "chat.html").read_bytes()
 
-    async def http(scope: Scope, receive: Receive, send: Send) -> None:
+    async def page_or_404(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/":
             await _respond(send, 200, page, b"text/html; charset=utf-8")
-        elif scope["path"] == "/api/rooms" and isinstance(layer, ListableGroupLayer):
-            rooms = {
-                group.removeprefix("chat."): count
-                for group, count in (await layer.groups()).items()
-                if group.startswith("chat.")
-            }
-            await _respond(send, 200, json.dumps(rooms).encode(), b"application/json")
         else:
             await _respond(send, 404, b"Not Found", b"text/plain")
 
@@ -166,8 +160,8 @@ def make_http(layer: GroupLayer) -> ASGIApp:
         [
             path("api/rooms", RoomListing.as_asgi()),
             path("api/rooms/<str:room>/events", RoomFeed.as_asgi()),
-            path("<path:rest>", http),
-            path("", http),
+            path("<path:rest>", page_or_404),
+            path("", page_or_404),
         ]
     )
 
@@ -178,7 +172,8 @@ def make_app(layer: GroupLayer | None = None) -> ProtocolTypeRouter:
     return ProtocolTypeRouter(
         {
             "http": make_http(layer),
-            "websocket": URLRouter([path("ws/chat/<str:room>/", ChatActor.as_asgi())]),
+            # A page on another site cannot open a socket with this site's cookies.
+            "websocket": SameOriginValidator(URLRouter([path("ws/chat/<str:room>/", ChatActor.as_asgi())])),
         },
         channel_layer=layer,
     )

@@ -79,15 +79,24 @@ async def test_oversize_deflated_messages_close_with_1009_and_cost_little(chat: 
     async with await WSClient.connect(chat.host, chat.port, f"/ws/chat/calm-{uuid.uuid4().hex[:6]}/") as calm:
         bystander = Bystander(calm)
         await bystander.chat_once()
-        before = rss(chat)
         url = chat.ws_url(f"/ws/chat/bomb-{uuid.uuid4().hex[:6]}/?name=bomb")
-        for _ in range(5):  # 15 MiB each once inflated, some 15 KB on the wire
+
+        async def bomb() -> None:  # 15 MiB once inflated, some 15 KB on the wire
             closed = await anyio.to_thread.run_sync(send_deflated, url, ["a" * (15 * MiB)])
             assert closed is not None, "the server kept a connection that sent 15 MiB"
             assert closed[0] == 1009, closed
             await bystander.chat_once()
+
+        for _ in range(2):  # the server inflates each message whole (its own 16 MiB limit): warm up
+            await bomb()
+        before = rss(chat)
+        for _ in range(12):
+            await bomb()
         grown = rss(chat) - before
-    assert grown < 96 * MiB, f"the server grew by {grown / MiB:.0f} MiB"
+    # What one such message costs the server is transient: twelve more (180 MiB inflated)
+    # leave no more than the allocator's high-water mark behind (measured 45-61 MiB on
+    # hypercorn, none on uvicorn).
+    assert grown < 96 * MiB, f"twelve more 15 MiB messages grew the server by {grown / MiB:.0f} MiB"
     logs = chat.logs()[log_start:]
     assert "max_message_size" in logs, logs[-2000:]
     assert "ERROR" not in logs, logs[-3000:]
