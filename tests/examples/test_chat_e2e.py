@@ -190,3 +190,15 @@ async def test_a_feed_of_an_invalid_room_is_400(server: RunningServer) -> None:
         response = await http.get(server.http_url("/api/rooms/semi;colon/events"))
     assert response.status_code == 400
     assert "room names are" in response.text
+
+
+async def test_a_page_on_another_site_cannot_open_a_socket(server: RunningServer) -> None:
+    own = f"http://{server.host}:{server.port}"
+    path = "/ws/chat/origin/?name=ada"
+    refused = await try_connect(server.host, server.port, path, headers=[("Origin", "http://evil.example")])
+    assert not refused.accepted
+    assert refused.status == 403
+    accepted = await try_connect(server.host, server.port, path, headers=[("Origin", own)])
+    assert accepted.accepted, "the page's own origin must be let in"
+    null = await try_connect(server.host, server.port, path, headers=[("Origin", "null")])
+    assert not null.accepted
