@@ -29,6 +29,7 @@ import signal
 from collections.abc import Callable, Sequence
 
 import anyio
+from anyio.abc import TaskStatus
 from interlock.layers import GroupLayer, require_channel_name
 
 from ._errors import StopActor
@@ -140,8 +141,11 @@ async def run_worker(application: ASGIApp, channels: Sequence[str], channel_laye
     raise stopped[0]
 
 
-async def _until_signalled(scope: anyio.CancelScope) -> None:
+async def _until_signalled(
+    scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()  # from here on a signal stops the worker cleanly
         async for received in signals:
             logger.info("worker: %s received, stopping", signal.Signals(received).name)
             scope.cancel()
@@ -149,16 +153,19 @@ async def _until_signalled(scope: anyio.CancelScope) -> None:
 
 
 async def serve_worker(
-    application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer
+    application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer, *, backend: str | None = None
 ) -> WorkerStopped | None:
     """Run :func:`run_worker` until SIGINT or SIGTERM (None) or until it stops (its :class:`WorkerStopped`).
 
-    The layer is closed either way, if it can be.
+    The layer is closed either way, if it can be. "serving" is logged once a signal
+    would stop the worker cleanly.
     """
     stopped: WorkerStopped | None = None
     try:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_until_signalled, tasks.cancel_scope)
+            await tasks.start(_until_signalled, tasks.cancel_scope)
+            where = f" ({backend})" if backend else ""
+            logger.info("worker: serving channel(s) %s on %r%s", ", ".join(channels), channel_layer, where)
             try:
                 await run_worker(application, channels, channel_layer)
             except WorkerStopped as exc:
@@ -176,9 +183,9 @@ def worker_main(
     application: ASGIApp, channels: Sequence[str], channel_layer: GroupLayer, *, backend: str = "asyncio"
 ) -> int:
     """Serve *channels* in this process until a signal (exit status 0) or a stop (logged, status 1)."""
-    names = ", ".join(channels)
-    logger.info("worker: serving channel(s) %s on %r (%s)", names, channel_layer, backend)
-    stopped = anyio.run(serve_worker, application, channels, channel_layer, backend=backend)
+    stopped = anyio.run(
+        functools.partial(serve_worker, application, channels, channel_layer, backend=backend), backend=backend
+    )
     if stopped is None:
         return 0
     logger.error("worker: %s", stopped, exc_info=stopped.__cause__ or stopped)
