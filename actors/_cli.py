@@ -35,6 +35,8 @@ from interlock.layers import GroupLayer
 from interlock.layers.cli import add_layer_commands
 
 from ._base import ActorApp
+from ._http import HttpActor
+from ._http_machine import HttpStateActor
 from ._routing import ProtocolTypeRouter
 from ._types import ASGIApp
 from ._websocket import WebsocketActor
@@ -47,11 +49,14 @@ class CommandError(Exception):
     """A user error on the command line: printed without a traceback, exit status 2."""
 
 
-def load_actor_class(target: str) -> type[WebsocketActor]:
-    """Import ``"package.module:Class"`` and check it is a connection actor class."""
+def load_actor_class(target: str) -> type[WebsocketActor] | type[HttpActor] | type[HttpStateActor]:
+    """Import ``"package.module:Class"`` and check it is an actor class with a lifecycle."""
     obj = load_object(target, "MODULE:CLASS (e.g. examples.chat:ChatActor)")
-    if not isinstance(obj, type) or not issubclass(obj, WebsocketActor):
-        msg = f"{target} is {obj!r}, not a WebsocketActor subclass (only connection actors have a lifecycle)"
+    if not isinstance(obj, type) or not issubclass(obj, (WebsocketActor, HttpActor, HttpStateActor)):
+        msg = (
+            f"{target} is {obj!r}, not a WebsocketActor or HttpActor subclass "
+            "(only connection and request actors have a lifecycle)"
+        )
         raise CommandError(msg)
     return obj
 

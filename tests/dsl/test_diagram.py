@@ -399,8 +399,8 @@ def test_cli_writes_svg(tmp_path: Path) -> None:
         ("interlock.actors:", "expected MODULE:CLASS"),
         ("no_such_module_for_interlock:Actor", "cannot import module 'no_such_module_for_interlock'"),
         ("interlock.actors:NoSuchActor", "module 'interlock.actors' has no attribute 'NoSuchActor'"),
-        ("interlock.dsl:State", "not a WebsocketActor subclass"),
-        ("interlock.actors:path", "not a WebsocketActor subclass"),
+        ("interlock.dsl:State", "not a WebsocketActor or HttpActor subclass"),
+        ("interlock.actors:path", "not a WebsocketActor or HttpActor subclass"),
     ],
 )
 def test_cli_errors_exit_2(target: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -413,7 +413,7 @@ def test_cli_errors_exit_2(target: str, message: str, capsys: pytest.CaptureFixt
 
 def test_cli_errors_from_user_modules(dsl_module: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagram", f"{dsl_module}:NotAnActor"]) == 2
-    assert "not a WebsocketActor subclass" in capsys.readouterr().err
+    assert "not a WebsocketActor or HttpActor subclass" in capsys.readouterr().err
     assert main(["diagram", f"{dsl_module}_bad:Broken"]) == 2
     err = capsys.readouterr().err
     assert "declares an invalid state machine" in err
@@ -469,7 +469,7 @@ def test_cli_subprocess_writes_files(tmp_path: Path) -> None:
     [
         ("nocolon", "expected MODULE:CLASS"),
         ("no_such_module_for_interlock:X", "cannot import module"),
-        ("interlock.dsl:State", "not a WebsocketActor subclass"),
+        ("interlock.dsl:State", "not a WebsocketActor or HttpActor subclass"),
     ],
 )
 def test_cli_subprocess_errors(tmp_path: Path, target: str, message: str) -> None:
@@ -485,3 +485,16 @@ def test_cli_subprocess_imports_from_the_working_directory(dsl_module: str, tmp_
     assert result.returncode == 0, result.stderr
     labels, _ = mermaid_graph(result.stdout)
     assert "in_room" in labels.values()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("interlock.actors:HttpActor", "receiving --> streaming: send_headers()"),
+        ("interlock.actors:SseActor", "receiving --> streaming: send_headers()"),
+        ("interlock.actors:HttpStateActor", "receiving --> serving"),
+    ],
+)
+def test_cli_draws_http_actors(target: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagram", target]) == 0
+    assert expected in capsys.readouterr().out
