@@ -40,8 +40,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
         yield running
 
 
+CONSOLE_ERRORS: list[str] = []
+
+
 def open_page(browser: Browser, server: RunningServer, room: str) -> Page:
     page = browser.new_context().new_page()
+    page.on("console", lambda message: CONSOLE_ERRORS.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: CONSOLE_ERRORS.append(str(error)))
     page.goto(server.http_url("/"))
     page.fill("input[name=room]", room)
     return page
@@ -53,6 +58,7 @@ def members(server: RunningServer, room: str) -> int:
 
 
 def test_an_eventsource_watcher_sees_the_rooms_messages(browser: Browser, server: RunningServer) -> None:
+    CONSOLE_ERRORS.clear()
     watcher = open_page(browser, server, "wall")
     watcher.click("#watch")
     expect(watcher.locator("#log")).to_contain_text("watching wall (read-only)", timeout=5000)
@@ -73,6 +79,7 @@ def test_an_eventsource_watcher_sees_the_rooms_messages(browser: Browser, server
         assert time.monotonic() < deadline, "the feed's actor did not leave the room"
         time.sleep(0.05)
     speaker.context.close()
+    assert CONSOLE_ERRORS == [], "the page logged errors in the browser's console"
     logs = server.logs()
     assert "ERROR" not in logs, logs
     assert "Traceback" not in logs, logs
