@@ -1,0 +1,254 @@
+"""Redis layers across processes: interlock's RedisChannelLayer against channels_redis, in one run.
+
+Two measurements, each layer in turn, on the Redis at 127.0.0.1:6379:
+
+1. **Point to point.**  A receiver process makes a channel and prints its name; the sender
+   (this process) sends ``--paced`` messages one every ``--interval`` seconds (the receiver
+   records each one-way latency on the machine-wide monotonic clock), then ``--burst``
+   messages as fast as it can (the receiver reports messages/s from first to last arrival).
+2. **Fan-out.**  Four processes each make 250 channels and join them to one group; the
+   sender ``group_send``s ``--rounds`` times (one at a time) and each process reports when
+   the last of its 250 copies arrived: the round's time is the latest of the four.
+
+Layers: ``interlock`` and ``interlock-trio`` (both processes on trio), channels_redis's
+``core`` (``RedisChannelLayer``) and ``pubsub`` (``RedisPubSubChannelLayer``).  Run::
+
+    .venv/bin/python bench/redis_layer.py [--paced 500] [--interval 0.005] [--burst 5000] [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import anyio
+
+LAYERS = ("interlock", "interlock-trio", "core", "pubsub")
+FANOUT_PROCESSES = 4
+FANOUT_MEMBERS = 250  # per process
+
+
+def make_layer(kind: str, prefix: str) -> Any:
+    """A layer of *kind* on the local Redis, its keys under *prefix*."""
+    if kind.startswith("interlock"):
+        from interlock.layers import RedisChannelLayer  # noqa: PLC0415
+
+        return RedisChannelLayer("redis://127.0.0.1:6379/0", prefix=prefix, capacity=100_000)
+    if kind == "core":
+        from channels_redis.core import RedisChannelLayer as Core  # noqa: PLC0415
+
+        return Core(hosts=[("127.0.0.1", 6379)], capacity=100_000, prefix=prefix)
+    from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: PLC0415
+
+    return RedisPubSubChannelLayer(hosts=[("127.0.0.1", 6379)], prefix=prefix)
+
+
+async def close(layer: Any) -> None:
+    """Close any of the layers."""
+    if hasattr(layer, "flush") and type(layer).__module__.startswith("interlock"):
+        await layer.flush()
+    closer = getattr(layer, "close", None) or getattr(layer, "close_pools", None)
+    if closer is not None:
+        await closer()
+
+
+def _run(kind: str, fn: Any, *args: Any) -> Any:
+    return anyio.run(fn, *args, backend="trio" if kind.endswith("-trio") else "asyncio")
+
+
+# -- point to point ----------------------------------------------------------------------------
+
+
+async def receiver(kind: str, prefix: str, paced: int, burst: int) -> None:
+    """Child: make a channel, print its name, then measure what arrives."""
+    layer = make_layer(kind, prefix)
+    channel = await layer.new_channel("bench")
+    print(channel, flush=True)
+    latencies = []
+    for _ in range(paced):
+        message = await layer.receive(channel)
+        latencies.append(time.monotonic() - message["t"])
+    await layer.receive(channel)
+    start = time.monotonic()
+    for _ in range(burst - 1):
+        await layer.receive(channel)
+    elapsed = time.monotonic() - start
+    latencies.sort()
+    result = {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "burst_msgs_per_s": (burst - 1) / elapsed if elapsed else 0.0,
+    }
+    print(json.dumps(result), flush=True)
+    await close(layer)
+
+
+async def sender(kind: str, prefix: str, channel: str, paced: int, interval: float, burst: int) -> float:
+    """Parent: paced sends, then a burst; return the sender's own burst rate."""
+    layer = make_layer(kind, prefix)
+    for _ in range(paced):
+        await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
+        await anyio.sleep(interval)
+    start = time.monotonic()
+    for _ in range(burst):
+        await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
+    rate = burst / (time.monotonic() - start)
+    await close(layer)
+    return rate
+
+
+def point_to_point(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the receiver process, drive it, return its figures."""
+    prefix = f"bench-p2p-{time.monotonic_ns()}"
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--receiver", kind, prefix, str(args.paced), str(args.burst)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        channel = child.stdout.readline().strip()
+        if not channel:
+            msg = f"{kind} receiver did not start"
+            raise RuntimeError(msg)
+        send_rate = _run(kind, sender, kind, prefix, channel, args.paced, args.interval, args.burst)
+        line = child.stdout.readline()
+        child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    result: dict[str, Any] = json.loads(line)
+    result["sender_msgs_per_s"] = send_rate
+    return result
+
+
+# -- fan-out ----------------------------------------------------------------------------------
+
+
+async def members(kind: str, prefix: str, rounds: int) -> None:
+    """Child: join FANOUT_MEMBERS channels to the group, then report each round's last arrival."""
+    layer = make_layer(kind, prefix)
+    channels = [await layer.new_channel("member") for _ in range(FANOUT_MEMBERS)]
+    for channel in channels:
+        await layer.group_add("crowd", channel)
+    print("ready", flush=True)
+    arrived: dict[int, list[float]] = {}
+    done = anyio.Event()
+
+    async def receive(channel: str) -> None:
+        for _ in range(rounds):
+            message = await layer.receive(channel)
+            times = arrived.setdefault(message["round"], [])
+            times.append(time.monotonic())
+            if len(times) == FANOUT_MEMBERS:
+                print(json.dumps({"round": message["round"], "last": max(times)}), flush=True)
+                if len(arrived) == rounds:
+                    done.set()
+
+    async with anyio.create_task_group() as tasks:
+        for channel in channels:
+            tasks.start_soon(receive, channel)
+        await done.wait()
+    await close(layer)
+
+
+async def group_sender(kind: str, prefix: str, rounds: int, children: list[subprocess.Popen[str]]) -> list[float]:
+    """Parent: one group_send a round, waiting for every child to report it; return the round times."""
+    layer = make_layer(kind, prefix)
+    times = []
+    for n in range(rounds):
+        sent = time.monotonic()
+        await layer.group_send("crowd", {"type": "bench.message", "round": n, "text": "hello"})
+        last = 0.0
+        for child in children:
+            assert child.stdout is not None
+            line = await anyio.to_thread.run_sync(child.stdout.readline)
+            report = json.loads(line)
+            last = max(last, report["last"])
+        times.append(last - sent)
+        await anyio.sleep(0.02)
+    await close(layer)
+    return times
+
+
+def fan_out(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the member processes, time each round, return p50 and max."""
+    prefix = f"bench-fan-{time.monotonic_ns()}"
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--members", kind, prefix, str(args.rounds)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(FANOUT_PROCESSES)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                msg = f"{kind} members did not start"
+                raise RuntimeError(msg)
+        times = _run(kind, group_sender, kind, prefix, args.rounds, children)
+        for child in children:
+            child.wait(timeout=60)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return {"fan_p50_ms": statistics.median(times) * 1000, "fan_max_ms": max(times) * 1000}
+
+
+def main() -> None:
+    """Run each layer and print the table."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--receiver":
+        _, _, kind, prefix, paced, burst = sys.argv
+        _run(kind, receiver, kind, prefix, int(paced), int(burst))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--members":
+        _, _, kind, prefix, rounds = sys.argv
+        _run(kind, members, kind, prefix, int(rounds))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--paced", type=int, default=500)
+    parser.add_argument("--interval", type=float, default=0.005)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--only", default=",".join(LAYERS))
+    args = parser.parse_args()
+    rows: dict[str, dict[str, Any] | str] = {}
+    for kind in [k for k in LAYERS if k in args.only.split(",")]:
+        try:
+            rows[kind] = point_to_point(kind, args) | fan_out(kind, args)
+        except Exception as exc:
+            rows[kind] = f"failed: {type(exc).__name__}: {exc}"
+    print(
+        f"{args.paced} paced messages every {args.interval * 1000:g} ms, a burst of {args.burst}, "
+        f"{args.rounds} group_sends to {FANOUT_PROCESSES * FANOUT_MEMBERS} members in {FANOUT_PROCESSES} processes"
+    )
+    print(
+        f"{'layer':<15} {'p50 ms':>8} {'p99 ms':>8} {'burst msg/s':>12} {'sender msg/s':>13} "
+        f"{'fan-out p50 ms':>15} {'fan-out max ms':>15}"
+    )
+    for kind, row in rows.items():
+        if isinstance(row, str):
+            print(f"{kind:<15} {row}")
+        else:
+            print(
+                f"{kind:<15} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['burst_msgs_per_s']:>12.0f} "
+                f"{row['sender_msgs_per_s']:>13.0f} {row['fan_p50_ms']:>15.1f} {row['fan_max_ms']:>15.1f}"
+            )
+    pubsub = rows.get("pubsub")
+    for kind in ("interlock", "interlock-trio"):
+        found = rows.get(kind)
+        if isinstance(found, dict) and isinstance(pubsub, dict):
+            ratio = found["burst_msgs_per_s"] / pubsub["burst_msgs_per_s"]
+            print(f"{kind} burst throughput = {ratio:.1f}x channels_redis pubsub")
+
+
+if __name__ == "__main__":
+    main()
