@@ -1,4 +1,4 @@
-"""The ``interlock layer`` commands: look inside a SQLite layer file from a shell.
+"""The ``interlock layer`` commands: look inside a SQLite layer file, or a Redis layer, from a shell.
 
 ::
 
@@ -7,6 +7,10 @@
     interlock layer processes PATH        the processes using the file: alive or not, what they hold
                                           and how many messages their full channels dropped
     interlock layer prune PATH            drop dead processes' channels and expired messages
+
+PATH may be a ``redis://`` (``rediss://``, ``unix://``) URL instead: the same commands read a
+:class:`~interlock.layers.RedisChannelLayer`'s keys under ``--prefix`` (``interlock`` by
+default; ``--cluster`` for a Redis Cluster), see :mod:`._redis_cli`.
 
 ``groups``, ``members`` and ``processes`` open the file read-only and never create it; ``prune`` does once
 what every live layer process does on each lease beat (see :mod:`._sqlite_lease`).  Output
@@ -28,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import _redis_cli
 from . import _sqlite_store as store
 from ._errors import ChannelLayerError
 from ._validation import require_group_name
@@ -43,31 +48,39 @@ def add_layer_commands(
     """Add the ``layer`` command (with ``groups``, ``members``, ``processes``, ``prune``) to *subparsers*."""
     layer = subparsers.add_parser(
         "layer",
-        help="look inside a SQLite channel-layer file",
-        description="Look inside the file of a SQLiteChannelLayer: its groups, their members, "
-        "the processes using it, and the dead ones it still remembers.",
+        help="look inside a SQLite channel-layer file or a Redis layer",
+        description="Look inside the file of a SQLiteChannelLayer, or the keys of a RedisChannelLayer "
+        "(PATH a redis:// URL): its groups, their members, the processes using it, and the dead ones "
+        "it still remembers.",
     )
+    layer.add_argument("--prefix", default="interlock", help="a Redis layer's key prefix (default: interlock)")
+    layer.add_argument("--cluster", action="store_true", help="the Redis URL names a node of a Redis Cluster")
     commands = layer.add_subparsers(dest="layer_command", required=True, metavar="COMMAND")
 
     groups = commands.add_parser("groups", help="list groups and their member counts")
-    groups.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    groups.add_argument("path", type=_path_or_url, metavar="PATH", help="the layer file, or a Redis URL")
     groups.set_defaults(handler=_guarded(_groups))
 
     members = commands.add_parser("members", help="list the channels in a group")
-    members.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    members.add_argument("path", type=_path_or_url, metavar="PATH", help="the layer file, or a Redis URL")
     members.add_argument("group", metavar="GROUP", help="the group's name")
     members.set_defaults(handler=_guarded(_members))
 
     processes = commands.add_parser(
         "processes", help="list the processes using the file, whether they are alive, and what they hold"
     )
-    processes.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    processes.add_argument("path", type=_path_or_url, metavar="PATH", help="the layer file, or a Redis URL")
     processes.set_defaults(handler=_guarded(_processes))
 
     prune = commands.add_parser("prune", help="remove dead processes' channels and expired messages now")
-    prune.add_argument("path", type=Path, metavar="PATH", help="the layer file")
+    prune.add_argument("path", type=_path_or_url, metavar="PATH", help="the layer file, or a Redis URL")
     prune.set_defaults(handler=_guarded(_prune))
     return layer
+
+
+def _path_or_url(text: str) -> Path | str:
+    """A layer file's path, or a Redis URL as given (a Path would fold its ``//``)."""
+    return text if text.startswith(_redis_cli.SCHEMES) else Path(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
+            if str(args.path).startswith(_redis_cli.SCHEMES):
+                return _redis_cli.run(args.layer_command, args)
             return handler(args)
-        except (OSError, ChannelLayerError, sqlite3.Error) as exc:
+        except (OSError, ChannelLayerError, sqlite3.Error, ValueError) as exc:
             print(f"interlock layer {args.layer_command}: {exc}", file=sys.stderr)
             return 1
 
