@@ -187,16 +187,7 @@ def message_size(message: dict[str, Any]) -> int:
     character, which is exact for ASCII and close enough to bound memory otherwise;
     top-level keys are not counted.
     """
-    size = 0
-    for value in message.values():
-        kind = type(value)
-        if kind is str or kind is bytes:
-            size += len(value)
-        elif kind in _SCALARS:
-            size += 8
-        else:
-            size += _value_size(value)
-    return size
+    return sum(_value_size(value) for value in message.values())
 
 
 def _value_size(value: Any) -> int:
