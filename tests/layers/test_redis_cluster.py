@@ -36,6 +36,14 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only here: the suite's 418 tests take a minute a backend, and what the Cluster
+    changes (the client's routing, every key's slot) is the same on trio, which the
+    single-node suite covers."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage() -> Iterator[None]:
     """Collect after each test, so the client's garbage is ignored here, not in another module."""
