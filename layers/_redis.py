@@ -711,11 +711,8 @@ class RedisChannelLayer(StartsAndCloses):
             body = encode(checked)
             now = time.time()
             expires = now + self.expiry
-            for owner, targets in owned.items():
-                for channel in await store.send_owned(
-                    owner, targets, body, expires=expires, ttl=self._ttl(), strict=False
-                ):
-                    drops.seen(group, channel)  # counted in Redis; its owner hears of it from its inbox
+            for channel in await self._send_to_owners(store, owned, body, expires):
+                drops.seen(group, channel)  # counted in Redis; its owner hears of it from its inbox
             for channel in named:
                 capacity = self._capacity_for(channel)
                 if await store.send_named(
@@ -736,6 +733,30 @@ class RedisChannelLayer(StartsAndCloses):
                 self._pending_drops[channel] = self._pending_drops.get(channel, 0) + 1
         if self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _send_to_owners(
+        self, store: Store, owned: dict[str, list[tuple[str, int]]], body: str, expires: float
+    ) -> list[str]:
+        """Queue *body* for every ``(channel, capacity)`` of each owner, the owners at once; return the full ones."""
+        ttl = self._ttl()
+        if len(owned) == 1:
+            [(owner, targets)] = owned.items()
+            return await store.send_owned(owner, targets, body, expires=expires, ttl=ttl, strict=False)
+        full: list[str] = []
+        errors: list[Exception] = []
+
+        async def one(owner: str, targets: list[tuple[str, int]]) -> None:
+            try:
+                full.extend(await store.send_owned(owner, targets, body, expires=expires, ttl=ttl, strict=False))
+            except Exception as exc:  # noqa: BLE001 - raised below, alone rather than in a group
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tasks:
+            for owner, targets in owned.items():
+                tasks.start_soon(one, owner, targets)
+        if errors:
+            raise errors[0]
+        return full
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""

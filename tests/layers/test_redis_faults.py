@@ -94,11 +94,13 @@ async def test_a_restart_fails_calls_fast_then_memberships_come_back(server: Red
     async with (
         RedisChannelLayer(server.url, on_availability=states.append, **options) as owner,
         RedisChannelLayer(server.url, **options) as other,
+        RedisChannelLayer(server.url, **options) as third,
     ):
-        mine = await owner.new_channel()
+        mine, theirs = await owner.new_channel(), await third.new_channel()
         await owner.group_add("room", mine)
+        await third.group_add("room", theirs)  # other's group_send goes to two processes at once
         await other.group_add("workers", "worker.shared")
-        assert await other.group_members("room") == {mine}
+        assert await other.group_members("room") == {mine, theirs}
 
         server.kill()
         for what, call in [
@@ -122,7 +124,7 @@ async def test_a_restart_fails_calls_fast_then_memberships_come_back(server: Red
 
         async def restored() -> bool:
             try:
-                return await other.group_members("room") == {mine} and await other.group_members("workers") == {
+                return await other.group_members("room") == {mine, theirs} and await other.group_members("workers") == {
                     "worker.shared"
                 }
             except LayerUnavailable:
@@ -133,6 +135,7 @@ async def test_a_restart_fails_calls_fast_then_memberships_come_back(server: Red
         await other.group_send("room", {"type": "after"})
         with anyio.fail_after(WAIT):
             assert await owner.receive(mine) == {"type": "after"}
+            assert await third.receive(theirs) == {"type": "after"}
 
 
 async def _true(value: bool) -> bool:
