@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import coredis
 import pytest
 from interlock.layers import (
     ChannelFull,
@@ -269,3 +270,15 @@ def test_public_module_path_and_protocols() -> None:
     assert LayerUnavailable.__module__ == "interlock.layers"
     for protocol in (ListableGroupLayer, WatchableLayer, DropCountingLayer):
         assert isinstance(layer, protocol)
+
+
+async def test_a_client_can_be_given_instead_of_a_url(key_prefix: str) -> None:
+    """The layer enters the client when it starts and leaves it when it closes, as often as needed."""
+    layer = RedisChannelLayer(coredis.Redis("127.0.0.1", 6379), prefix=key_prefix)
+    assert "127.0.0.1:6379" in repr(layer)
+    for _ in range(2):
+        async with layer:
+            channel = await layer.new_channel()
+            await layer.group_add("room", channel)
+            await layer.group_send("room", {"type": "t"})
+            assert await layer.receive(channel) == {"type": "t"}
