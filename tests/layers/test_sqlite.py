@@ -1042,6 +1042,17 @@ def child_command(
     return [sys.executable, str(script), str(path), mode, backend, str(lease), str(grace)]
 
 
+async def read_line_or_explain(process: anyio.abc.Process) -> str:
+    """:func:`read_line`, failing with the child's exit status and stderr if it ended first."""
+    try:
+        return await read_line(process)
+    except anyio.EndOfStream:
+        with anyio.fail_after(WAIT):
+            code = await process.wait()
+        stderr = await _read_all(process.stderr)
+        pytest.fail(f"the child ended before its first line (exit status {code}); its stderr:\n{stderr}")
+
+
 async def read_line(process: anyio.abc.Process) -> str:
     assert process.stdout is not None
     data = b""
@@ -1452,9 +1463,11 @@ async def test_a_replaced_layer_file_fails_loudly_in_the_processes_that_hold_it(
 ) -> None:
     """A regression: two servers on a deleted file and a third on its replacement lost each other's
     messages silently, after one false 'had been pruned (it did not renew its lease ...)'."""
-    command = child_command(child_script, path, "hold", anyio_backend, 0.3, 0.3)
+    # Leases of 1.5 s: the children notice the new file within half a second, and a child
+    # slow to start on a loaded machine is not pruned by the other meanwhile.
+    command = child_command(child_script, path, "hold", anyio_backend, 1.5, 1.5)
     async with await anyio.open_process(command) as one, await anyio.open_process(command) as two:
-        first, second = await read_line(one), await read_line(two)
+        first, second = await read_line_or_explain(one), await read_line_or_explain(two)
         _delete_layer_file(path)
         async with fast(path) as third:  # the new file
             mine = await third.new_channel()
