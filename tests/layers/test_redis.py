@@ -282,3 +282,38 @@ async def test_a_client_can_be_given_instead_of_a_url(key_prefix: str) -> None:
             await layer.group_add("room", channel)
             await layer.group_send("room", {"type": "t"})
             assert await layer.receive(channel) == {"type": "t"}
+
+
+async def test_a_watched_channel_notifies_once_per_message_and_hands_them_over(key_prefix: str) -> None:
+    """WatchableLayer, as the actor runtime uses it: local and remote messages alike, in order."""
+    async with (
+        RedisChannelLayer(REDIS_URL, prefix=key_prefix, capacity=3) as layer,
+        RedisChannelLayer(REDIS_URL, prefix=key_prefix) as other,
+    ):
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "early"})
+        notified: list[int] = []
+        arrived = anyio.Event()
+
+        def note() -> None:
+            notified.append(1)
+            if len(notified) == 2:  # the message waiting before the watch is counted by its return value
+                arrived.set()
+
+        assert layer.watch_channel(channel, note) == 1  # one was waiting
+        await layer.group_add("g", channel)
+        await layer.group_send("g", {"type": "later", "n": 1})
+        await other.send(channel, {"type": "later", "n": 2})  # through Redis and the pump
+        with anyio.fail_after(WAIT):
+            await arrived.wait()
+        with pytest.raises(ChannelFull):  # the capacity still holds for a watched channel
+            await layer.send(channel, {"type": "too.many"})
+        assert [layer.take_message(channel) for _ in range(4)] == [
+            {"type": "early"},
+            {"type": "later", "n": 1},
+            {"type": "later", "n": 2},
+            None,
+        ]
+        await layer.close_channel(channel)  # the watch ends with the channel
+        await layer.send(channel, {"type": "after"})
+        assert len(notified) == 2
