@@ -42,11 +42,11 @@ one, against channels_redis's eight.  Redis Streams were not needed: nothing is 
 and a consumer group's bookkeeping (XACK per message) would add round trips the inbox
 does not need.
 
-Measured (``bench/redis_layer.py``, this 2-core machine, Redis on it): p50 1.4 ms and
-p99 2.4-3.6 ms from process to process, 1,000 members in 4 processes reached in 28-31 ms
-(p50); one sender awaiting each send manages 2,300-2,400 messages/s, 1.8x channels_redis's
-core layer and a third of its PubSub layer (which awaits no reply and loses messages
-while a consumer is away).  The bound is the client: one coredis command costs
+Measured (``bench/redis_layer.py``, three runs on this 2-core machine, Redis on it): p99
+2.0-3.6 ms from process to process, 1,000 members in 4 processes reached in 25-34 ms
+(p50); one sender awaiting each send manages 2,300-2,900 messages/s, 1.5-2.0x
+channels_redis's core layer and 0.3-0.4x its PubSub layer (which awaits no reply and
+loses messages while a consumer is away).  The bound is the client: one coredis command costs
 200-300 us of CPU here (a PING as much as a script call), so an awaited send cannot go
 faster; going further means batching sends that do not wait for their reply, at the
 price of a ``ChannelFull`` or ``LayerUnavailable`` that arrives after the send returned.
