@@ -14,7 +14,8 @@ Run it (the README's first command does the set-up too)::
 The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the file
 ``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
 ``uvicorn chat:app --app-dir examples --workers 4`` — share rooms, and the registry
-outlives a restart) or ``memory`` (one process). ``INTERLOCK_CHAT_MAX_CONNECTIONS``
+outlives a restart), ``memory`` (one process) or a Redis URL (``--layer
+redis://127.0.0.1:6379/0``: processes on several machines). ``INTERLOCK_CHAT_MAX_CONNECTIONS``
 (10,000 by default) caps the members one process serves. The sockets check their
 ``Origin`` (same origin as the page; see docs/security.md).
 """
@@ -43,7 +44,13 @@ from interlock.actors import (
     path,
 )
 from interlock.actors.security import SameOriginValidator
-from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
+from interlock.layers import (
+    GroupLayer,
+    InMemoryChannelLayer,
+    ListableGroupLayer,
+    RedisChannelLayer,
+    SQLiteChannelLayer,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -52,13 +59,15 @@ MAX_CONNECTIONS = int(os.environ.get("INTERLOCK_CHAT_MAX_CONNECTIONS", "10000"))
 
 
 def make_layer() -> GroupLayer:
-    """The layer named by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (default) or ``memory``."""
+    """The layer named by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (default), ``memory`` or a Redis URL."""
     kind = os.environ.get("INTERLOCK_CHAT_LAYER", "sqlite")
+    if kind.startswith(("redis://", "rediss://", "unix://")):  # several machines
+        return RedisChannelLayer(kind, prefix="interlock-chat")
     if kind == "sqlite":
         return SQLiteChannelLayer(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3")))
     if kind == "memory":
         return InMemoryChannelLayer()
-    msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'sqlite' or 'memory'"
+    msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'sqlite', 'memory' or a redis:// URL"
     raise SystemExit(msg)
 
 
@@ -187,14 +196,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the SQLite layer")
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the layer")
+    parser.add_argument("--layer", help="sqlite (the default), memory, or a redis:// URL (INTERLOCK_CHAT_LAYER)")
     args = parser.parse_args()
+    if args.layer is not None:
+        os.environ["INTERLOCK_CHAT_LAYER"] = args.layer  # read by make_layer(), in worker processes too
 
     print(f"chat: open http://{args.host}:{args.port}/ in two browser tabs")  # noqa: T201
     if args.workers > 1:
         uvicorn.run("chat:app", app_dir=str(HERE), host=args.host, port=args.port, workers=args.workers)
     else:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(app if args.layer is None else make_app(), host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":
