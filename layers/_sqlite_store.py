@@ -279,6 +279,11 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 def _initialise(conn: sqlite3.Connection, path: Path) -> None:
     others = _table_names(conn)
     if others:
+        # Tables and header are committed together: if the header is still blank, the
+        # tables are another application's; if not, another process has just initialised
+        # the file, between this connection's look at the header and at the tables.
+        if _header(conn) != (0, 0):
+            return
         raise _not_a_layer(path, f"it is a SQLite database of another application (tables {others})")
     _set_wal(conn)
     conn.execute("BEGIN IMMEDIATE")

@@ -258,6 +258,18 @@ async def test_another_applications_database_is_refused(path: Path) -> None:
         await SQLiteChannelLayer(path).start()
 
 
+def test_a_file_initialised_by_another_process_meanwhile_is_accepted(path: Path) -> None:
+    """A regression: two processes starting on a new file at once; one read the blank header,
+    the other initialised the file, and the first took its tables for another application's."""
+    store.connect(path).close()  # the other process: schema and header, committed together
+    late = sqlite3.connect(path)
+    try:
+        store._initialise(late, path)  # what the first process did next, having seen a blank header
+        assert store._header(late) == (store.APPLICATION_ID, store.SCHEMA_VERSION)
+    finally:
+        late.close()
+
+
 async def test_newer_schema_is_refused(path: Path) -> None:
     async with SQLiteChannelLayer(path) as layer:
         await layer.group_add("room", "worker.alpha")
