@@ -270,7 +270,17 @@ def _table_names(conn: sqlite3.Connection) -> list[str]:
 
 
 def _set_wal(conn: sqlite3.Connection) -> None:
-    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    # Changing the journal mode needs the file to itself, and SQLite answers "database is
+    # locked" at once, without its busy handler, while another process initialises the file.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            break
+        except sqlite3.OperationalError as exc:
+            if _primary_code(exc) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
     if str(mode).lower() != "wal":
         msg = f"SQLite refused WAL mode (journal_mode is {mode!r})"
         raise sqlite3.OperationalError(msg)

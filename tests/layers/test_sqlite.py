@@ -270,6 +270,23 @@ def test_a_file_initialised_by_another_process_meanwhile_is_accepted(path: Path)
         late.close()
 
 
+def test_wal_mode_waits_for_another_process_initialising_the_file(path: Path) -> None:
+    """A regression: the second of two processes starting on a new file asked for WAL mode while
+    the first held the file to write the schema, and failed with 'database is locked'."""
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN IMMEDIATE")  # the other process, writing the schema
+    second = sqlite3.connect(path, isolation_level=None)
+    timer = threading.Timer(0.2, lambda: first.execute("COMMIT"))
+    timer.start()
+    try:
+        store._set_wal(second)  # waits for the commit rather than failing at once
+        assert second.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+    finally:
+        timer.join()
+        first.close()
+        second.close()
+
+
 async def test_newer_schema_is_refused(path: Path) -> None:
     async with SQLiteChannelLayer(path) as layer:
         await layer.group_add("room", "worker.alpha")
