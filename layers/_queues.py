@@ -121,14 +121,10 @@ class ChannelQueues:
         ``capacity_bytes`` or more takes no more; below that it takes one of any size, so
         a queue holds at most the bound plus one message.
         """
-        if size is None:
-            copy, size = copy_sized(message)
-        else:
-            copy = copy_message(message)
         queue = self._queue(name)
         messages = queue.messages
         limit = self.capacity_bytes
-        if len(messages) >= queue.capacity or queue.size >= limit:
+        if queue.over(limit):
             while messages and messages[0][0] <= now:
                 queue.size -= messages.popleft()[2]
             if len(messages) >= queue.capacity:
@@ -140,6 +136,10 @@ class ChannelQueues:
                     f"{queue.size:,} bytes, capacity_bytes is {limit:,.0f}"
                 )
                 raise ChannelFull(msg)
+        if size is None:  # copied only once it is taken: a full channel costs no copy
+            copy, size = copy_sized(message)
+        else:
+            copy = copy_message(message)
         messages.append((now + self.expiry, copy, size))
         queue.size += size
         self._appended(name, queue)
