@@ -399,25 +399,23 @@ class BaseActor:
     async def _deliver(self, message: Message) -> None:
         """Hand one message to the server; its ``OSError`` means the client is gone."""
         self._sending = _monotonic()
+        timeout = self.send_timeout
+        waited: anyio.CancelScope | None = None
         try:
-            timeout = self.send_timeout
             if timeout is None:
                 await self._asgi_send(message)  # type: ignore[misc]  # set while running
             else:
                 with anyio.move_on_after(timeout) as waited:
                     await self._asgi_send(message)  # type: ignore[misc]
-                if waited.cancelled_caught:
-                    self._outbox.clear()
-                    reason = f"a send waited longer than send_timeout ({timeout:g} s)"
-                    raise self._give_up(reason)
-        except ClientTooSlow:
-            raise
         except OSError as exc:
             self._outbox.clear()
             msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"
             raise ClientGone(msg) from exc
         finally:
             self._sending = 0.0
+        if waited is not None and waited.cancelled_caught:
+            self._outbox.clear()
+            raise self._give_up(f"a send waited longer than send_timeout ({timeout:g} s)")
 
     def _give_up(self, reason: str) -> ClientTooSlow:
         """The client does not take what the actor sends: remember why, once."""
