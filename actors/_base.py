@@ -678,7 +678,9 @@ class BaseActor:
             elif kind == DROPPED:
                 stop = False
                 dropped, self._drops_pending = self._drops_pending, 0
-                if dropped:
+                # A client given up (or a channel already closed for it) has nothing to resync:
+                # the give-up said why, and closing again would race the teardown.
+                if dropped and self._too_slow is None and not self._closed_channel:
                     await self._call("channel_overflowed", dropped)
             elif kind == FAILED:  # the client pump (or another task) failed
                 raise payload
