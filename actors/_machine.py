@@ -7,14 +7,20 @@ The class is compiled once (``interlock.dsl.compile_machine``) into a
 (a dotted path such as ``open.lobby``) plus whatever timers, tasks and deferred
 events are live.
 
-1. Every event — client message, layer message, timeout, timer, task result — goes
-   through :meth:`_event`: one dict lookup finds the candidate transitions for
-   ``(state, kind, event)``; the first whose guard passes runs its handler *in the
-   source state*, then, if it has a target, the actor leaves and enters states.
-2. Leaving a state cancels its timeout and invoked tasks and runs its exit hooks;
-   entering one runs enter hooks, arms its timeout and starts its tasks. Lifecycle
-   operations (``accept``, ``close``, a disconnect) go the same way: ``accept`` enters
-   ``open``'s initial state, a close or disconnect exits every user state.
+1. Every event — client message, layer message, timeout, delay, timer, task result —
+   goes through :meth:`_event`: the planner (:mod:`interlock.dsl._plan`) selects the
+   transition for ``(state, kind, event)`` (the first whose guard passes), whose
+   handler runs *in the source state*; then, if it has a target, the planner resolves
+   it (initial children, history) and plans the crossing, which this module executes.
+2. Executing a crossing: leaving a state disarms its delays, cancels its invoked tasks,
+   records its history and runs its exit hooks; entering one runs enter hooks, arms its
+   delays and starts its tasks. After each hook the executor checks whether the hook
+   moved the actor (then the rest of the plan is void). Lifecycle operations
+   (``accept``, ``close``, a disconnect) go the same way: ``accept`` enters ``open``'s
+   initial state, a close or disconnect exits every user state. Once a step settles,
+   eventless choices (``@on.always``) of the states the actor is in are tried, and
+   events the actor raised to itself (:meth:`raise_event`) are handled next, before any
+   other mailbox item.
 3. Timeouts and task results are events handled by the actor's own loop, one at a
    time like every other event: the loop waits on its mailbox with the next timer's
    deadline (``anyio.current_time()``, so trio's virtual clock works) and serves due
@@ -32,7 +38,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from threading import get_ident
 from typing import Any, ClassVar
@@ -44,6 +51,7 @@ from interlock.dsl import (
     CLOSING,
     CONNECTING,
     OPEN,
+    Crossing,
     EventKind,
     Frame,
     MachineDefinitionError,
@@ -54,19 +62,23 @@ from interlock.dsl import (
     Transition,
     compile_machine,
     from_message,
+    plan_crossing,
+    select,
+    target_of,
 )
 
-from ._base import INTERNAL, UnhandledPolicy, library_class
+from ._base import INTERNAL, LAYER, ActorApp, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
 from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
-__all__ = ["JsonStateActor", "StateActor", "TransitionRecord", "UnhandledEvent"]
+__all__ = ["EventlessLoop", "JsonStateActor", "StateActor", "TransitionRecord", "UnhandledEvent"]
 
 logger = logging.getLogger("interlock.actors")
 
-_IDLE = "idle"
+_IDLE: tuple[str, str] = ("idle", "")  # timer keys: (state path, delay name), ("timer", name), this
+_MAX_CHOICES = 100  # eventless choices taken in a row before the actor gives up (a loop)
 
 _IN_INVOKED_TASK: ContextVar[bool] = ContextVar("interlock_in_invoked_task", default=False)
 """True in an invoked task: timers it arms must wake the actor's loop, which may be waiting."""
@@ -80,6 +92,10 @@ class UnhandledEvent(ValueError):
         self.event = event
         self.state = state
         super().__init__(f"{actor} in state {state!r} has no handler for {kind} event {event!r}: {reason}")
+
+
+class EventlessLoop(RuntimeError):
+    """Eventless choices (``@on.always``) kept moving the actor without an event: a loop."""
 
 
 @attrs.frozen
@@ -101,13 +117,26 @@ class TransitionRecord:
 
 @attrs.frozen
 class _Fired:
-    """A timer or task result the actor posted to its own mailbox."""
+    """A task result the actor posted to its own mailbox."""
 
-    key: str
+    key: tuple[str, str]
     generation: int
     kind: EventKind
     event: str
     payload: Any
+
+
+class _Timer:
+    """An armed delay, timer or idle timeout: due at *deadline* on ``anyio.current_time()``."""
+
+    __slots__ = ("deadline", "event", "kind", "name", "seconds")
+
+    def __init__(self, deadline: float, kind: EventKind, event: str, name: str, seconds: float) -> None:
+        self.deadline = deadline
+        self.kind = kind
+        self.event = event
+        self.name = name
+        self.seconds = seconds
 
 
 @library_class
@@ -136,6 +165,11 @@ class _MachineActor(WebsocketActor):
 
     _observed: ClassVar[bool] = False
 
+    delays: ClassVar[Mapping[str, float]] = {}
+    """Delays that replace the declared ones, in seconds: ``{"state": 5}`` for a state's
+    ``timeout``, ``{"state:name": 2}`` for its ``after={"name": ...}`` delay. Set it in a
+    subclass, or per instance with ``as_asgi(delays={...})``; ``idle_timeout`` too."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.machine = cls._machine_spec = compile_machine(cls)
@@ -151,18 +185,73 @@ class _MachineActor(WebsocketActor):
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition
 
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ActorApp:
+        """Return an ASGI app serving each scope with a new ``cls(**initkwargs)``.
+
+        Besides the class attributes, ``delays={...}`` (see :attr:`delays`) and
+        ``idle_timeout=`` change the machine's delays per instance; both are checked here.
+        """
+        if "delays" in initkwargs:
+            cls._instance_delays(initkwargs["delays"])
+        if "idle_timeout" in initkwargs:
+            idle = initkwargs["idle_timeout"]
+            if idle is not None and (not isinstance(idle, (int, float)) or isinstance(idle, bool) or idle <= 0):
+                msg = (
+                    f"{cls.__qualname__}.as_asgi(idle_timeout={idle!r}): expected a positive number of seconds or None"
+                )
+                raise ValueError(msg)
+            if idle is not None and cls.machine.idle_timeout is None:
+                msg = (
+                    f"{cls.__qualname__}.as_asgi(idle_timeout={idle!r}): the class declares no idle timeout, "
+                    "so no @on.idle() handler would run; set idle_timeout on the class and add one"
+                )
+                raise ValueError(msg)
+        return super().as_asgi(**initkwargs)
+
+    @classmethod
+    def _instance_delays(cls, delays: object) -> dict[tuple[str, str], float]:
+        spec = cls.machine
+        if not isinstance(delays, Mapping):
+            msg = f"{cls.__qualname__}: delays={delays!r}: expected a mapping such as {{'state': 5, 'state:name': 2}}"
+            raise TypeError(msg)
+        table = dict(spec.delays)
+        for ref, seconds in delays.items():
+            try:
+                key = spec.delay_key(ref) if isinstance(ref, str) else None
+            except KeyError:
+                key = None
+            if key is None:
+                known = ", ".join(spec.delay_names()) or "none: no state declares timeout= or after="
+                msg = (
+                    f"{cls.__qualname__}: delays names {ref!r}, which is no delay of this class; "
+                    f"the delays are: {known}"
+                )
+                raise ValueError(msg)
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+                msg = f"{cls.__qualname__}: delays[{ref!r}] = {seconds!r}: expected a positive number of seconds"
+                raise ValueError(msg)
+            table[key] = seconds
+        return table
+
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
         self._moves: list[tuple[str, str, str | None]] = []
         self._deferred: list[tuple[EventKind, str, Any]] | None = None
         self._deferred_bytes = 0
         self._deferred_dropped = 0  # layer messages dropped beyond the bounds since the last replay
-        self._timers: dict[str, list[Any]] | None = None
+        self._timers: dict[tuple[str, str], _Timer] | None = None
         self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
+        self._live_tasks: dict[tuple[str, str], int] | None = None  # (state, task) -> generation
         self._generation = 0
         self._settling = False
         self._inside = CONNECTING  # the innermost state whose exit hooks are owed (a user state once open)
         self._due = math.inf  # the deadline the actor's loop last waited for
+        self._history: dict[str, str] | None = None  # state -> the leaf it was last left from
+        self._raised: deque[dict[str, Any]] | None = None  # raise_event(): handled before the mailbox
+        self._cause: tuple[str, str, Any, str] = ("lifecycle", "", None, CONNECTING)  # for Crossing
+        overrides = initkwargs.get("delays")
+        self._delays = self._instance_delays(overrides) if overrides else self.machine.delays
 
     # -- observation -----------------------------------------------------------------------
 
@@ -193,23 +282,42 @@ class _MachineActor(WebsocketActor):
             new = self.machine.initial_leaf
         self.state = new
         if new != old:
+            self._cause = ("lifecycle", trigger, None, old)
             self._moves.append((old, new, None))
         if self._observed:
             self._observe("lifecycle", trigger, old, new, accepted=True)
         return new
 
     async def _settle(self) -> None:
-        """Run exit and entry work for every recorded move, then replay deferred events."""
+        """Run exit and entry work for every recorded move, take eventless choices, then
+        replay deferred events if the state changed."""
         if self._settling:
             return
         self._settling = True
+        moved = False
         try:
-            while self._moves:
-                old, new, reenter = self._moves.pop(0)
-                await self._cross(old, new, reenter=reenter)
+            chosen = 0
+            while True:
+                while self._moves:
+                    old, new, reenter = self._moves.pop(0)
+                    moved = True
+                    await self._cross(old, new, reenter=reenter)
+                if not self.machine.eventless or self.state in (CONNECTING, CLOSING, CLOSED):
+                    break
+                choice = select(self.machine, self.state, "always", "", self._accepts_none)
+                if not isinstance(choice, Transition):
+                    break
+                chosen += 1
+                if chosen > _MAX_CHOICES:
+                    msg = (
+                        f"{type(self).__qualname__}: {_MAX_CHOICES} eventless choices in a row without an "
+                        f"event (last: {choice.handler!r} in state {self.state!r}); their guards never settle"
+                    )
+                    raise EventlessLoop(msg)
+                await self._fire(choice, None)
         finally:
             self._settling = False
-        if self._deferred:
+        if self._deferred and moved:
             if self.state in (CLOSING, CLOSED):
                 self._deferred = None  # the connection is ending: nothing will handle them
                 return
@@ -221,15 +329,18 @@ class _MachineActor(WebsocketActor):
                     break  # a replayed event closed the connection: the rest are never handled
                 await self._event(kind, event, payload)
 
+    def _accepts_none(self, transition: Transition) -> bool:
+        return transition.guard is None or bool(transition.guard(self, None))
+
     async def _cross(self, old: str, new: str, *, reenter: str | None) -> None:
-        """Exit the states of *old* and enter those of *new* below their common ancestor.
+        """Execute the planner's crossing from where the actor is to *new*.
 
         *reenter* is the declared target of an external transition: it and every state
         below it are exited and entered again even if the actor was already inside it.
         """
         spec = self.machine
-        if old == CONNECTING and spec.idle_timeout is not None:
-            self._arm(_IDLE, spec.idle_timeout, "idle", _IDLE)  # a client that never speaks idles out too
+        if old == CONNECTING and self.idle_timeout is not None:
+            self._arm(_IDLE, self.idle_timeout, "idle", "idle", "idle")  # a client that never speaks idles out too
         ending = new in (CLOSING, CLOSED)
         if ending:
             self._tearing_down = True  # exit hooks of a closing connection may not send: sends are dropped
@@ -237,39 +348,62 @@ class _MachineActor(WebsocketActor):
                 self._timers.clear()  # no timer event is handled once the connection is ending
         # Exit what was really entered: an enter hook that closed the connection left the
         # states below it unentered, though self.state already named them.
-        old_chain, new_chain = spec.chain(self._inside), spec.chain(new)
-        common = 0
-        while common < min(len(old_chain), len(new_chain)) and old_chain[common] == new_chain[common]:
-            common += 1
-        if reenter is not None:
-            common = min(common, max(len(spec.chain(reenter)) - 1, 0))
-        for path in reversed(old_chain[common:]):
-            info = spec.states[path]
-            self._disarm(f"state:{path}")
-            for _, scope in (self._task_scopes or {}).pop(path, ()):
-                scope.cancel()
-            for hook in info.exit:
+        left = self._inside
+        plan = plan_crossing(spec, left, new, reenter)
+        takes = spec.crossing_hooks
+        crossing = None
+        for step in plan.exits:
+            timers = self._timers
+            if timers:
+                for name in step.delays:
+                    timers.pop((step.state, name), None)
+            if step.tasks and self._task_scopes:
+                for task, scope in self._task_scopes.pop(step.state, ()):
+                    scope.cancel()
+                    if self._live_tasks:
+                        self._live_tasks.pop((step.state, task), None)
+            if step.records:
+                if self._history is None:
+                    self._history = {}
+                self._history[step.state] = left
+            for hook in step.hooks:
+                args: tuple[Any, ...] = ()
+                if hook in takes:
+                    crossing = crossing or self._crossing(new, ending)
+                    args = (crossing,)
                 if ending:
-                    await self._call_exit_hook(hook)
+                    await self._call_exit_hook(hook, *args)
                 else:
-                    await self._call(hook)
-            self._inside = info.parent
-        for path in new_chain[common:]:
+                    await self._call(hook, *args)
+            self._inside = step.parent
+        for entry in plan.entries:
             if self.state != new:  # an exit or enter hook moved the actor on
                 return
-            info = spec.states[path]
+            path = entry.state
             self._inside = path  # entered once its enter hooks start: its exit hooks are owed
-            for hook in info.enter:
-                await self._call(hook)
-            if info.timeout is not None:
-                self._arm(f"state:{path}", info.timeout, "timeout", path)
-            for task in info.invoke:
+            for hook in entry.hooks:
+                if hook in takes:
+                    crossing = crossing or self._crossing(new, ending)
+                    await self._call(hook, crossing)
+                else:
+                    await self._call(hook)
+            for name in entry.delays:
+                seconds = self._delays[path, name]
+                if name:
+                    self._arm((path, name), seconds, "after", f"{path}:{name}", name)
+                else:
+                    self._arm((path, name), seconds, "timeout", path, spec.states[path].name)
+            for task in entry.tasks:
                 self._start_task(path, task)
 
-    async def _call_exit_hook(self, hook: str) -> None:
+    def _crossing(self, target: str, ending: bool) -> Crossing:
+        kind, event, payload, source = self._cause
+        return Crossing(kind, event, payload, source, target, ending)
+
+    async def _call_exit_hook(self, hook: str, *args: Any) -> None:
         """Run an exit hook of an ending connection: its failure is logged, the teardown goes on."""
         try:
-            await self._call(hook)
+            await self._call(hook, *args)
         except Exception as exc:
             logger.error("%r: exit hook %s() failed: %s: %s", self, hook, type(exc).__name__, exc, exc_info=exc)
 
@@ -280,6 +414,7 @@ class _MachineActor(WebsocketActor):
         self._deferred_bytes = 0
         self._report_deferred_drops()
         self._timers = None
+        self._raised = None
         self._settling = False
         await super()._teardown(ending)
 
@@ -290,13 +425,15 @@ class _MachineActor(WebsocketActor):
         spec = self.machine
         candidates = spec.dispatch.get((state, kind, event))
         if candidates is not None:
-            for transition in candidates:
-                value = payload
-                if transition.message_class is not None:
-                    value = self._structure(transition, payload)
-                if transition.guard is None or transition.guard(self, value):
-                    await self._fire(transition, value)
-                    return
+            first = candidates[0]
+            if first.guard is None and first.message_class is None:  # the usual case: one plain handler
+                await self._fire(first, payload)
+                return
+            chosen = select(spec, state, kind, event, lambda t: self._guard_passes(t, payload))
+            if isinstance(chosen, Transition):
+                value = self._structure(chosen, payload) if chosen.message_class is not None else payload
+                await self._fire(chosen, value)
+                return
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
             if kind == "error":  # an invoked task failed and no handler took it: the actor fails
@@ -318,6 +455,13 @@ class _MachineActor(WebsocketActor):
                 self._observe(kind, event, state, state, accepted=False)
         error = UnhandledEvent(type(self).__qualname__, kind, event, state, reason)
         self._apply_unhandled(error, self.unhandled_client if kind == "client" else None)
+
+    def _guard_passes(self, transition: Transition, payload: Any) -> bool:
+        guard = transition.guard
+        if guard is None:
+            return True
+        value = self._structure(transition, payload) if transition.message_class is not None else payload
+        return bool(guard(self, value))
 
     def _defer(self, kind: EventKind, event: str, payload: Any) -> None:
         """Hold an event for the next state change, within ``max_deferred``/``max_deferred_bytes``."""
@@ -370,16 +514,19 @@ class _MachineActor(WebsocketActor):
 
     async def _fire(self, transition: Transition, value: Any) -> None:
         source = self.state
-        idle = self.machine.idle_timeout
-        if idle is not None and transition.kind != "idle":  # every handled event resets it
-            self._arm(_IDLE, idle, "idle", _IDLE)
+        idle = self.idle_timeout
+        if idle is not None and transition.kind not in ("idle", "always"):  # every handled event resets it
+            self._arm(_IDLE, idle, "idle", "idle", "idle")
         await self._call(transition.handler, value)
         target = self.state
         if transition.target is not None and self.state == source:
-            target = self.machine.resolve(transition.target)
+            target = target_of(self.machine, transition, self._history)
             self.state = target
+            self._cause = (transition.kind, transition.event, value, source)
             self._moves.append((source, target, transition.target))
             await self._settle()
+        elif self.machine.eventless and not self._settling:
+            await self._settle()  # an internal transition may have made a choice's guard true
         if self._observed:
             self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
 
@@ -389,6 +536,30 @@ class _MachineActor(WebsocketActor):
         """Deliver a layer message to the state machine as a ``message`` event."""
         kind = message.get("type")
         await self._event("message", kind if isinstance(kind, str) else repr(kind), message)
+
+    def raise_event(self, message: dict[str, Any]) -> None:
+        """Post *message* (a dict with a str ``"type"``) to this actor itself, as a layer message.
+
+        It is handled as a ``message`` event right after the current event, before
+        anything else waiting in the mailbox (an XState ``raise``). Events raised while
+        the connection is ending are dropped.
+        """
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str) or not kind:
+            msg = f"raise_event({message!r}): expected a dict whose 'type' is a non-empty str"
+            raise TypeError(msg)
+        if self.state in (CLOSING, CLOSED):
+            return
+        if self._raised is None:
+            self._raised = deque()
+        self._raised.append(message)
+
+    async def _handle(self, kind: int, payload: Any) -> bool:
+        stop = await super()._handle(kind, payload)
+        raised = self._raised
+        while raised and not stop:
+            stop = await super()._handle(LAYER, raised.popleft())
+        return stop
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -401,33 +572,32 @@ class _MachineActor(WebsocketActor):
         if not isinstance(seconds, (int, float)) or seconds < 0:
             msg = f"start_timer({name!r}, {seconds!r}): seconds must be a number >= 0"
             raise ValueError(msg)
-        self._arm(f"timer:{name}", seconds, "timer", name)
+        self._arm(("timer", name), seconds, "timer", name, name)
 
     def cancel_timer(self, name: str) -> None:
         """Cancel the named timer; nothing happens if it is not running."""
-        self._disarm(f"timer:{name}")
+        self._disarm(("timer", name))
 
-    def _arm(self, key: str, seconds: float, kind: EventKind, event: str) -> None:
+    def _arm(self, key: tuple[str, str], seconds: float, kind: EventKind, event: str, name: str) -> None:
         if get_ident() != self._loop_thread:  # start_timer() from a sync handler, in a worker thread
-            anyio.from_thread.run_sync(self._arm, key, seconds, kind, event)
+            anyio.from_thread.run_sync(self._arm, key, seconds, kind, event, name)
             return
         if self._timers is None:
             self._timers = {}
-        self._generation += 1
         deadline = anyio.current_time() + seconds
-        self._timers[key] = [deadline, self._generation, kind, event, seconds]
+        self._timers[key] = _Timer(deadline, kind, event, name, seconds)
         if deadline < self._due and _IN_INVOKED_TASK.get():
             # the loop may be waiting for a later deadline: post a wake-up (None: serve the timers)
             self._due = deadline
             self._tasks.start_soon(self._mailbox.put, (INTERNAL, None))
 
-    def _disarm(self, key: str) -> None:
+    def _disarm(self, key: tuple[str, str]) -> None:
         if self._timers:
             self._timers.pop(key, None)
 
     def _next_deadline(self) -> float:
         timers = self._timers
-        due: float = min((entry[0] for entry in timers.values()), default=math.inf) if timers else math.inf
+        due: float = min((timer.deadline for timer in timers.values()), default=math.inf) if timers else math.inf
         if self.state == CONNECTING:
             due = min(due, self._handshake_due)
         self._due = due
@@ -440,15 +610,13 @@ class _MachineActor(WebsocketActor):
             self._handshake_expired()  # handshake_timeout: refused with 408
             return False
         timers = self._timers or {}
-        due = sorted((entry[0], key) for key, entry in timers.items() if entry[0] <= now)
+        due = sorted((timer.deadline, key) for key, timer in timers.items() if timer.deadline <= now)
         for _, key in due:
-            entry = timers.get(key)
-            if entry is None or entry[0] > now:
+            timer = timers.get(key)
+            if timer is None or timer.deadline > now:
                 continue  # a handler before it disarmed or re-armed it
             del timers[key]
-            _, _, kind, event, seconds = entry
-            name = event.rsplit(".", 1)[-1] if kind == "timeout" else event
-            await self._event(kind, event, Timeout(name, seconds))
+            await self._event(timer.kind, timer.event, Timeout(timer.name, timer.seconds))
             if self.state in (CLOSING, CLOSED):  # no timer is served once the connection ends
                 return self.state == CLOSED
         return False
@@ -461,13 +629,13 @@ class _MachineActor(WebsocketActor):
         self._generation += 1
         scope = anyio.CancelScope()
         self._task_scopes.setdefault(state, []).append((task, scope))
-        key = f"task:{state}:{task}"
-        if self._timers is None:
-            self._timers = {}
-        self._timers[key] = [math.inf, self._generation, "done", task, 0.0]
+        key = (state, task)
+        if self._live_tasks is None:
+            self._live_tasks = {}
+        self._live_tasks[key] = self._generation
         self._tasks.start_soon(self._run_task, key, self._generation, task, scope)
 
-    async def _run_task(self, key: str, generation: int, task: str, scope: anyio.CancelScope) -> None:
+    async def _run_task(self, key: tuple[str, str], generation: int, task: str, scope: anyio.CancelScope) -> None:
         _IN_INVOKED_TASK.set(True)  # in this task's own copy of the context
         with scope:
             method: Callable[[], Any] = getattr(self, task)
@@ -483,10 +651,10 @@ class _MachineActor(WebsocketActor):
         if payload is None:
             return await self._fire_due_timers()
         fired: _Fired = payload
-        entry = (self._timers or {}).get(fired.key)
-        if entry is None or entry[1] != fired.generation:
-            return False  # its state was left, or it was re-armed: stale
-        del self._timers[fired.key]  # type: ignore[union-attr]
+        live = self._live_tasks
+        if not live or live.get(fired.key) != fired.generation:
+            return False  # its state was left, or it was restarted: stale
+        del live[fired.key]
         await self._event(fired.kind, fired.event, fired.payload)
         return self.state == CLOSED
 

@@ -6,11 +6,12 @@ and draws it.
 """
 
 from ._compile import MachineDefinitionError, MachineSpec, StateInfo, Transition, compile_machine
-from ._declare import EventKind, Frame, HandlerDecl, State, StateRef, TaskFailed, Timeout, on
+from ._declare import Crossing, EventKind, Frame, HandlerDecl, History, State, StateRef, TaskFailed, Timeout, on
 from ._diagram import FORMATS, DiagramError, DiagramFormat, render
 from ._errors import IllegalTransition
 from ._lifecycle import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Edge, Lifecycle
 from ._messages import MessageFormatError, from_message, to_message
+from ._plan import Entry, Exit, Plan, plan_crossing, select, target_of
 
 __all__ = [
     "CLOSED",
@@ -19,17 +20,22 @@ __all__ = [
     "LIFECYCLE",
     "OPEN",
     "FORMATS",
+    "Crossing",
     "DiagramError",
     "DiagramFormat",
     "Edge",
+    "Entry",
     "EventKind",
+    "Exit",
     "Frame",
     "HandlerDecl",
+    "History",
     "IllegalTransition",
     "Lifecycle",
     "MachineDefinitionError",
     "MachineSpec",
     "MessageFormatError",
+    "Plan",
     "State",
     "StateInfo",
     "StateRef",
@@ -39,7 +45,10 @@ __all__ = [
     "compile_machine",
     "from_message",
     "on",
+    "plan_crossing",
     "render",
+    "select",
+    "target_of",
     "to_message",
 ]
 

@@ -11,8 +11,14 @@ the event):
 4. A handler applies in states that can receive its event: a state timeout in the
    state that declares it, an invoked task's result in the states where it runs, the
    idle event only if ``idle_timeout`` is set; a state never defers what it handles.
-5. Every timeout has a handler.
+5. Every timeout and named delay has a handler; ``delays`` (per class or instance)
+   name states and delays that exist.
 6. Guards are synchronous predicates; invoked tasks are ``async def`` methods.
+7. No handler is dead code: a handler after an unguarded one for the same event in the
+   same state could never run; an eventless choice without a guard that stays inside
+   its own source would be taken forever.
+8. A handler's annotation agrees with its decorator: ``@on.client(Move)`` takes a
+   ``Move``; a handler annotated with a message class must name that class.
 
 Theory of operation: the user's states are nested under ``open`` in a ``transitions``
 ``HierarchicalMachine`` (with the built-in lifecycle around them), which validates the
@@ -24,12 +30,13 @@ deepest state first, then in declaration order.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
-from ._declare import HANDLERS_ATTR, HOOKS_ATTR, EventKind, HandlerDecl, State, StateRef
+from ._declare import HANDLERS_ATTR, HOOKS_ATTR, EventKind, HandlerDecl, History, State, StateRef, Target
 from ._lifecycle import CLOSED, CLOSING, CONNECTING, EDGES, LIFECYCLE, OPEN, SEPARATOR, Lifecycle
 
 __all__ = ["MachineDefinitionError", "MachineSpec", "StateInfo", "Transition", "compile_machine"]
@@ -62,6 +69,13 @@ class StateInfo:
     terminal: bool
     enter: tuple[str, ...]
     exit: tuple[str, ...]
+    after: tuple[tuple[str, float], ...] = ()
+    """Named delays armed on entry: ``(name, seconds)`` as declared (before ``delays``)."""
+    history: bool = False
+    """Some transition targets this state's history: the runtime records where it was left."""
+
+
+HistoryKind = Literal["shallow", "deep"]
 
 
 @attrs.frozen
@@ -77,6 +91,8 @@ class Transition:
     guard_label: str | None
     message_class: type | None
     order: int
+    history: HistoryKind | None = None
+    """Set when the target is ``state.history`` (``shallow``) or ``state.deep_history``."""
 
     @property
     def internal(self) -> bool:
@@ -97,11 +113,36 @@ class MachineSpec:
     idle_timeout: float | None
     initial_leaf: str
     timer_names: frozenset[str]
+    delays: Mapping[tuple[str, str], float] = attrs.field(factory=dict)
+    """Every delay by ``(state path, name)`` (name ``""``: the state's ``timeout``), in seconds,
+    after the class's ``delays`` overrides."""
+    crossing_hooks: frozenset[str] = frozenset()
+    """Enter and exit hooks that take a :class:`~interlock.dsl.Crossing` argument."""
+    eventless: bool = False
+    """Whether any ``@on.always`` choice exists (the runtime checks them after each step)."""
+    plans: dict[Any, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """The planner's cache (see :mod:`interlock.dsl._plan`); filled as actors run."""
 
     @property
     def uses_clock(self) -> bool:
         """Whether instances need the timer clock and a task group."""
-        return bool(self.idle_timeout or self.timer_names or any(s.timeout or s.invoke for s in self.states.values()))
+        return bool(self.idle_timeout or self.timer_names or self.delays or any(s.invoke for s in self.states.values()))
+
+    def delay_key(self, ref: str) -> tuple[str, str]:
+        """The ``(path, name)`` of a ``delays`` key: ``"state"`` (its timeout) or ``"state:name"``.
+
+        The state may be named by its name or dotted path. Raises :class:`KeyError` with a
+        message listing the delays if there is no such delay.
+        """
+        state, _, name = ref.partition(":")
+        for path, info in self.states.items():
+            if state in (info.name, path, path.removeprefix(OPEN + SEPARATOR)) and (path, name) in self.delays:
+                return path, name
+        raise KeyError(ref)
+
+    def delay_names(self) -> list[str]:
+        """The keys ``delays`` accepts, for error messages."""
+        return [f"{self.states[p].name}:{n}" if n else self.states[p].name for p, n in self.delays]
 
     def chain(self, path: str) -> list[str]:
         """User states from the outermost down to *path* (empty for built-in states)."""
@@ -177,11 +218,27 @@ class _Compiler:
         self.paths[id(state)] = path
         return path
 
+    def shadowed(self, state: State) -> bool:
+        """Whether *state* is a base class's declaration that a subclass declared again."""
+        return any(vars(klass).get(state.name) is state for klass in self.cls.__mro__[1:])
+
+    def target(self, ref: Target, where: str) -> tuple[str, HistoryKind | None]:
+        if isinstance(ref, History):
+            path = self.ref(ref.state, f"{where} (history)")
+            if path in BUILTIN:
+                raise self.fail(f"{where} targets the history of the built-in {path!r}; only your states have one")
+            if not any(p.startswith(path + SEPARATOR) for p in self.paths.values()):
+                raise self.fail(
+                    f"{where} targets the history of {path!r}, which has no states inside it: target the state itself"
+                )
+            return path, "deep" if ref.deep else "shallow"
+        return self.ref(ref, where), None
+
     def ref(self, ref: StateRef, where: str, seen: tuple[str, ...] = ()) -> str:
         if isinstance(ref, State):
-            if ref.name not in self.declared or self.declared[ref.name] is not ref:
+            if ref.name not in self.declared or (self.declared[ref.name] is not ref and not self.shadowed(ref)):
                 raise self.fail(f"{where} names {ref!r}, which is not a state of this class")
-            return self.path_of(ref, seen)
+            return self.path_of(self.declared[ref.name], seen)
         if not isinstance(ref, str):
             raise self.fail(f"{where} names {ref!r}; expected a State or a state name")
         if ref in BUILTIN:
@@ -230,11 +287,14 @@ class _Compiler:
             self.path_of(state)
         infos = self.state_infos()
         transitions = self.transitions(infos)
+        history = {t.target for t in transitions if t.history is not None}
+        infos = [attrs.evolve(info, history=True) if info.path in history else info for info in infos]
         spec_states = {info.path: info for info in infos}
         idle = getattr(self.cls, "idle_timeout", None)
         if idle is not None and (not isinstance(idle, (int, float)) or idle <= 0):
             raise self.fail(f"idle_timeout = {idle!r}: expected a positive number of seconds or None")
         self.check(spec_states, transitions, idle)
+        delays = self.delays(spec_states)
         lifecycle = self.lifecycle(spec_states)
         dispatch, deferred = self.flatten(spec_states, transitions)
         open_initial = self.initial_of(OPEN, spec_states)
@@ -253,7 +313,55 @@ class _Compiler:
             idle_timeout=idle,
             initial_leaf=leaf,
             timer_names=frozenset(t.event for t in transitions if t.kind == "timer"),
+            delays=delays,
+            crossing_hooks=self.crossing_hooks(spec_states),
+            eventless=any(t.kind == "always" for t in transitions),
         )
+
+    def delays(self, states: Mapping[str, StateInfo]) -> dict[tuple[str, str], float]:
+        delays: dict[tuple[str, str], float] = {}
+        for path, info in states.items():
+            if info.timeout is not None:
+                delays[path, ""] = info.timeout
+            for name, seconds in info.after:
+                delays[path, name] = seconds
+        overrides = getattr(self.cls, "delays", None) or {}
+        if not isinstance(overrides, Mapping):
+            raise self.fail(f"delays = {overrides!r}: expected a mapping such as {{'state': 5, 'state:name': 2}}")
+        probe = MachineSpec(self.owner, states, (), LIFECYCLE, {}, {}, None, OPEN, frozenset(), delays)
+        for ref, seconds in overrides.items():
+            try:
+                key = probe.delay_key(ref) if isinstance(ref, str) else None
+            except KeyError:
+                key = None
+            if key is None:
+                known = ", ".join(probe.delay_names()) or "none: no state declares timeout= or after="
+                raise self.fail(f"delays names {ref!r}, which is no delay of this class; the delays are: {known}")
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+                raise self.fail(f"delays[{ref!r}] = {seconds!r}: expected a positive number of seconds")
+            delays[key] = seconds
+        return delays
+
+    def crossing_hooks(self, states: Mapping[str, StateInfo]) -> frozenset[str]:
+        out: set[str] = set()
+        for info in states.values():
+            for hook in (*info.enter, *info.exit):
+                method = getattr(self.cls, hook)
+                try:
+                    params = list(inspect.signature(method).parameters.values())[1:]
+                except (TypeError, ValueError):  # pragma: no cover - builtins have no signature
+                    continue
+                required = [
+                    p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                ]
+                if len(required) > 1:
+                    raise self.fail(
+                        f"hook {hook!r} of state {info.path!r} takes {len(required)} arguments; a hook takes "
+                        "none, or one: the Crossing (event, source, target)"
+                    )
+                if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+                    out.add(hook)
+        return frozenset(out)
 
     def initial_of(self, parent: str, states: Mapping[str, StateInfo]) -> str | None:
         children = [info for info in states.values() if info.parent == parent]
@@ -293,6 +401,7 @@ class _Compiler:
                     terminal=state.terminal,
                     enter=tuple(hooks.get(path, {}).get("enter", ())),
                     exit=tuple(hooks.get(path, {}).get("exit", ())),
+                    after=tuple(state.after.items()),
                 )
             )
         siblings_initial = [s for s in self.declared.values() if s.initial and s.parent is None]
@@ -310,10 +419,11 @@ class _Compiler:
                 where = f"handler {name!r} ({decl.kind} event {decl.event or 'timeout'!r})"
                 if not callable(value):
                     raise self.fail(f"{where} decorates something that is not a method")
-                target = None if decl.target is None else self.ref(decl.target, f"{where} target")
+                target, history = (None, None) if decl.target is None else self.target(decl.target, f"{where} target")
                 if target is not None and target in BUILTIN and target != OPEN:
                     raise self.fail(f"{where} targets the built-in {target!r}; call self.close() to end the connection")
                 guard, label = self.guard(decl.guard, where)
+                self.check_annotation(name, value, decl, where)
                 for source_ref in decl.sources:
                     source = self.ref(source_ref, f"{where} source")
                     if source in BUILTIN and source != OPEN:
@@ -329,6 +439,15 @@ class _Compiler:
                                 f"{where}: state {source!r} declares no timeout; give it State(timeout=seconds)"
                             )
                         event = source
+                    elif decl.kind == "after":
+                        info = by_path.get(source)
+                        if info is None or decl.event not in dict(info.after):
+                            declared = ", ".join(dict(info.after)) if info is not None and info.after else "none"
+                            raise self.fail(
+                                f"{where}: state {source!r} declares no delay {decl.event!r} "
+                                f"(its delays: {declared}); give it State(after={{{decl.event!r}: seconds}})"
+                            )
+                        event = f"{source}:{decl.event}"
                     out.append(
                         Transition(
                             decl.kind,
@@ -340,13 +459,66 @@ class _Compiler:
                             label,
                             decl.message_class,
                             decl.order,
+                            history,
                         )
                     )
         out.sort(key=lambda t: t.order)
         return out
 
+    def check_annotation(self, name: str, method: Any, decl: HandlerDecl, where: str) -> None:
+        """Rule 8: the event parameter's annotation names the class the decorator names."""
+        if decl.kind not in ("client", "message"):
+            return
+        try:
+            params = list(inspect.signature(method).parameters)[1:]
+            hints = typing.get_type_hints(method)
+        except Exception:  # noqa: BLE001 - unresolvable annotations are not ours to judge
+            return
+        hint = hints.get(params[0]) if params else None
+        if not isinstance(hint, type) or not attrs.has(hint):
+            return
+        if decl.message_class is None:
+            raise self.fail(
+                f"{where}: {name}() is annotated to take {hint.__qualname__}, but the decorator names the "
+                f"event {decl.event!r} as a str, so it gets a dict; "
+                f"pass the class: @on.{decl.kind}({hint.__qualname__})"
+            )
+        if not issubclass(decl.message_class, hint):
+            raise self.fail(
+                f"{where}: {name}() is annotated to take {hint.__qualname__}, but the decorator names "
+                f"{decl.message_class.__qualname__}: make them agree"
+            )
+
+    def check_dead(self, transitions: list[Transition]) -> None:
+        """Rule 7: handlers that can never run, eventless choices that never stop."""
+        first_unguarded: dict[tuple[str, str, str], Transition] = {}
+        for t in transitions:
+            key = (t.source, t.kind, t.event)
+            blocker = first_unguarded.get(key)
+            if blocker is not None:
+                label = "eventless choice" if t.kind == "always" else f"{t.kind} event {t.event or 'timeout'!r}"
+                raise self.fail(
+                    f"handler {t.handler!r} ({label}, source {t.source!r}) can never run: "
+                    f"{blocker.handler!r} is declared before it for the same event and state with no guard; "
+                    "give the first one a guard, or remove one"
+                )
+            if t.guard is None:
+                first_unguarded[key] = t
+            if t.kind == "always" and t.guard is None and t.target is not None and _within(t.target, t.source):
+                raise self.fail(
+                    f"eventless choice {t.handler!r} (source {t.source!r}) has no guard and targets "
+                    f"{t.target!r}, inside its own source: it would be taken forever; give it a guard"
+                )
+
     def check(self, states: Mapping[str, StateInfo], transitions: list[Transition], idle: float | None) -> None:
+        self.check_dead(transitions)
         for info in states.values():
+            for delay, _seconds in info.after:
+                if not any(t.kind == "after" and t.event == f"{info.path}:{delay}" for t in transitions):
+                    raise self.fail(
+                        f"state {info.path!r} has a delay {delay!r} but no handler; add @on.after({delay!r}, "
+                        f"source={info.name})"
+                    )
             if info.timeout is not None and not any(t.kind == "timeout" and t.event == info.path for t in transitions):
                 raise self.fail(
                     f"state {info.path!r} has a {info.timeout} s timeout but no handler; add @on.timeout({info.name})"

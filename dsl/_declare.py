@@ -23,17 +23,29 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 import attrs
 
-__all__ = ["EventKind", "Frame", "HandlerDecl", "State", "StateRef", "TaskFailed", "Timeout", "on"]
+__all__ = [
+    "Crossing",
+    "EventKind",
+    "Frame",
+    "HandlerDecl",
+    "History",
+    "State",
+    "StateRef",
+    "TaskFailed",
+    "Timeout",
+    "on",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EventKind = Literal["client", "message", "timeout", "idle", "timer", "done", "error"]
-"""Where an event comes from: the client, the channel layer, a clock, or an invoked task."""
+EventKind = Literal["client", "message", "timeout", "after", "idle", "timer", "done", "error", "always"]
+"""Where an event comes from: the client, the channel layer, a clock, an invoked task, or
+nowhere (``always``: an eventless choice, taken as soon as its guard holds)."""
 
 HANDLERS_ATTR: Final = "__interlock_handlers__"
 HOOKS_ATTR: Final = "__interlock_hooks__"
@@ -56,9 +68,18 @@ class State:
         as ``@on.error(name)``.
     :param terminal: the actor may stay here until the connection ends (no way out is
         then not an error).
+    :param after: named delays, ``{"move": 30}``: each fires an ``@on.after("move")``
+        event that many seconds after entry, unless the state was left first. Every
+        delay (and ``timeout``) can be changed per class (``delays = {...}``) or per
+        instance (``as_asgi(delays={...})``).
+
+    A subclass may declare a state of the same name again to change it (``a =
+    Base.a.replace(timeout=1)``): the parent's transitions then apply to the new one.
+    Target ``state.history`` (or ``state.deep_history``) to re-enter a state where it
+    was last left.
     """
 
-    __slots__ = ("defer", "initial", "invoke", "name", "parent", "tags", "terminal", "timeout")
+    __slots__ = ("after", "defer", "initial", "invoke", "name", "parent", "tags", "terminal", "timeout")
 
     def __init__(
         self,
@@ -70,10 +91,19 @@ class State:
         defer: Iterable[str] = (),
         invoke: Iterable[str] = (),
         terminal: bool = False,
+        after: Mapping[str, float] | None = None,
     ) -> None:
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and not _is_seconds(timeout):
             msg = f"State(timeout={timeout!r}): a timeout is a positive number of seconds"
             raise ValueError(msg)
+        delays = dict(after or {})
+        for name, seconds in delays.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                msg = f"State(after={{{name!r}: ...}}): a delay's name is an identifier, such as 'move'"
+                raise ValueError(msg)
+            if not _is_seconds(seconds):
+                msg = f"State(after={{{name!r}: {seconds!r}}}): a delay is a positive number of seconds"
+                raise ValueError(msg)
         for what, values in (("tags", tags), ("defer", defer), ("invoke", invoke)):
             if isinstance(values, str):
                 msg = f"State({what}={values!r}): pass a list of names, not a single str"
@@ -85,6 +115,7 @@ class State:
         self.defer = tuple(defer)
         self.invoke = tuple(invoke)
         self.terminal = terminal
+        self.after = delays
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -92,6 +123,38 @@ class State:
 
     def __repr__(self) -> str:
         return f"<State {self.name or '?'}>"
+
+    def replace(self, **changes: Any) -> State:
+        """A copy of this declaration with *changes* (``timeout=``, ``after=``, ``tags=`` …).
+
+        For subclasses that change a state of their base: ``a = Base.a.replace(timeout=1)``.
+        """
+        fields: dict[str, Any] = {
+            "initial": self.initial,
+            "parent": self.parent,
+            "tags": self.tags,
+            "timeout": self.timeout,
+            "defer": self.defer,
+            "invoke": self.invoke,
+            "terminal": self.terminal,
+            "after": self.after,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            msg = f"State.replace(): unknown field(s) {', '.join(sorted(unknown))}; the fields are {', '.join(fields)}"
+            raise TypeError(msg)
+        fields.update(changes)
+        return State(**fields)
+
+    @property
+    def history(self) -> History:
+        """A target that re-enters this state's child that was active when it was last left."""
+        return History(self, deep=False)
+
+    @property
+    def deep_history(self) -> History:
+        """A target that re-enters the exact state below this one that was last active."""
+        return History(self, deep=True)
 
     def enter(self, fn: F) -> F:
         """Decorate a method to run each time this state is entered."""
@@ -106,6 +169,27 @@ class State:
 
 StateRef = State | str
 """A state, as the object declared in the class body or by its (dotted) name."""
+
+
+@attrs.frozen
+class History:
+    """A history target: ``state.history`` (shallow) or ``state.deep_history``.
+
+    Moving to it enters *state* again where the actor last left it: a shallow history
+    restores the child that was active (and that child's initial states below it), a
+    deep history the exact state. Before *state* was ever left, it is entered as usual
+    (its initial states).
+    """
+
+    state: StateRef
+    deep: bool = False
+
+
+Target = StateRef | History
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _hooks(fn: Callable[..., Any]) -> list[tuple[str, State]]:
@@ -127,7 +211,7 @@ class HandlerDecl:
     event: str
     message_class: type | None
     sources: tuple[StateRef, ...]
-    target: StateRef | None
+    target: Target | None
     guard: Guard | None
     order: int
 
@@ -136,7 +220,7 @@ def _decorate(
     kind: EventKind,
     event: str | type | None,
     source: StateRef | Iterable[StateRef] | None,
-    target: StateRef | None,
+    target: Target | None,
     guard: Guard | None,
 ) -> Callable[[F], F]:
     message_class: type | None = None
@@ -153,7 +237,7 @@ def _decorate(
             msg = f"{event.__qualname__} cannot be an event: it must be an attrs class"
             raise TypeError(msg)
         event = declared
-    if event is None and kind == "timeout":  # the event is named after its state, once compiled
+    if event is None and kind in ("timeout", "always"):  # named after its state, once compiled
         event = ""
     elif not isinstance(event, str) or not event:
         msg = f"an event type must be a non-empty str or an attrs class, not {event!r}"
@@ -196,7 +280,7 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         event: str | type,
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle a client message: JSON ``{"type": event, ...}`` (``"receive"`` for raw frames)."""
@@ -207,22 +291,57 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         event: str | type,
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle a channel-layer message of type *event* (or an attrs message class)."""
         return _decorate("message", event, source, target, guard)
 
     @staticmethod
-    def timeout(state: StateRef, *, target: StateRef | None = None, guard: Guard | None = None) -> Callable[[F], F]:
+    def timeout(state: StateRef, *, target: Target | None = None, guard: Guard | None = None) -> Callable[[F], F]:
         """Handle *state*'s timeout (declared with ``State(timeout=...)``)."""
         return _decorate("timeout", None, state, target, guard)
+
+    @staticmethod
+    def after(
+        name: str,
+        *,
+        source: StateRef | Iterable[StateRef],
+        target: Target | None = None,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """Handle the named delay *name* of the *source* state(s) (``State(after={name: s})``).
+
+        The event is a :class:`Timeout`; the delay is armed on entry and cancelled when
+        the state is left.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            msg = f"@on.after({name!r}): name a delay declared with State(after={{name: seconds}})"
+            raise TypeError(msg)
+        return _decorate("after", name, source, target, guard)
+
+    @staticmethod
+    def always(
+        *,
+        source: StateRef | Iterable[StateRef],
+        target: Target,
+        guard: Guard | None = None,
+    ) -> Callable[[F], F]:
+        """An eventless choice: taken as soon as the actor is in *source* and *guard* holds.
+
+        Checked when *source* is entered and after every event handled while in it; the
+        handler runs with the event ``None``, then the actor moves to *target*.
+        """
+        if target is None:
+            msg = "@on.always() needs a target: an eventless choice that stays put would be taken forever"
+            raise TypeError(msg)
+        return _decorate("always", None, source, target, guard)
 
     @staticmethod
     def idle(
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle the idle timeout (class attribute ``idle_timeout``), reset by every event."""
@@ -233,7 +352,7 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         name: str,
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle the named timer *name*, started with ``self.start_timer(name, seconds)``."""
@@ -244,7 +363,7 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         task: str,
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle the result of the invoked task *task* (the event is its return value)."""
@@ -255,7 +374,7 @@ class on:  # noqa: N801 - reads as a preposition: @on.client("join")
         task: str,
         *,
         source: StateRef | Iterable[StateRef] | None = None,
-        target: StateRef | None = None,
+        target: Target | None = None,
         guard: Guard | None = None,
     ) -> Callable[[F], F]:
         """Handle the failure of the invoked task *task* (the event is a :class:`TaskFailed`)."""
@@ -283,3 +402,26 @@ class TaskFailed:
 
     task: str
     error: BaseException
+
+
+@attrs.frozen
+class Crossing:
+    """What an enter or exit hook may take as its one argument: the move it is part of.
+
+    Declare the hook ``def hook(self, crossing: Crossing)`` to receive it (a hook without
+    a parameter is called without). During an exit hook ``self.state`` already names the
+    target; ``teardown`` tells a connection's end from a transition.
+    """
+
+    kind: str
+    """The event's kind (``client``, ``message``, ``timeout`` …, ``lifecycle`` for accept/close)."""
+    event: str
+    """The event's type (the trigger's name for lifecycle moves)."""
+    payload: Any
+    """The event as the handler saw it (``None`` for lifecycle moves)."""
+    source: str
+    """The state the actor was in when the event came."""
+    target: str
+    """The state the move goes to (a built-in state when the connection ends)."""
+    teardown: bool = False
+    """True when the connection is ending: every state is being exited."""
