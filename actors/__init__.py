@@ -25,7 +25,7 @@ from ._generic import Actor
 from ._http import HttpActor, HttpError, RequestTooLarge
 from ._http_machine import HttpStateActor
 from ._longpoll import LongPollActor
-from ._machine import JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
+from ._machine import EventlessLoop, JsonStateActor, StateActor, TransitionRecord, UnhandledEvent
 from ._routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, path, re_path
 from ._sse import SseActor, format_event, sse_message
 from ._sync import async_to_sync, sync_to_async
@@ -44,6 +44,7 @@ __all__ = [
     "DenyConnection",
     "EndCause",
     "Ending",
+    "EventlessLoop",
     "Flush",
     "HttpActor",
     "HttpError",
