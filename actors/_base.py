@@ -46,6 +46,7 @@ from interlock.layers import DropCountingLayer, GroupLayer, WatchableLayer
 
 from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
+from ._inspect_registry import LIVE, TAP
 from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import Mailbox
 from ._sync import run_in_worker
@@ -506,6 +507,7 @@ class BaseActor:
         self._asgi_send = send
         self._loop_thread = get_ident()
         layer = self._channel_layer = self._layer_for(scope)
+        LIVE[id(self)] = self  # what the inspector lists (actors/_inspect_registry.py)
         try:
             if layer is not None:
                 self._channel_name = await layer.new_channel()
@@ -523,6 +525,7 @@ class BaseActor:
                 self._warn_if_cut_short(bounded)
             raise
         finally:
+            LIVE.pop(id(self), None)
             if not self._ended:  # not reached through an event: the server went quiet
                 with anyio.move_on_after(self.teardown_timeout, shield=True) as bounded:
                     await self._end(self._lost_ending())
@@ -661,6 +664,8 @@ class BaseActor:
 
     async def _handle(self, kind: int, payload: Any) -> bool:
         """Handle one mailbox item, start to finish; return True when the actor must stop."""
+        if TAP.watching:  # an inspector counts the message rates
+            TAP.event(self, kind)
         try:
             if kind == CLIENT:
                 stop = await self._on_client_event(payload)
