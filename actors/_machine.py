@@ -70,6 +70,7 @@ from interlock.dsl import (
 from ._base import INTERNAL, LAYER, ActorApp, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
+from ._inspect_registry import TAP
 from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
@@ -262,7 +263,10 @@ class _MachineActor(WebsocketActor):
         self, kind: str, event: str, source: str, target: str, *, accepted: bool, handler: str | None = None
     ) -> None:
         identity = f"{type(self).__qualname__}:{self._channel_name or id(self)}"
-        self.on_transition(TransitionRecord(identity, kind, event, source, target, accepted, time.time(), handler))
+        record = TransitionRecord(identity, kind, event, source, target, accepted, time.time(), handler)
+        self.on_transition(record)
+        if TAP.watching:  # an inspector shows the recent transitions (it sets _observed meanwhile)
+            TAP.transition(self, record)
 
     def has_tag(self, tag: str) -> bool:
         """Whether the current state, or a state enclosing it, carries *tag*."""
