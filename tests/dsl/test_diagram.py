@@ -81,18 +81,22 @@ ALIAS = re.compile(r'^\s*state "([^"]+)" as (\S+)$')
 
 
 def mermaid_graph(text: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
-    """The state labels by id and the edges (source label, target label, edge label) of Mermaid text."""
+    """The state names by id and the edges (source name, target name, edge label) of Mermaid text.
+
+    A name is a label's first line; an edge whose label has several lines (the merged
+    self-loops of one state) counts once per line.
+    """
     labels = {name: name for name in ("connecting", "open", "closing", "closed", "[*]")}
     edges: list[tuple[str, str, str]] = []
     for line in text.splitlines():
         alias = ALIAS.match(line)
         if alias:
-            labels[alias.group(2)] = alias.group(1)
+            labels[alias.group(2)] = alias.group(1).split("<br/>")[0]
             continue
         edge = EDGE.match(line)
         if edge:
             source, target, label = edge.groups()
-            edges.append((labels[source], labels[target], label or ""))
+            edges.extend((labels[source], labels[target], part) for part in (label or "").split("<br/>"))
     return labels, edges
 
 
@@ -107,7 +111,8 @@ def test_mermaid_header_states_and_structure() -> None:
     assert text.count("{") == text.count("}")
     assert "    state open {" in lines
     room_id = next(key for key, value in labels.items() if value == "in_room")
-    assert f"        state {room_id} {{" in lines  # in_room is composite
+    assert f'        state "in_room<br/>invokes fetch_history<br/>tags member" as {room_id}' in lines
+    assert f"        state {room_id} {{" in lines  # in_room is composite, declared in open
     # ids, not names, appear in edges: underscores in names cannot break the syntax
     for line in lines:
         edge = EDGE.match(line)
@@ -146,18 +151,18 @@ def test_mermaid_edges_with_guards_timeouts_and_internal() -> None:
     assert len(transitions) - len(lifecycle) == len(Lobby.machine.transitions)
 
 
-def test_mermaid_notes_show_timeouts_defers_tasks_tags() -> None:
+def test_mermaid_details_show_timeouts_defers_tasks_tags() -> None:
     text = Lobby.diagram("mermaid")
-    for note in (
-        "timeout after 30 s",
-        "defers chat.message",
-        "invokes fetch_history",
-        "tags authenticated",
-        "tags member",
-        "terminal",
-    ):
-        assert re.search(rf"^\s+{re.escape(note)}$", text, re.MULTILINE), note
-    assert text.count("note right of") == text.count("end note") == 4
+    spec = Lobby.machine
+    lines = text.splitlines()
+    ids = {path: mermaid_id(spec, path) for path in spec.states}
+    # a leaf's details are its description lines, a composite's are lines of its label
+    assert f"        {ids['open.authenticating']} : timeout after 30 s" in lines
+    assert f"        {ids['open.authenticating']} : defers chat.message" in lines
+    assert f"        {ids['open.lobby']} : tags authenticated" in lines
+    assert f"            {ids['open.in_room.playing']} : terminal" in lines
+    assert "invokes fetch_history<br/>tags member" in text
+    assert "note " not in text  # Mermaid's layout moves notes away from nested states
 
 
 def test_mermaid_from_a_plain_spec() -> None:
@@ -211,10 +216,18 @@ def test_dot_parses_with_nodes_clusters_and_edges() -> None:
     assert set(clusters) == {"cluster_open"}
     inner = {sub.name for sub in clusters["cluster_open"].subgraphs_iter()}
     assert inner == {"cluster_open.in_room"}
-    labels = [edge.attr["label"] for edge in graph.edges_iter()]
+    labels = [line for edge in graph.edges_iter() for line in edge.attr["label"].splitlines()]
     for label in ("login [guard]", "after 30 s (internal)", "join [room_ok]", "idle 300 s (internal)", "leave"):
         assert label in labels
-    assert len(graph.edges()) == len(spec.transitions) + 6 + 2  # + lifecycle edges + start and end
+    # one line per compiled transition, plus the lifecycle's (two merged into "deny / close")
+    assert len(labels) == len(spec.transitions) + 6
+    loops = [edge for edge in graph.edges_iter() if edge[0] == edge[1]]
+    assert len(loops) == len({edge[0] for edge in loops})  # one loop per state, its labels on lines
+    markers = {edge[0]: edge[1] for edge in graph.edges_iter() if edge[0].endswith(".__initial")}
+    assert markers == {
+        "open.__initial": "open.authenticating",
+        "open.in_room.__initial": "open.in_room.waiting_for_turn",
+    }
     authenticating = graph.get_node("open.authenticating")
     assert authenticating.attr["label"].splitlines() == [
         "authenticating",
