@@ -199,8 +199,7 @@ class _Compiler:
                         raise self.fail(f"{name!r} is a built-in lifecycle state; name yours differently")
                     if not name.isidentifier():
                         raise self.fail(f"state name {name!r} must be an identifier")
-                    self.declared.pop(name, None)
-                    self.declared[name] = value
+                    self.declared[name] = value  # an override keeps the base's place (and initial)
 
     def path_of(self, state: State, seen: tuple[str, ...] = ()) -> str:
         known = self.paths.get(id(state))

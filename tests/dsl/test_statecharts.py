@@ -1,0 +1,406 @@
+"""The DSL's statechart features at run time: history, eventless choices, named delays,
+delays per class and per instance, subclass state overrides, hooks that take the
+crossing, events raised to oneself.
+
+Every test runs on asyncio (real delays of a fraction of a second) and on trio with its
+virtual clock (delays of an hour, which take milliseconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import pytest
+import trio.testing
+from interlock.actors import EventlessLoop, JsonStateActor, ProtocolTypeRouter
+from interlock.actors.testing import WebsocketCommunicator
+from interlock.dsl import Crossing, MachineDefinitionError, State, Timeout, on
+from interlock.layers import InMemoryChannelLayer
+
+HOUR = 3600.0
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, Any]]:
+    if request.param == "trio":
+        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+    return "asyncio"
+
+
+@pytest.fixture
+def unit(anyio_backend_name: str) -> float:
+    """The delay unit on this backend: an hour on trio's virtual clock, 0.1 s on asyncio."""
+    return HOUR if anyio_backend_name == "trio" else 0.1
+
+
+def communicator(actor: type[JsonStateActor], unit: float = 1.0, **initkwargs: Any) -> WebsocketCommunicator:
+    app = ProtocolTypeRouter({"websocket": actor.as_asgi(**initkwargs)}, channel_layer=InMemoryChannelLayer())
+    return WebsocketCommunicator(app, "/", timeout=max(20 * unit, 5.0))
+
+
+class Reporting(JsonStateActor):
+    """Answers ``where`` with its state; keeps a log per test (``log=[]``)."""
+
+    log: ClassVar[list[Any]] = []
+
+    @on.client("where")
+    async def where(self, event: dict[str, Any]) -> None:
+        await self.send_json({"state": self.state})
+
+
+async def state_of(ws: WebsocketCommunicator) -> str:
+    await ws.send_json_to({"type": "where"})
+    reply = await ws.receive_json_from()
+    return str(reply["state"])
+
+
+# -- history -------------------------------------------------------------------------------------------
+
+
+class Game(Reporting):
+    """playing > (my_turn > (thinking, confirming), their_turn); away; the history of playing."""
+
+    playing = State()
+    my_turn = State(parent=playing)
+    thinking = State(parent=my_turn)
+    confirming = State(parent=my_turn)
+    their_turn = State(parent=playing)
+    away = State()
+    deep_away = State()
+
+    @on.client("move", source=thinking, target=confirming)
+    async def move(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("confirm", source=confirming, target=their_turn)
+    async def confirm(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("moved", source=their_turn, target=my_turn)
+    async def moved(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("leave", source=playing, target=away)
+    async def leave(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("leave_deep", source=playing, target=deep_away)
+    async def leave_deep(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("back", source=away, target=playing.history)
+    async def back(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("back", source=deep_away, target=playing.deep_history)
+    async def back_deep(self, event: dict[str, Any]) -> None: ...
+
+    @my_turn.enter
+    async def entered_my_turn(self) -> None:
+        self.log.append("enter my_turn")
+
+
+@pytest.mark.parametrize(
+    ("before", "leave", "state"),
+    [
+        pytest.param([], "leave", "open.playing.my_turn.thinking", id="shallow-initial"),
+        pytest.param(["move"], "leave", "open.playing.my_turn.thinking", id="shallow-restores-child-then-initial"),
+        pytest.param(["move", "confirm"], "leave", "open.playing.their_turn", id="shallow-their-turn"),
+        pytest.param(["move"], "leave_deep", "open.playing.my_turn.confirming", id="deep-exact-leaf"),
+        pytest.param(["move", "confirm"], "leave_deep", "open.playing.their_turn", id="deep-their-turn"),
+    ],
+)
+async def test_history_resumes_where_the_state_was_left(before: list[str], leave: str, state: str) -> None:
+    async with communicator(Game, log=[]) as ws:
+        assert (await ws.connect()).accepted
+        for event in before:
+            await ws.send_json_to({"type": event})
+        await ws.send_json_to({"type": leave})
+        assert (await state_of(ws)).endswith("away")
+        await ws.send_json_to({"type": "back"})
+        assert await state_of(ws) == state
+
+
+async def test_history_before_the_state_was_ever_left_enters_its_initial_states() -> None:
+    class Lobby(Game):
+        lobby = State(initial=True)
+
+        @on.client("join", source=lobby, target=Game.playing.history)
+        async def join(self, event: dict[str, Any]) -> None: ...
+
+    async with communicator(Lobby, log=[]) as ws:
+        assert (await ws.connect()).accepted
+        assert await state_of(ws) == "open.lobby"
+        await ws.send_json_to({"type": "join"})
+        assert await state_of(ws) == "open.playing.my_turn.thinking"
+
+
+# -- eventless choices -------------------------------------------------------------------------------------
+
+
+class Router(Reporting):
+    """``routing`` decides at once where to go; ``counting`` leaves when the count reaches 3."""
+
+    routing = State()
+    admin = State(terminal=True)
+    guest = State()
+    counting = State(terminal=True)
+    enough = State(terminal=True)
+    is_admin: bool = False
+    count: int = 0
+
+    @on.always(source=routing, target=admin, guard=lambda self, event: self.is_admin)
+    async def to_admin(self, event: None) -> None:
+        self.log.append(("to_admin", event, self.state))
+
+    @on.always(source=routing, target=guest)
+    async def to_guest(self, event: None) -> None:
+        self.log.append(("to_guest", event, self.state))
+
+    @on.client("count", source=guest, target=counting)
+    async def start_counting(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("tick", source=counting)
+    async def tick(self, event: dict[str, Any]) -> None:
+        self.count += 1
+
+    @on.always(source=counting, target=enough, guard=lambda self, event: self.count >= 3)
+    async def done_counting(self, event: None) -> None:
+        self.log.append("enough")
+
+
+@pytest.mark.parametrize(("is_admin", "state"), [(True, "open.admin"), (False, "open.guest")])
+async def test_an_eventless_choice_is_taken_on_entry(is_admin: bool, state: str) -> None:
+    log: list[Any] = []
+    async with communicator(Router, log=log, is_admin=is_admin) as ws:
+        assert (await ws.connect()).accepted
+        assert await state_of(ws) == state
+    assert log == [("to_admin" if is_admin else "to_guest", None, "open.routing")]
+
+
+async def test_an_eventless_choice_is_checked_after_internal_transitions() -> None:
+    log: list[Any] = []
+    async with communicator(Router, log=log) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "count"})
+        for expected in ("open.counting", "open.counting", "open.enough"):
+            await ws.send_json_to({"type": "tick"})
+            assert await state_of(ws) == expected
+    assert log[-1] == "enough"
+
+
+async def test_eventless_choices_that_never_settle_fail_the_actor(caplog: pytest.LogCaptureFixture) -> None:
+    class PingPong(Reporting):
+        ping = State()
+        pong = State()
+
+        @on.always(source=ping, target=pong, guard=lambda self, event: True)
+        async def to_pong(self, event: None) -> None: ...
+
+        @on.always(source=pong, target=ping, guard=lambda self, event: True)
+        async def to_ping(self, event: None) -> None: ...
+
+    caplog.set_level(logging.ERROR, "interlock.actors")
+    async with communicator(PingPong) as ws:
+        await ws.connect()
+        close = await ws.receive_close()
+        assert close.code == 1011
+    assert any(isinstance(r.exc_info[1], EventlessLoop) for r in caplog.records if r.exc_info)
+    assert "eventless choices in a row" in caplog.text
+
+
+# -- named delays, per class, per instance, in subclasses ------------------------------------------------
+
+
+class Turns(Reporting):
+    """my_turn warns after 1 unit and forfeits after 2; a move within them goes to waiting."""
+
+    my_turn = State(after={"warn": 1, "forfeit": 2})
+    waiting = State(timeout=5)
+    lost = State(terminal=True)
+    unit: float = 1.0
+
+    @on.after("warn", source=my_turn)
+    async def warn(self, event: Timeout) -> None:
+        self.log.append(("warn", event.name, self.state))
+        await self.send_json({"warned": event.name})
+
+    @on.after("forfeit", source=my_turn, target=lost)
+    async def forfeit(self, event: Timeout) -> None:
+        self.log.append(("forfeit", event.name))
+        await self.send_json({"forfeit": True})
+
+    @on.client("move", source=my_turn, target=waiting)
+    async def move(self, event: dict[str, Any]) -> None: ...
+
+    @on.timeout(waiting, target=my_turn)
+    async def their_move(self, event: Timeout) -> None:
+        self.log.append(("timeout", event.name))
+
+
+def scaled(unit: float) -> dict[str, float]:
+    return {"my_turn:warn": 1 * unit, "my_turn:forfeit": 2 * unit, "waiting": 5 * unit}
+
+
+async def test_named_delays_fire_in_order_while_in_their_state(unit: float) -> None:
+    log: list[Any] = []
+    started = time.monotonic()
+    async with communicator(Turns, unit, log=log, delays=scaled(unit)) as ws:
+        assert (await ws.connect()).accepted
+        assert await ws.receive_json_from() == {"warned": "warn"}
+        assert await ws.receive_json_from() == {"forfeit": True}
+        assert await state_of(ws) == "open.lost"
+    assert log == [("warn", "warn", "open.my_turn"), ("forfeit", "forfeit")]
+    if unit == HOUR:
+        assert time.monotonic() - started < 5, "the virtual clock did not jump"
+
+
+async def test_leaving_a_state_cancels_its_delays(unit: float) -> None:
+    log: list[Any] = []
+    async with communicator(Turns, unit, log=log, delays=scaled(unit)) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "move"})  # before the warning
+        assert await state_of(ws) == "open.waiting"
+        assert await ws.receive_json_from() == {"warned": "warn"}  # back in my_turn after 5 units, warned anew
+        assert log == [("timeout", "waiting"), ("warn", "warn", "open.my_turn")]
+
+
+async def test_delays_set_per_class_and_by_state_override(unit: float) -> None:
+    class Quick(Turns):
+        delays: ClassVar[dict[str, float]] = {"my_turn:warn": 0.5}
+
+    assert Quick.machine.delays["open.my_turn", "warn"] == 0.5
+    assert Quick.machine.delays["open.my_turn", "forfeit"] == 2
+
+    class Overridden(Turns):
+        my_turn = Turns.my_turn.replace(after={"warn": 3, "forfeit": 4})
+
+    assert Overridden.machine.delays["open.my_turn", "warn"] == 3
+    assert [t.handler for t in Overridden.machine.transitions if t.source == "open.my_turn"] == [
+        "warn",
+        "forfeit",
+        "move",
+    ]
+    assert Overridden.machine.dispatch["open.waiting", "timeout", "open.waiting"][0].target == "open.my_turn"
+
+    log: list[Any] = []
+    delays = {"my_turn:warn": 3 * unit, "my_turn:forfeit": 4 * unit, "waiting": unit}
+    async with communicator(Overridden, unit, log=log, delays=delays) as ws:
+        assert (await ws.connect()).accepted
+        assert await ws.receive_json_from() == {"warned": "warn"}
+
+
+async def test_idle_timeout_per_instance(unit: float) -> None:
+    class Idle(Reporting):
+        idle_timeout = 100.0
+
+        @on.idle()
+        async def idle(self, event: Timeout) -> None:
+            await self.close(4000, f"idle {event.seconds:g}")
+
+    async with communicator(Idle, unit, idle_timeout=unit) as ws:
+        assert (await ws.connect()).accepted
+        close = await ws.receive_close()
+        assert (close.code, close.reason) == (4000, f"idle {unit:g}")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"delays": {"nowhere": 1}}, ValueError, "delays names 'nowhere', which is no delay of this class"),
+        ({"delays": {"my_turn:nap": 1}}, ValueError, "my_turn:warn, my_turn:forfeit, waiting"),
+        ({"delays": {"waiting": -1}}, ValueError, "expected a positive number of seconds"),
+        ({"delays": [("waiting", 1)]}, TypeError, "expected a mapping"),
+        ({"idle_timeout": 1}, ValueError, "declares no idle timeout"),
+        ({"idle_timeout": "soon"}, ValueError, "expected a positive number of seconds or None"),
+    ],
+)
+def test_bad_per_instance_delays_are_refused_by_as_asgi(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message.replace("(", r"\(")):
+        Turns.as_asgi(**kwargs)
+
+
+# -- hooks that take the crossing --------------------------------------------------------------------------
+
+
+class Hooked(Reporting):
+    lobby = State()
+    room = State()
+
+    @on.client("join", source=lobby, target=room)
+    async def join(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("leave", source=room, target=lobby)
+    async def leave(self, event: dict[str, Any]) -> None: ...
+
+    @lobby.exit
+    async def left_lobby(self, crossing: Crossing) -> None:
+        self.log.append(("exit lobby", crossing, self.state))
+
+    @room.enter
+    async def entered_room(self, crossing: Crossing) -> None:
+        self.log.append(("enter room", crossing))
+
+    @room.exit
+    async def left_room(self, crossing: Crossing) -> None:
+        self.log.append(("exit room", crossing.teardown, crossing.kind, crossing.event, crossing.target))
+
+    @lobby.enter
+    async def entered_lobby(self) -> None:  # no parameter: called without the crossing
+        self.log.append("enter lobby")
+
+
+async def test_hooks_may_take_the_crossing() -> None:
+    log: list[Any] = []
+    async with communicator(Hooked, log=log) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "join", "room": "a"})
+        assert await state_of(ws) == "open.room"
+        await ws.disconnect(1000)
+    assert log[0] == "enter lobby"
+    (_, crossing, state), (_, entered) = log[1], log[2]
+    assert crossing == Crossing("client", "join", {"type": "join", "room": "a"}, "open.lobby", "open.room")
+    assert state == "open.room"  # during an exit hook self.state already names the target
+    assert entered == crossing
+    assert log[3] == ("exit room", True, "lifecycle", "disconnect", "closed")
+
+
+def test_a_hook_with_two_parameters_is_refused() -> None:
+    with pytest.raises(MachineDefinitionError, match=r"hook 'bad' of state 'open\.a' takes 2 arguments"):
+
+        class Bad(JsonStateActor):
+            a = State()
+
+            @a.enter
+            def bad(self, one: Any, two: Any) -> None: ...
+
+
+# -- raise_event -------------------------------------------------------------------------------------------
+
+
+class Raiser(Reporting):
+    @on.client("go")
+    async def go(self, event: dict[str, Any]) -> None:
+        self.raise_event({"type": "step", "n": 1})
+        self.raise_event({"type": "step", "n": 2})
+        await self.send_json({"handled": "go"})
+
+    @on.message("step")
+    async def step(self, event: dict[str, Any]) -> None:
+        await self.send_json({"step": event["n"]})
+        if event["n"] == 2:
+            self.raise_event({"type": "step", "n": 3})
+
+
+async def test_raised_events_are_handled_next_in_order_before_the_mailbox() -> None:
+    async with communicator(Raiser) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "go"})
+        await ws.send_json_to({"type": "where"})  # queued in the mailbox while go runs
+        replies = [await ws.receive_json_from() for _ in range(5)]
+    assert replies == [{"handled": "go"}, {"step": 1}, {"step": 2}, {"step": 3}, {"state": "open"}]
+
+
+@pytest.mark.parametrize("message", [{"n": 1}, {"type": ""}, "step"])
+def test_raise_event_needs_a_typed_dict(message: Any) -> None:
+    actor = Raiser()
+    with pytest.raises(TypeError, match="expected a dict whose 'type' is a non-empty str"):
+        actor.raise_event(message)
