@@ -715,10 +715,38 @@ class JsonStateActor(_MachineActor, JsonWebsocketActor):
     connection with 1007, as malformed JSON does.
     """
 
+    _fast_receive: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_receive = (
+            cls.receive is JsonWebsocketActor.receive
+            and cls.receive_json is JsonStateActor.receive_json
+            and not cls._async_codec[1]
+        )
+
     async def receive_json(self, content: Any) -> None:
         """Feed ``{"type": ..., ...}`` to the machine as a client event."""
-        kind = content.get("type") if isinstance(content, dict) else None
-        if not isinstance(kind, str) or not kind:
-            msg = f"expected a JSON object with a str 'type' naming the event, got {str(content)[:60]}"
-            raise MalformedMessage(msg, close_code=1007)
-        await self._event("client", kind, content)
+        await self._event("client", _event_type(content), content)
+
+    async def _on_client_event(self, message: Message) -> bool:
+        # the hot path: a text frame in an open state is decoded and goes straight to the
+        # machine (what receive() -> receive_json() do, unless a subclass overrides them)
+        if message["type"] == "websocket.receive" and self._fast_receive and self.state in self._receivable:
+            text = message.get("text")
+            if text is not None:
+                limit = self.max_message_size
+                if limit is not None and len(text) * 4 > limit:
+                    self._check_size(text, None)  # near the limit: count exactly
+                content = self.decode_json(text)
+                await self._event("client", _event_type(content), content)
+                return self.state == CLOSED
+        return await super()._on_client_event(message)
+
+
+def _event_type(content: Any) -> str:
+    kind = content.get("type") if isinstance(content, dict) else None
+    if not isinstance(kind, str) or not kind:
+        msg = f"expected a JSON object with a str 'type' naming the event, got {str(content)[:60]}"
+        raise MalformedMessage(msg, close_code=1007)
+    return kind
