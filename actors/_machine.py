@@ -452,6 +452,9 @@ class _MachineActor(WebsocketActor):
             if kind == "done":
                 logger.debug("%r ignored the result of task %r", self, event)
                 return
+            if kind == "timer":  # started elsewhere, due where nothing handles it: it is over
+                logger.debug("%r ignored timer %r: state %r has no handler for it", self, event, state)
+                return
             if kind == "error":
                 raise payload.error
             reason = "no transition of this state accepts it"
@@ -568,7 +571,12 @@ class _MachineActor(WebsocketActor):
     # -- timers -----------------------------------------------------------------------------
 
     def start_timer(self, name: str, seconds: float) -> None:
-        """(Re)start the named timer; its ``@on.timer(name)`` handler runs after *seconds*."""
+        """(Re)start the named timer; its ``@on.timer(name)`` handler runs after *seconds*.
+
+        A timer belongs to the actor, not to a state: if it comes due in a state where no
+        ``@on.timer(name)`` handler applies, it is dropped (logged at DEBUG). For a delay
+        that is cancelled when a state is left, declare ``State(after={name: seconds})``.
+        """
         if name not in self.machine.timer_names:
             known = ", ".join(sorted(self.machine.timer_names)) or "none"
             msg = f"start_timer({name!r}): no @on.timer({name!r}) handler is declared (timers: {known})"

@@ -404,3 +404,37 @@ def test_raise_event_needs_a_typed_dict(message: Any) -> None:
     actor = Raiser()
     with pytest.raises(TypeError, match="expected a dict whose 'type' is a non-empty str"):
         actor.raise_event(message)
+
+
+# -- named timers belong to the actor -------------------------------------------------------------------
+
+
+class Reminder(Reporting):
+    waiting = State()
+    done = State(terminal=True)
+
+    @on.client("remind", source=waiting)
+    async def remind(self, event: dict[str, Any]) -> None:
+        self.start_timer("ping", event["after"])
+
+    @on.client("finish", source=waiting, target=done)
+    async def finish(self, event: dict[str, Any]) -> None: ...
+
+    @on.timer("ping", source=waiting)
+    async def ping(self, event: Timeout) -> None:
+        await self.send_json({"ping": event.name})
+
+
+async def test_a_timer_due_in_a_state_without_its_handler_is_dropped(
+    unit: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "interlock.actors")
+    async with communicator(Reminder, unit) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "remind", "after": unit})
+        await ws.send_json_to({"type": "finish"})
+        assert await state_of(ws) == "open.done"
+        await ws.receive_nothing(3 * unit)
+        await ws.send_json_to({"type": "where"})  # still open: the timer did not close it
+        assert await ws.receive_json_from() == {"state": "open.done"}
+    assert "ignored timer 'ping': state 'open.done' has no handler for it" in caplog.text
