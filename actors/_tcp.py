@@ -1,0 +1,343 @@
+"""Plain TCP: a line-based server whose every connection is an actor with a ``tcp`` scope.
+
+Theory of operation
+-------------------
+:class:`TcpServer` listens (anyio, so asyncio and trio) and runs the app once per
+connection under ``{"type": "tcp", "client": (host, port), "server": (host, port),
+"channel_layer": layer}``. The app's ``receive()`` gives ``{"type": "tcp.connect"}``,
+then ``{"type": "tcp.line", "text": str}`` per line (``\\n`` or ``\\r\\n`` ended, the end
+removed), and last ``{"type": "tcp.disconnect", "code": int, "reason": str}``; its
+``send()`` takes ``{"type": "tcp.send", "text": str}`` (a newline is added) and
+``{"type": "tcp.close", "reason": str}`` (the reason goes out as a last line).
+
+**Limits belong to the server**, as a WebSocket's frame size belongs to uvicorn; each
+breach is the client's fault: one ``error: …`` line to it, the connection closed, the
+actor told with the code below (WebSocket's numbers, for one vocabulary), nothing else
+touched:
+
+* a line over ``max_line`` bytes (4096 by default, newline excluded): ``1009``;
+* a line that is not UTF-8: ``1007``;
+* more than ``max_lines_per_second`` lines a second (20, in bursts up to ``burst``, 40): ``1008``;
+* silence for ``idle_timeout`` seconds (off by default): ``1001``;
+* past ``max_connections`` (1000), a new client gets ``error: server full`` and is closed.
+
+Reading stops while the actor's mailbox is full, so a client that sends faster than its
+actor handles is held back by TCP itself; the rate limit is for the ones that try anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+import anyio
+import anyio.abc
+from interlock.layers import GroupLayer
+
+from ._base import BaseActor, Flush, inline, library_class
+from ._ending import EndCause, Ending
+from ._errors import StopActor
+from ._types import LAYER_KEY, ASGIApp, Message, Scope
+
+__all__ = ["LineActor", "TcpServer"]
+
+logger = logging.getLogger("interlock.actors.tcp")
+
+_NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 1007, 1008, 1009
+_EVENTS: Final = 16  # events waiting for the actor's pump before the reader stops reading
+_LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
+
+
+class _Violation(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Connection:
+    """One client: its stream, the app's receive() and send(), the limits."""
+
+    def __init__(self, server: TcpServer, stream: anyio.abc.SocketStream) -> None:
+        self.server = server
+        self.stream = stream
+        self.events_in, self.events_out = anyio.create_memory_object_stream[Message](_EVENTS)
+        self.closed = False
+        self.ended = False
+        self.tokens = float(server.burst)
+        self.stamp = anyio.current_time()
+
+    async def receive(self) -> Message:
+        try:
+            return await self.events_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            await anyio.sleep_forever()
+            raise  # pragma: no cover - sleep_forever never returns
+
+    async def send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "tcp.send":
+            text = message.get("text")
+            if not isinstance(text, str):
+                msg = f"tcp.send takes a str 'text', not {text!r}"
+                raise TypeError(msg)
+            await self._write(text + "\n")
+        elif kind == "tcp.close":
+            reason = message.get("reason")
+            if reason:
+                await self._last_words(str(reason))
+            await self._close_and_tell(_NORMAL, "closed by the server")
+        else:
+            msg = f"a TCP app sends tcp.send or tcp.close, not {kind!r}"
+            raise ValueError(msg)
+
+    async def _write(self, text: str) -> None:
+        if self.closed:
+            msg = "the connection is closed"
+            raise ConnectionResetError(msg)
+        try:
+            await self.stream.send(text.encode("utf-8"))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise ConnectionResetError(str(exc) or "the client is gone") from exc
+
+    async def _last_words(self, text: str) -> None:
+        with anyio.move_on_after(_LAST_WORDS), anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+            await self._write(text + "\n")
+
+    async def _close_and_tell(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+        await self._tell_end(code, reason)
+
+    async def _tell_end(self, code: int, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        gone = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*gone):
+            await self.events_in.send({"type": "tcp.disconnect", "code": code, "reason": reason})
+        self.events_in.close()
+
+    def _spend(self) -> None:
+        server = self.server
+        now = anyio.current_time()
+        self.tokens = min(float(server.burst), self.tokens + (now - self.stamp) * server.max_lines_per_second)
+        self.stamp = now
+        if self.tokens < 1.0:
+            raise _Violation(_POLICY, f"more than {server.max_lines_per_second:g} lines a second")
+        self.tokens -= 1.0
+
+    async def read(self) -> None:
+        server = self.server
+        limit = server.max_line
+        buffer = bytearray()
+        try:
+            await self.events_in.send({"type": "tcp.connect"})
+            while True:
+                with anyio.move_on_after(server.idle_timeout or math.inf) as idle:
+                    chunk = await self.stream.receive(65536)
+                if idle.cancelled_caught:
+                    raise _Violation(_GOING_AWAY, f"silent for idle_timeout ({server.idle_timeout:g} s)")
+                buffer += chunk
+                start = 0
+                while (end := buffer.find(b"\n", start)) >= 0:
+                    raw = bytes(buffer[start : end - 1 if end > start and buffer[end - 1] == 13 else end])
+                    start = end + 1
+                    await self._line(raw, limit)
+                del buffer[:start]
+                if len(buffer) > limit + 1:
+                    raise _Violation(_TOO_BIG, f"a line over max_line ({limit} bytes)")
+        except _Violation as exc:
+            logger.info("tcp client %s:%s: %s; closing (%d)", *self._peer(), exc.reason, exc.code)
+            await self._last_words(f"error: {exc.reason}; closing")
+            await self._close_and_tell(exc.code, exc.reason)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            if self.closed:  # the server closed it: the app was told already
+                await self._tell_end(_NORMAL, "closed by the server")
+                return
+            clean = isinstance(exc, anyio.EndOfStream)
+            await self._close_and_tell(
+                _NORMAL if clean else _LOST, "the client closed the connection" if clean else repr(exc)
+            )
+
+    async def _line(self, raw: bytes, limit: int) -> None:
+        if len(raw) > limit:
+            raise _Violation(_TOO_BIG, f"a line over max_line ({limit} bytes)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"a line that is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); send UTF-8 text"
+            raise _Violation(_INVALID, reason) from exc
+        self._spend()
+        await self.events_in.send({"type": "tcp.line", "text": text})
+
+    def _peer(self) -> tuple[str, int]:
+        try:
+            address: Any = self.stream.extra(anyio.abc.SocketAttribute.remote_address)  # noqa: S610 - anyio's
+            host, port = address[0], address[1]
+        except (anyio.TypedAttributeLookupError, TypeError, ValueError):
+            return ("?", 0)
+        return (str(host), int(port))
+
+
+class TcpServer:
+    """Serve a line-based TCP app: each connection runs the app once (see the module's *Limits*).
+
+    ``await tasks.start(server.serve)`` binds and returns once listening (``server.port``
+    is the bound port: ``port=0`` picks a free one).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        channel_layer: GroupLayer | None = None,
+        max_line: int = 4096,
+        max_lines_per_second: float = 20.0,
+        burst: int = 40,
+        idle_timeout: float | None = None,
+        max_connections: int = 1000,
+    ) -> None:
+        if not callable(app):
+            msg = f"TcpServer takes an app (e.g. Actor.as_asgi()), not {app!r}"
+            raise TypeError(msg)
+        for name, value in (("max_line", max_line), ("burst", burst), ("max_connections", max_connections)):
+            if not isinstance(value, int) or value < 1:
+                msg = f"{name} is a whole number >= 1, not {value!r}"
+                raise ValueError(msg)
+        if not max_lines_per_second > 0:
+            msg = f"max_lines_per_second is > 0, not {max_lines_per_second!r}"
+            raise ValueError(msg)
+        self.app = app
+        self.host = host
+        self.port = port
+        self.channel_layer = channel_layer
+        self.max_line = max_line
+        self.max_lines_per_second = float(max_lines_per_second)
+        self.burst = burst
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections = 0
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until cancelled."""
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port, reuse_port=False)
+        async with listener:
+            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))  # noqa: S610 - anyio's
+            logger.info("tcp: listening on %s:%d", self.host, self.port)
+            task_status.started()
+            await listener.serve(self._handle)
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        connection = _Connection(self, stream)
+        if self.connections >= self.max_connections:
+            await connection._last_words(f"error: server full ({self.max_connections} connections); try again later")
+            await stream.aclose()
+            return
+        self.connections += 1
+        host, port = connection._peer()
+        scope: Scope = {"type": "tcp", "client": (host, port), "server": (self.host, self.port)}
+        if self.channel_layer is not None:
+            scope[LAYER_KEY] = self.channel_layer
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(connection.read)
+                try:
+                    await self.app(scope, connection.receive, connection.send)
+                except StopActor:
+                    pass
+                except Exception:
+                    logger.exception("tcp: the app failed for client %s:%d", host, port)
+                tasks.cancel_scope.cancel()
+        finally:
+            self.connections -= 1
+            connection.closed = True
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+@library_class
+class LineActor(BaseActor):
+    """An actor for one TCP connection, a line at a time: override ``receive_line``.
+
+    ``connect()`` runs first (greet the client), ``receive_line(line)`` for each line,
+    ``disconnect(code)`` once at the end whatever ended it. ``send_line(text)`` and
+    ``close(reason)`` return awaitables, as ``send`` does on a WebSocket actor. A handler
+    that raises closes the connection with ``error: internal error`` (and is logged).
+    """
+
+    scope_types: ClassVar[frozenset[str] | None] = frozenset({"tcp"})
+    _terminal_events: ClassVar[frozenset[str]] = BaseActor._terminal_events | {"tcp.disconnect"}
+    _needs_mailbox: ClassVar[bool] = True
+    close_code: int | None = None
+    """The code the connection ended with (see the module's *Limits*), once it ended."""
+
+    @inline
+    def connect(self) -> Any:
+        """The client connected. Default: nothing."""
+        return None
+
+    @inline
+    def receive_line(self, line: str) -> Any:
+        """One line from the client, without its line end. Default: nothing."""
+        return None
+
+    @inline
+    def disconnect(self, code: int) -> Any:
+        """The connection ended (*code*: 1000 closed, 1006 lost, 1007/1008/1009 limits, 1011 error)."""
+        return None
+
+    def send_line(self, text: str) -> Flush:
+        """Send *text* and a newline to the client."""
+        if not isinstance(text, str):
+            msg = f"send_line() takes a str, not {type(text).__name__}"
+            raise TypeError(msg)
+        return self._emit({"type": "tcp.send", "text": text})
+
+    def close(self, reason: str | None = None) -> Flush:
+        """Close the connection; *reason*, if given, goes to the client as a last line."""
+        return self._emit({"type": "tcp.close", "reason": reason})
+
+    async def _started(self) -> None:
+        await self._join_groups()
+
+    async def _on_client_event(self, message: Message) -> bool:
+        kind = message.get("type")
+        if kind == "tcp.line":
+            await self._call("receive_line", message["text"])
+        elif kind == "tcp.connect":
+            await self._call("connect")
+        elif kind == "tcp.disconnect":
+            code = int(message.get("code", _NORMAL))
+            cause: EndCause = (
+                "client" if code in (_NORMAL, _GOING_AWAY) else "lost" if code == _LOST else "client_error"
+            )
+            await self._end(Ending(cause, code))
+            return True
+        return False
+
+    async def _on_failure(self, exc: Exception) -> None:
+        await self._deliver({"type": "tcp.close", "reason": "error: internal error; closing"})
+
+    async def _teardown(self, ending: Ending) -> None:
+        self.close_code = ending.code
+        await self._leave_groups(self._joined)
+        try:
+            await self._call("disconnect", ending.code)
+        except StopActor:
+            pass
+        except Exception:
+            logger.exception("%r: disconnect() raised", self)
+
+    def __repr__(self) -> str:
+        scope: Mapping[str, Any] = getattr(self, "scope", None) or {}
+        client = scope.get("client")
+        where = f" client={client[0]}:{client[1]}" if client else ""
+        return f"<{type(self).__qualname__}{where}>"
