@@ -28,7 +28,8 @@ Two layout rules come from the renderers, checked by ``tests/dsl/test_diagram_st
 - Graphviz clips an edge at a cluster's border only when the other end lies outside that
   cluster (``lhead``/``ltail``); otherwise it warns "head is inside tail cluster". So every
   cluster has an anchor point, and an edge between a composite state and a state inside it
-  ends at that anchor, unclipped.
+  ends at that anchor, unclipped. A clipped edge's label is an ``xlabel``: Graphviz places
+  a plain ``label`` before clipping, away from the line it draws.
 """
 
 from __future__ import annotations
@@ -342,8 +343,24 @@ def _q(text: str) -> str:
 
 _CURRENT: Final = 'style="rounded,filled", fillcolor="#ffd54f", color="#e65100", penwidth=3'
 _ENCLOSING: Final = 'color="#e65100"; penwidth=2;'
-_DOT_EDGES: Final[Mapping[EdgeKind, str]] = {"lifecycle": "", "external": "", "internal": "style=dashed"}
-"""Extra DOT attributes by edge kind."""
+
+
+@attrs.frozen
+class _DotEdgeStyle:
+    """How DOT draws an edge kind: its text attribute, extra attributes, and a self-loop's side."""
+
+    text: str = "label"
+    extra: str = ""
+    loop_port: str = "s"
+
+
+_DOT_EDGES: Final[Mapping[EdgeKind, _DotEdgeStyle]] = {
+    # the lifecycle's edges run around the clusters; their labels are placed after layout
+    "lifecycle": _DotEdgeStyle(text="xlabel"),
+    "external": _DotEdgeStyle(),
+    "internal": _DotEdgeStyle(extra="style=dashed", loop_port="n"),  # a state's two loops on two sides
+}
+"""DOT's style by edge kind."""
 
 
 def _anchor(key: str) -> str:
@@ -391,11 +408,16 @@ class _Dot:
             return _q(_anchor(key)), ""  # the other end is inside: Graphviz cannot clip
         return _q(_anchor(key)), f"{side}={_q('cluster_' + key)}"
 
-    def edge(self, source: str, target: str, lines: Sequence[str], style: str = "") -> None:
+    def edge(self, source: str, target: str, lines: Sequence[str], style: _DotEdgeStyle = _DotEdgeStyle()) -> None:
         src, tail = self.end(source, target, "ltail")
         dst, head = self.end(target, source, "lhead")
-        attrs_ = [f"label={_q(chr(10).join(lines))}"] if lines else []
-        attrs_ += [a for a in (tail, head, style) if a]
+        # Graphviz places a label before clipping the edge at a cluster: far from the drawn
+        # line. An external label (xlabel) is placed after, beside it.
+        text = "xlabel" if tail or head else style.text
+        attrs_ = [f"{text}={_q(chr(10).join(lines))}"] if lines else []
+        attrs_ += [a for a in (tail, head, style.extra) if a]
+        if source == target:
+            attrs_.append(f"tailport={style.loop_port}, headport={style.loop_port}")
         self.lines.append(f"    {src} -> {dst}" + (f" [{', '.join(attrs_)}];" if attrs_ else ";"))
 
     def render(self) -> str:

@@ -204,6 +204,12 @@ def test_websocket_actor_diagram_is_the_lifecycle() -> None:
 # -- DOT and SVG ----------------------------------------------------------------------------------------
 
 
+def edge_text(edge: Any) -> str:
+    """A DOT edge's text: its label, or its xlabel where the edge is clipped at a cluster."""
+    text: str = edge.attr["label"] or edge.attr["xlabel"] or ""
+    return text
+
+
 def test_dot_parses_with_nodes_clusters_and_edges() -> None:
     pygraphviz = pytest.importorskip("pygraphviz")
     spec = Lobby.machine
@@ -216,7 +222,7 @@ def test_dot_parses_with_nodes_clusters_and_edges() -> None:
     assert set(clusters) == {"cluster_open"}
     inner = {sub.name for sub in clusters["cluster_open"].subgraphs_iter()}
     assert inner == {"cluster_open.in_room"}
-    labels = [line for edge in graph.edges_iter() for line in edge.attr["label"].splitlines()]
+    labels = [line for edge in graph.edges_iter() for line in edge_text(edge).splitlines()]
     for label in ("login [guard]", "after 30 s (internal)", "join [room_ok]", "idle 300 s (internal)", "leave"):
         assert label in labels
     # one line per compiled transition, plus the lifecycle's (two merged into "deny / close")
@@ -234,7 +240,7 @@ def test_dot_parses_with_nodes_clusters_and_edges() -> None:
         "timeout after 30 s",
         "defers chat.message",
     ]
-    internal = [edge for edge in graph.edges_iter() if edge.attr["label"].endswith("(internal)")]
+    internal = [edge for edge in graph.edges_iter() if edge_text(edge).endswith("(internal)")]
     assert internal
     assert all(edge.attr["style"] == "dashed" for edge in internal)
 

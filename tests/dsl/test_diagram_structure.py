@@ -465,7 +465,7 @@ def test_dot_every_transition_is_an_edge_with_its_label(actor: type[JsonStateAct
     graph = pygraphviz.AGraph(string=actor.diagram("dot"))
     drawn: dict[tuple[str, str, str], Any] = {}
     for edge in graph.edges_iter():
-        for line in edge.attr["label"].splitlines():
+        for line in (edge.attr["label"] or edge.attr["xlabel"] or "").splitlines():
             key = (edge[0], edge[1], line)
             assert key not in drawn, f"{key} drawn twice"
             drawn[key] = edge
@@ -476,6 +476,9 @@ def test_dot_every_transition_is_an_edge_with_its_label(actor: type[JsonStateAct
     loops = [edge for edge in graph.edges_iter() if edge[0] == edge[1]]
     kinds = [(edge[0], edge.attr["style"]) for edge in loops]
     assert len(kinds) == len(set(kinds)), "one loop per state and style, its labels on lines"
+    for edge in loops:  # internal loops above the state, a re-entry below: their labels apart
+        side = "n" if edge.attr["style"] == "dashed" else "s"
+        assert (edge.attr["tailport"], edge.attr["headport"]) == (side, side), edge
 
 
 def test_dot_clipping_never_points_into_the_other_end(actor: type[JsonStateActor]) -> None:
@@ -490,6 +493,7 @@ def test_dot_clipping_never_points_into_the_other_end(actor: type[JsonStateActor
                 clipped += 1
                 assert name in clusters
                 assert not clusters[name][0].has_node(other), f"{edge} clips at {name}, which holds {other}"
+                assert not edge.attr["label"], f"{edge}: a clipped edge's label is an xlabel (placed after clipping)"
     assert clipped
 
 
