@@ -29,7 +29,7 @@ from typing import Final
 import attrs
 
 from ._compile import MachineSpec
-from ._diagram import FORMATS, DiagramError, _label, _notes, render
+from ._diagram import FORMATS, DiagramError, LifecycleView, render
 from ._lifecycle import OPEN, Edge, Lifecycle
 
 __all__ = [
@@ -173,51 +173,27 @@ SERVING: Final = "serving"
 """How an HTTP state actor's diagram names the built-in ``open``: the request is being answered."""
 
 
+_VIEW: Final = LifecycleView(
+    states=(RECEIVING, OPEN, DONE, GONE),
+    start=RECEIVING,
+    finals=(DONE, GONE),
+    edges=(
+        (RECEIVING, OPEN, "request (body read)"),
+        (RECEIVING, DONE, "send_response() / handler raised"),
+        (RECEIVING, GONE, "client left"),
+        (OPEN, DONE, "response finished / handler raised"),
+        (OPEN, GONE, "client left"),
+    ),
+    names={OPEN: SERVING},
+)
+"""The HTTP lifecycle as an HTTP state actor's diagram draws it around the user's states."""
+
+
 def render_machine(spec: MachineSpec, fmt: str = "mermaid", highlight: str | None = None) -> str:
     """Draw an HTTP state actor: its states nested in ``serving``, the HTTP lifecycle around them.
 
-    ``mermaid`` only (``dot`` and ``svg`` draw the DSL's own diagram, with the WebSocket
-    lifecycle's names, through :func:`interlock.dsl.render`). *highlight* marks a state.
+    Any format :func:`interlock.dsl.render` knows. *highlight* marks a state: one of the
+    user's, or ``open`` (drawn as ``serving``); the runtime's other states are not drawn.
     """
-    if fmt != "mermaid":
-        return render(spec, fmt, highlight)
-    ids = {path: f"s{index}" for index, path in enumerate(spec.states)}
-    ids[OPEN] = SERVING
-    lines = ["stateDiagram-v2", f"    %% {spec.owner}"]
-    lines.extend(f'    state "{info.name}" as {ids[path]}' for path, info in spec.states.items())
-
-    def block(parent: str, indent: str) -> None:
-        children = [path for path, info in spec.states.items() if info.parent == parent]
-        if not children:
-            return
-        initial = spec.states[parent].initial if parent in spec.states else spec.chain(spec.initial_leaf)[0]
-        lines.append(f"{indent}[*] --> {ids[initial or children[0]]}")
-        for child in children:
-            if spec.states[child].children:
-                lines.append(f"{indent}state {ids[child]} {{")
-                block(child, indent + "    ")
-                lines.append(f"{indent}}}")
-        for child in children:
-            notes = _notes(spec, child)
-            if notes:
-                lines.append(f"{indent}note right of {ids[child]}")
-                lines.extend(f"{indent}    {note}" for note in notes)
-                lines.append(f"{indent}end note")
-
-    lines.append(f"    [*] --> {RECEIVING}")
-    lines.append(f"    {RECEIVING} --> {SERVING}: request (body read)")
-    if spec.states:
-        lines.append(f"    state {SERVING} {{")
-        block(OPEN, "        ")
-        lines.append("    }")
-    lines.append(f"    {RECEIVING} --> {DONE}: send_response() / handler raised")
-    lines.append(f"    {RECEIVING} --> {GONE}: client left")
-    lines.append(f"    {SERVING} --> {DONE}: response finished / handler raised")
-    lines.append(f"    {SERVING} --> {GONE}: client left")
-    for t in spec.transitions:
-        lines.append(f"    {ids[t.source]} --> {ids[t.target or t.source]}: {_label(t, spec)}")
-    lines.extend(f"    {final} --> [*]" for final in (DONE, GONE))
-    if highlight is not None and highlight in ids:
-        lines.append("    classDef current fill:#ffd54f,stroke:#e65100,stroke-width:3px")
-        lines.append(f"    class {ids[highlight]} current")
-    return "\n".join(lines) + "\n"
+    shown = highlight if highlight == OPEN or highlight in spec.states else None
+    return render(spec, fmt, shown, _VIEW)
