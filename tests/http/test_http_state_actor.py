@@ -122,6 +122,6 @@ def test_the_diagram_nests_the_states_in_the_http_lifecycle() -> None:
     text = Poll.diagram("mermaid")
     assert "receiving --> serving: request (body read)" in text
     assert "state serving {" in text
-    assert "s0 --> s0: after 1 s (internal)" in text
+    assert "s0 --> s0: message news.item (internal)<br/>after 1 s (internal)" in text  # one loop, a line each
     assert "serving --> gone: client left" in text
     assert "accept" not in text
