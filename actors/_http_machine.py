@@ -22,10 +22,10 @@ An :class:`HttpStateActor` has two machines, each a table:
   (0 if none was; ``self.ending`` says why).
 
 A long-poll is the textbook case: a state with a timeout, left by the first message.
-Its Mermaid diagram draws the states inside ``serving``, between the HTTP lifecycle's
-``receiving`` and ``done``/``gone``; in code (``self.state``) and in the DSL's DOT/SVG
-drawings the built-in states keep the WebSocket lifecycle's names (``connecting`` is the
-request being read, ``open`` the request being answered, ``closed`` the end).
+Its diagram (Mermaid, DOT or SVG) draws the states inside ``serving``, between the HTTP
+lifecycle's ``receiving`` and ``done``/``gone``; in code (``self.state``) the built-in
+states keep the WebSocket lifecycle's names (``connecting`` is the request being read,
+``open`` the request being answered, ``closed`` the end).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class _Diagram:
         highlight = actor.state if actor is not None else None
 
         def diagram(fmt: str = "mermaid") -> str:
-            """Render the machine as ``"mermaid"`` (``"dot"``, ``"svg"``: the DSL's own drawing)."""
+            """Render the machine as ``"mermaid"``, ``"dot"`` or ``"svg"`` text."""
             return render_machine(spec, fmt, highlight)
 
         return diagram
