@@ -537,3 +537,41 @@ def test_svg_of_the_example_draws_every_state_and_marker() -> None:
         assert f">{name}</text>" in svg
     assert svg.count('<g id="clust') == 1
     assert "open.__initial" in svg
+
+
+def test_an_http_state_actor_nests_its_states_in_serving() -> None:
+    from interlock.actors import HttpStateActor  # noqa: PLC0415 - only this test draws one
+
+    class Upload(HttpStateActor):
+        reading = State(initial=True, timeout=1)
+        checking = State(parent=reading, initial=True)
+        storing = State(parent=reading)
+        stored = State(terminal=True)
+
+        @on.client("chunk", source=checking, target=storing)
+        async def chunk(self, event: Any) -> None: ...
+
+        @on.client("end", source=storing, target=stored)
+        async def end(self, event: Any) -> None: ...
+
+        @on.timeout(reading)
+        async def late(self, event: Timeout) -> None: ...
+
+    spec = Upload.machine
+    ids = {path: f"s{index}" for index, path in enumerate(spec.states)}
+    diagram = parse_mermaid(Upload.diagram("mermaid"))
+    for path in spec.states:
+        parent = ids.get(spec.states[path].parent, "serving")
+        assert diagram.declared[ids[path]] == parent
+        assert diagram.placed(ids[path]) == parent
+    assert diagram.initials(ROOT) == ["receiving"]
+    assert diagram.initials("serving") == [ids["open.reading"]]
+    assert diagram.initials(ids["open.reading"]) == [ids["open.reading.checking"]]
+    assert {e.source for e in diagram.edges if e.target == "[*]"} == {"done", "gone"}
+    pygraphviz = pytest.importorskip("pygraphviz")
+    graph = pygraphviz.AGraph(string=Upload.diagram("dot"))
+    clusters = clusters_of(graph)
+    assert clusters["cluster_open"][0].graph_attr["label"] == "serving"
+    assert clusters["cluster_open.reading"][1] == "cluster_open"
+    assert innermost_cluster(clusters, "open.reading.storing") == "cluster_open.reading"
+    assert {"receiving", "done", "gone"} <= set(graph.nodes())
