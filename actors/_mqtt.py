@@ -236,6 +236,11 @@ class _Route:
     def close(self) -> None:
         self._send.close()
 
+    def release(self) -> None:
+        """The app ended: drop what its queue still holds."""
+        self._send.close()
+        self._receive.close()
+
 
 def _routes_of(app: ASGIApp) -> tuple[dict[str, ASGIApp], GroupLayer | None]:
     layer = None
@@ -307,7 +312,7 @@ class MqttServer:
                 await anyio.sleep_forever()
         finally:
             for route in routes:
-                route.close()
+                route.release()
             self._tasks = None
 
     async def _run_route(self, route: _Route) -> None:
@@ -329,7 +334,7 @@ class MqttServer:
             )
         finally:
             self.connection.detach(route)
-            route.close()
+            route.release()
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 for topic_filter in list(route.filters):
                     try:

@@ -618,7 +618,9 @@ class MqttConnection:
                 return  # a repeat before PUBREL: delivered once already
             self._qos2_in.add(packet_id)
         payload = packet.payload
-        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        data = (
+            payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else bytes(payload)
+        )  # moat decodes declared text
         reason = 0
         if len(data) > self.max_payload:
             logger.warning(
@@ -626,7 +628,7 @@ class MqttConnection:
                 self.broker, len(data), packet.topic, self.max_payload,
             )  # fmt: skip
             reason = int(ReasonCode.PACKET_TOO_LARGE)
-        elif packet.properties.get(PropertyType.PAYLOAD_FORMAT_INDICATOR) == 1:
+        elif isinstance(payload, str) or packet.properties.get(PropertyType.PAYLOAD_FORMAT_INDICATOR):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -814,12 +816,11 @@ class MqttConnection:
         by_qos: dict[int, list[str]] = {}
         for topic_filter, owners in self._filters.items():
             by_qos.setdefault(max(owners.values()), []).append(topic_filter)
-        for qos, filters in by_qos.items():
-            subscriptions = [Subscription(pattern=Pattern(f), max_qos=QoS(qos)) for f in filters]
-            assert self._machine is not None
-            packet_id = self._machine.subscribe(subscriptions)
-            self._waiters[packet_id] = _Waiter()  # settled by the SUBACK; failures logged there
-            await self._write()
+        for qos, filters in by_qos.items():  # subscribed before anyone hears the connection is up
+            try:
+                await self._send_subscribe(filters, qos)
+            except MqttUnavailable as exc:
+                logger.error("%s", exc)  # noqa: TRY400 - the broker's answer is the whole story
 
     def matches_any(self, topic: str) -> bool:
         """Whether any live subscription filter matches *topic* (for tests and tools)."""

@@ -259,6 +259,8 @@ class TcpServer:
         finally:
             self.connections -= 1
             connection.closed = True
+            connection.events_in.close()
+            connection.events_out.close()
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
