@@ -37,6 +37,7 @@ from interlock.layers.cli import add_layer_commands
 from ._base import ActorApp
 from ._http import HttpActor
 from ._http_machine import HttpStateActor
+from ._inspect_cli import add_inspect_command
 from ._routing import ProtocolTypeRouter
 from ._types import ASGIApp
 from ._websocket import WebsocketActor
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--layer", metavar="MODULE:NAME", help="the channel layer (default: the app's, or Django's)")
     worker.set_defaults(handler=_worker)
     add_layer_commands(commands)
+    add_inspect_command(commands)
     return parser
 
 
