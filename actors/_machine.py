@@ -57,6 +57,7 @@ from interlock.dsl import (
     MachineDefinitionError,
     MachineSpec,
     MessageFormatError,
+    Plan,
     TaskFailed,
     Timeout,
     Transition,
@@ -249,6 +250,8 @@ class _MachineActor(WebsocketActor):
         self._inside = CONNECTING  # the innermost state whose exit hooks are owed (a user state once open)
         self._due = math.inf  # the deadline the actor's loop last waited for
         self._history: dict[str, str] | None = None  # state -> the leaf it was last left from
+        self._regions: dict[str, str] | None = None  # parallel region -> its leaf, while open
+        self._region_inside: dict[str, str] | None = None  # parallel region -> its innermost entered state
         self._raised: deque[dict[str, Any]] | None = None  # raise_event(): handled before the mailbox
         self._cause: tuple[str, str, Any, str] = ("lifecycle", "", None, CONNECTING)  # for Crossing
         overrides = initkwargs.get("delays")
@@ -269,8 +272,16 @@ class _MachineActor(WebsocketActor):
             TAP.transition(self, record)
 
     def has_tag(self, tag: str) -> bool:
-        """Whether the current state, or a state enclosing it, carries *tag*."""
-        return tag in self.machine.tags_of(self.state)
+        """Whether the current state, or a state enclosing it, carries *tag* (in any region too)."""
+        spec = self.machine
+        return tag in spec.tags_of(self.state) or any(
+            tag in spec.tags_of(leaf) for leaf in (self._regions or {}).values()
+        )
+
+    @property
+    def regions(self) -> dict[str, str]:
+        """The state of each parallel region while the connection is open (empty otherwise)."""
+        return dict(self._regions or {})
 
     # -- lifecycle moves -------------------------------------------------------------------
 
@@ -341,6 +352,8 @@ class _MachineActor(WebsocketActor):
 
         *reenter* is the declared target of an external transition: it and every state
         below it are exited and entered again even if the actor was already inside it.
+        Entering ``open`` enters every parallel region too; ending the connection exits
+        them (before the main states).
         """
         spec = self.machine
         if old == CONNECTING and self.idle_timeout is not None:
@@ -350,10 +363,39 @@ class _MachineActor(WebsocketActor):
             self._tearing_down = True  # exit hooks of a closing connection may not send: sends are dropped
             if self._timers:
                 self._timers.clear()  # no timer event is handled once the connection is ending
+            regions, self._regions = self._regions, None
+            if regions:
+                inside = self._region_inside or {}
+                for region in reversed(list(regions)):
+                    left = inside[region]
+                    await self._execute(region, plan_crossing(spec, left, new, None), new, left, ending=True)
         # Exit what was really entered: an enter hook that closed the connection left the
         # states below it unentered, though self.state already named them.
         left = self._inside
-        plan = plan_crossing(spec, left, new, reenter)
+        await self._execute(None, plan_crossing(spec, left, new, reenter), new, left, ending=ending)
+        if old == CONNECTING and spec.regions and not ending:
+            await self._enter_regions()
+
+    async def _enter_regions(self) -> None:
+        """The connection opened: enter each parallel region's initial states."""
+        spec = self.machine
+        self._regions, self._region_inside = {}, {}
+        for region, leaf in spec.regions.items():
+            if self.state in (CLOSING, CLOSED) or self._regions is None:
+                return  # an enter hook closed the connection
+            root = f"{OPEN}.{region}"
+            self._regions[region] = leaf
+            self._region_inside[region] = root
+            await self._execute(region, plan_crossing(spec, root, leaf, None), leaf, root, ending=False)
+            await self._region_choices(region)
+
+    async def _execute(self, region: str | None, plan: Plan, new: str, left: str, *, ending: bool) -> None:
+        """Run *plan* in the main states (*region* None) or in a parallel region.
+
+        After each hook, check whether the hook moved the actor (or the region) elsewhere:
+        then the rest of the entries are void.
+        """
+        spec = self.machine
         takes = spec.crossing_hooks
         crossing = None
         for step in plan.exits:
@@ -379,12 +421,12 @@ class _MachineActor(WebsocketActor):
                     await self._call_exit_hook(hook, *args)
                 else:
                     await self._call(hook, *args)
-            self._inside = step.parent
+            self._set_inside(region, step.parent)
         for entry in plan.entries:
-            if self.state != new:  # an exit or enter hook moved the actor on
-                return
+            if (self.state if region is None else (self._regions or {}).get(region)) != new:
+                return  # an exit or enter hook moved the actor on
             path = entry.state
-            self._inside = path  # entered once its enter hooks start: its exit hooks are owed
+            self._set_inside(region, path)  # entered once its enter hooks start: its exit hooks are owed
             for hook in entry.hooks:
                 if hook in takes:
                     crossing = crossing or self._crossing(new, ending)
@@ -399,6 +441,12 @@ class _MachineActor(WebsocketActor):
                     self._arm((path, name), seconds, "timeout", path, spec.states[path].name)
             for task in entry.tasks:
                 self._start_task(path, task)
+
+    def _set_inside(self, region: str | None, path: str) -> None:
+        if region is None:
+            self._inside = path
+        elif self._region_inside is not None:
+            self._region_inside[region] = path
 
     def _crossing(self, target: str, ending: bool) -> Crossing:
         kind, event, payload, source = self._cause
@@ -425,6 +473,8 @@ class _MachineActor(WebsocketActor):
     # -- events ---------------------------------------------------------------------------
 
     async def _event(self, kind: EventKind, event: str, payload: Any) -> None:
+        if self._regions and await self._offer_regions(kind, event, payload):
+            return
         state = self.state
         spec = self.machine
         candidates = spec.dispatch.get((state, kind, event))
@@ -462,6 +512,76 @@ class _MachineActor(WebsocketActor):
                 self._observe(kind, event, state, state, accepted=False)
         error = UnhandledEvent(type(self).__qualname__, kind, event, state, reason)
         self._apply_unhandled(error, self.unhandled_client if kind == "client" else None)
+
+    async def _offer_regions(self, kind: EventKind, event: str, payload: Any) -> bool:
+        """Offer an event the parallel regions handle to the main state, then to each region.
+
+        Returns whether any took it; False also when no region has a transition for it
+        (the main states' rules then apply alone: deferral, the unhandled policy).
+        """
+        spec = self.machine
+        regions = self._regions or {}
+        hits = [region for region, leaf in regions.items() if (leaf, kind, event) in spec.dispatch]
+        if not hits:
+            return False
+        taken = False
+        if (self.state, kind, event) in spec.dispatch:
+            chosen = select(spec, self.state, kind, event, lambda t: self._guard_passes(t, payload))
+            if isinstance(chosen, Transition):
+                await self._fire(chosen, self._value(chosen, payload))
+                taken = True
+        for region in hits:
+            regions = self._regions or {}
+            if region not in regions or self.state in (CLOSING, CLOSED):
+                break
+            chosen = select(spec, regions[region], kind, event, lambda t: self._guard_passes(t, payload))
+            if isinstance(chosen, Transition):
+                await self._fire_region(region, chosen, self._value(chosen, payload))
+                taken = True
+        return taken
+
+    def _value(self, transition: Transition, payload: Any) -> Any:
+        return self._structure(transition, payload) if transition.message_class is not None else payload
+
+    async def _fire_region(self, region: str, transition: Transition, value: Any) -> None:
+        """Run a parallel region's transition: the handler, then the region's crossing."""
+        spec = self.machine
+        regions = self._regions
+        assert regions is not None
+        source = regions[region]
+        if self.idle_timeout is not None and transition.kind not in ("idle", "always"):
+            self._arm(_IDLE, self.idle_timeout, "idle", "idle", "idle")
+        await self._call(transition.handler, value)
+        target = source
+        regions = self._regions
+        if transition.target is not None and regions is not None and regions.get(region) == source:
+            target = target_of(spec, transition, self._history)
+            regions[region] = target
+            self._cause = (transition.kind, transition.event, value, source)
+            left = (self._region_inside or {})[region]
+            await self._execute(
+                region, plan_crossing(spec, left, target, transition.target), target, left, ending=False
+            )
+        if self._observed:
+            self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
+        if transition.kind != "always":
+            await self._region_choices(region)
+
+    async def _region_choices(self, region: str) -> None:
+        """Take a region's eventless choices until none applies (at most ``_MAX_CHOICES``)."""
+        spec = self.machine
+        if not spec.eventless:
+            return
+        for _ in range(_MAX_CHOICES):
+            regions = self._regions
+            if not regions or region not in regions or self.state in (CLOSING, CLOSED):
+                return
+            choice = select(spec, regions[region], "always", "", self._accepts_none)
+            if not isinstance(choice, Transition):
+                return
+            await self._fire_region(region, choice, None)
+        msg = f"{type(self).__qualname__}: {_MAX_CHOICES} eventless choices in a row in region {region!r}"
+        raise EventlessLoop(msg)
 
     def _guard_passes(self, transition: Transition, payload: Any) -> bool:
         guard = transition.guard

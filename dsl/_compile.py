@@ -70,6 +70,8 @@ class StateInfo:
     enter: tuple[str, ...]
     exit: tuple[str, ...]
     after: tuple[tuple[str, float], ...] = ()
+    region: str | None = None
+    """The parallel region of ``open`` the state is in (None: the main hierarchy)."""
     """Named delays armed on entry: ``(name, seconds)`` as declared (before ``delays``)."""
     history: bool = False
     """Some transition targets this state's history: the runtime records where it was left."""
@@ -120,6 +122,8 @@ class MachineSpec:
     """Enter and exit hooks that take a :class:`~interlock.dsl.Crossing` argument."""
     eventless: bool = False
     """Whether any ``@on.always`` choice exists (the runtime checks them after each step)."""
+    regions: Mapping[str, str] = attrs.field(factory=dict)
+    """Parallel regions of ``open``: each region's name and the leaf it starts in."""
     plans: dict[Any, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """The planner's cache (see :mod:`interlock.dsl._plan`); filled as actors run."""
 
@@ -208,14 +212,44 @@ class _Compiler:
         if state.name in seen:
             raise self.fail(f"states {' -> '.join((*seen, state.name))} are nested in a cycle")
         if state.parent is None:
-            path = f"{OPEN}{SEPARATOR}{state.name}"
+            if state.region is not None:
+                self.check_region_name(state.region)
+                path = f"{OPEN}{SEPARATOR}{state.region}{SEPARATOR}{state.name}"
+            else:
+                path = f"{OPEN}{SEPARATOR}{state.name}"
         else:
             parent = self.ref(state.parent, f"state {state.name!r} (parent=)", seen=(*seen, state.name))
             if parent in BUILTIN and parent != OPEN:
                 raise self.fail(f"state {state.name!r} cannot be nested under the built-in {parent!r}")
+            if state.region is not None and parent == OPEN:
+                self.check_region_name(state.region)
+                parent = f"{OPEN}{SEPARATOR}{state.region}"
+            elif state.region is not None and self.region_of(parent) != state.region:
+                raise self.fail(
+                    f"state {state.name!r} says region={state.region!r} but its parent {parent!r} is "
+                    f"{'in region ' + repr(self.region_of(parent)) if self.region_of(parent) else 'a main state'}; "
+                    "a nested state is in its parent's region (leave region= out)"
+                )
             path = f"{parent}{SEPARATOR}{state.name}"
         self.paths[id(state)] = path
         return path
+
+    def check_region_name(self, region: str) -> None:
+        if region in BUILTIN or region in self.declared:
+            raise self.fail(f"region {region!r} has the name of a state; name regions and states apart")
+
+    def region_of(self, path: str) -> str | None:
+        """The region a state path is in, or None for the main hierarchy (and built-in states)."""
+        for state in self.declared.values():
+            if state.region is not None and state.parent is None:
+                root = f"{OPEN}{SEPARATOR}{state.region}"
+                if _within(path, root):
+                    return state.region
+        return None
+
+    def region_label(self, path: str) -> str:
+        region = self.region_of(path)
+        return "the main states" if region is None else f"region {region!r}"
 
     def shadowed(self, state: State) -> bool:
         """Whether *state* is a base class's declaration that a subclass declared again."""
@@ -315,7 +349,21 @@ class _Compiler:
             delays=delays,
             crossing_hooks=self.crossing_hooks(spec_states),
             eventless=any(t.kind == "always" for t in transitions),
+            regions=self.regions(spec_states),
         )
+
+    def regions(self, states: Mapping[str, StateInfo]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for info in states.values():
+            if info.region is not None and info.region not in out:
+                root = f"{OPEN}{SEPARATOR}{info.region}"
+                leaf = self.initial_of(root, states)
+                assert leaf is not None
+                below = states[leaf].initial
+                while below is not None:
+                    leaf, below = below, states[below].initial
+                out[info.region] = leaf
+        return out
 
     def delays(self, states: Mapping[str, StateInfo]) -> dict[tuple[str, str], float]:
         delays: dict[tuple[str, str], float] = {}
@@ -401,12 +449,23 @@ class _Compiler:
                     enter=tuple(hooks.get(path, {}).get("enter", ())),
                     exit=tuple(hooks.get(path, {}).get("exit", ())),
                     after=tuple(state.after.items()),
+                    region=self.region_of(path),
                 )
             )
-        siblings_initial = [s for s in self.declared.values() if s.initial and s.parent is None]
-        if len(siblings_initial) > 1:
-            names = ", ".join(s.name for s in siblings_initial)
-            raise self.fail(f"state 'open' has several initial children: {names}")
+        for region in [None, *dict.fromkeys(s.region for s in self.declared.values() if s.region)]:
+            siblings_initial = [
+                s for s in self.declared.values() if s.initial and s.parent is None and s.region == region
+            ]
+            if len(siblings_initial) > 1:
+                names = ", ".join(s.name for s in siblings_initial)
+                where = f"region {region!r}" if region else "state 'open'"
+                raise self.fail(f"{where} has several initial children: {names}")
+        for info in infos:
+            if info.region is not None and info.defer:
+                raise self.fail(
+                    f"state {info.path!r} is in region {info.region!r} and defers events; "
+                    "only the main states defer (regions take what they handle and ignore the rest)"
+                )
         return infos
 
     def transitions(self, infos: list[StateInfo]) -> list[Transition]:
@@ -425,6 +484,12 @@ class _Compiler:
                 self.check_annotation(name, value, decl, where)
                 for source_ref in decl.sources:
                     source = self.ref(source_ref, f"{where} source")
+                    if target is not None and self.region_of(source) != self.region_of(target):
+                        raise self.fail(
+                            f"{where} goes from {source!r} ({self.region_label(source)}) "
+                            f"to {target!r} ({self.region_label(target)}); "
+                            "a transition stays within its region"
+                        )
                     if source in BUILTIN and source != OPEN:
                         raise self.fail(
                             f"{where} has source {source!r}; events are handled only while the "
@@ -569,6 +634,10 @@ class _Compiler:
         open_initial = self.initial_of(OPEN, states)
         if open_initial:
             add(open_initial)
+        for region in {info.region for info in states.values() if info.region}:
+            initial = self.initial_of(f"{OPEN}{SEPARATOR}{region}", states)
+            if initial:
+                add(initial)
         changed = True
         while changed:
             changed = False
@@ -586,10 +655,8 @@ class _Compiler:
 
     def check_ways_out(self, states: Mapping[str, StateInfo], transitions: list[Transition]) -> None:
         leaves = [info for info in states.values() if not info.children]
-        if len(leaves) <= 1:
-            return
         for leaf in leaves:
-            if leaf.terminal:
+            if leaf.terminal or sum(1 for other in leaves if other.region == leaf.region) <= 1:
                 continue
             exits = [
                 t
@@ -632,6 +699,8 @@ class _Compiler:
         deferred: dict[str, frozenset[str]] = {}
         for path in [OPEN, *states]:
             scopes = _ancestors_or_self(path)  # deepest first
+            if path in states and states[path].region is not None:
+                scopes = [scope for scope in scopes if scope in states]  # a region's states only
             candidates: dict[tuple[str, str], list[Transition]] = {}
             for scope in scopes:
                 for t in transitions:

@@ -68,6 +68,11 @@ class State:
         as ``@on.error(name)``.
     :param terminal: the actor may stay here until the connection ends (no way out is
         then not an error).
+    :param region: the name of a parallel region of ``open`` this state belongs to (for
+        the region's top states; nested ones inherit their parent's). While the
+        connection is open the actor is in one state of the main hierarchy *and* in one
+        state of each region (``self.regions``); every event is offered to the main
+        state, then to each region's, and each takes it if it has a transition for it.
     :param after: named delays, ``{"move": 30}``: each fires an ``@on.after("move")``
         event that many seconds after entry, unless the state was left first. Every
         delay (and ``timeout``) can be changed per class (``delays = {...}``) or per
@@ -79,7 +84,7 @@ class State:
     was last left.
     """
 
-    __slots__ = ("after", "defer", "initial", "invoke", "name", "parent", "tags", "terminal", "timeout")
+    __slots__ = ("after", "defer", "initial", "invoke", "name", "parent", "region", "tags", "terminal", "timeout")
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class State:
         invoke: Iterable[str] = (),
         terminal: bool = False,
         after: Mapping[str, float] | None = None,
+        region: str | None = None,
     ) -> None:
         if timeout is not None and not _is_seconds(timeout):
             msg = f"State(timeout={timeout!r}): a timeout is a positive number of seconds"
@@ -115,7 +121,11 @@ class State:
         self.defer = tuple(defer)
         self.invoke = tuple(invoke)
         self.terminal = terminal
+        if region is not None and (not isinstance(region, str) or not region.isidentifier()):
+            msg = f"State(region={region!r}): a region's name is an identifier, such as 'audio'"
+            raise ValueError(msg)
         self.after = delays
+        self.region = region
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -138,6 +148,7 @@ class State:
             "invoke": self.invoke,
             "terminal": self.terminal,
             "after": self.after,
+            "region": self.region,
         }
         unknown = set(changes) - set(fields)
         if unknown:

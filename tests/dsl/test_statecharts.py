@@ -438,3 +438,179 @@ async def test_a_timer_due_in_a_state_without_its_handler_is_dropped(
         await ws.send_json_to({"type": "where"})  # still open: the timer did not close it
         assert await ws.receive_json_from() == {"state": "open.done"}
     assert "ignored timer 'ping': state 'open.done' has no handler for it" in caplog.text
+
+
+# -- parallel regions ----------------------------------------------------------------------------------------
+
+
+class Call(JsonStateActor):
+    """Main states lobby -> in_room; region audio (unmuted/muted, which unmutes itself after a
+    while); region video (hidden/shown)."""
+
+    log: ClassVar[list[Any]] = []
+    lobby = State()
+    in_room = State(terminal=True)
+    unmuted = State(region="audio")
+    muted = State(region="audio", tags=["quiet"], after={"auto_unmute": 1})
+    hidden = State(region="video")
+    shown = State(region="video")
+
+    @on.client("where")
+    async def where(self, event: dict[str, Any]) -> None:
+        await self.send_json({"state": self.state, "regions": self.regions, "quiet": self.has_tag("quiet")})
+
+    @on.client("join", source=lobby, target=in_room)
+    async def join(self, event: dict[str, Any]) -> None:
+        self.log.append("join")
+
+    @on.client("mute", source=unmuted, target=muted)
+    async def mute(self, event: dict[str, Any]) -> None:
+        self.log.append("mute")
+
+    @on.client("unmute", source=muted, target=unmuted)
+    async def unmute(self, event: dict[str, Any]) -> None:
+        self.log.append("unmute")
+
+    @on.after("auto_unmute", source=muted, target=unmuted)
+    async def auto_unmute(self, event: Timeout) -> None:
+        self.log.append("auto_unmute")
+        await self.send_json({"auto": "unmuted"})
+
+    @on.client("toggle", source=hidden, target=shown)
+    async def show(self, event: dict[str, Any]) -> None:
+        self.log.append("show")
+
+    @on.client("toggle", source=shown, target=hidden)
+    async def hide(self, event: dict[str, Any]) -> None:
+        self.log.append("hide")
+
+    @on.client("reset", source=in_room)
+    async def reset_main(self, event: dict[str, Any]) -> None:
+        self.log.append("reset main")
+
+    @on.client("reset", source=muted, target=unmuted)
+    async def reset_audio(self, event: dict[str, Any]) -> None:
+        self.log.append("reset audio")
+
+    @lobby.enter
+    async def enter_lobby(self) -> None:
+        self.log.append("enter lobby")
+
+    @lobby.exit
+    async def exit_lobby(self) -> None:
+        self.log.append("exit lobby")
+
+    @in_room.exit
+    async def exit_room(self) -> None:
+        self.log.append("exit in_room")
+
+    @unmuted.enter
+    async def enter_unmuted(self, crossing: Crossing) -> None:
+        self.log.append(("enter unmuted", crossing.source))
+
+    @unmuted.exit
+    async def exit_unmuted(self) -> None:
+        self.log.append("exit unmuted")
+
+    @hidden.enter
+    async def enter_hidden(self) -> None:
+        self.log.append("enter hidden")
+
+    @hidden.exit
+    async def exit_hidden(self) -> None:
+        self.log.append("exit hidden")
+
+    async def disconnect(self, code: int) -> None:
+        self.log.append(("disconnect", code))
+
+
+async def where_call(ws: WebsocketCommunicator) -> dict[str, Any]:
+    await ws.send_json_to({"type": "where"})
+    reply: dict[str, Any] = await ws.receive_json_from()
+    return reply
+
+
+AUDIO, VIDEO = "open.audio", "open.video"
+
+
+async def test_regions_are_entered_with_open_and_run_alongside_the_main_states() -> None:
+    log: list[Any] = []
+    async with communicator(Call, log=log) as ws:
+        assert (await ws.connect()).accepted
+        assert await where_call(ws) == {
+            "state": "open.lobby",
+            "regions": {"audio": f"{AUDIO}.unmuted", "video": f"{VIDEO}.hidden"},
+            "quiet": False,
+        }
+        assert log == ["enter lobby", ("enter unmuted", "connecting"), "enter hidden"]
+        log.clear()
+        for event in ("mute", "join", "toggle"):
+            await ws.send_json_to({"type": event})
+        assert await where_call(ws) == {
+            "state": "open.in_room",
+            "regions": {"audio": f"{AUDIO}.muted", "video": f"{VIDEO}.shown"},
+            "quiet": True,
+        }
+        assert log == ["mute", "exit unmuted", "join", "exit lobby", "show", "exit hidden"]
+        log.clear()
+        await ws.send_json_to({"type": "reset"})  # both the main state and the audio region take it
+        assert (await where_call(ws))["regions"]["audio"] == f"{AUDIO}.unmuted"
+        assert log == ["reset main", "reset audio", ("enter unmuted", f"{AUDIO}.muted")]
+        log.clear()
+        await ws.disconnect(1000)
+    assert log == ["exit unmuted", "exit in_room", ("disconnect", 1000)]  # video is shown: no exit hook
+
+
+async def test_region_states_exit_before_the_main_ones_when_the_connection_ends() -> None:
+    log: list[Any] = []
+    async with communicator(Call, log=log) as ws:
+        assert (await ws.connect()).accepted
+        await where_call(ws)
+        log.clear()
+        await ws.disconnect(1001)
+    assert log == ["exit hidden", "exit unmuted", "exit lobby", ("disconnect", 1001)]
+
+
+async def test_an_event_no_region_and_no_main_state_takes_is_unhandled() -> None:
+    async with communicator(Call, log=[]) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "unmute"})  # audio is unmuted: nothing takes it
+        close = await ws.receive_close()
+        assert close.code == 1008
+        assert "no handler for client event 'unmute'" in close.reason
+
+
+async def test_a_region_delay_fires_and_is_cancelled_when_the_region_leaves_its_state(unit: float) -> None:
+    log: list[Any] = []
+    async with communicator(Call, unit, log=log, delays={"muted:auto_unmute": unit}) as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "mute"})
+        assert await ws.receive_json_from() == {"auto": "unmuted"}
+        assert (await where_call(ws))["regions"]["audio"] == f"{AUDIO}.unmuted"
+        await ws.send_json_to({"type": "mute"})
+        await ws.send_json_to({"type": "unmute"})  # before the delay: it is cancelled
+        await ws.receive_nothing(2 * unit)
+        assert log.count("auto_unmute") == 1
+
+
+@pytest.mark.parametrize(
+    ("attrs_", "match"),
+    [
+        (
+            lambda: {"a": State(), "b": State(region="r"), "go": on.client("go", source="a", target="b")(_noop)},
+            r"goes from 'open\.a' \(the main states\) to 'open\.r\.b' \(region 'r'\); a transition stays within",
+        ),
+        (lambda: {"a": State(region="a")}, "region 'a' has the name of a state"),
+        (lambda: {"a": State(region="r", defer=["x"])}, "is in region 'r' and defers events"),
+        (
+            lambda: {"a": State(region="r", initial=True), "b": State(region="r", initial=True)},
+            "region 'r' has several initial children: a, b",
+        ),
+    ],
+)
+def test_region_mistakes_are_refused(attrs_: Any, match: str) -> None:
+    with pytest.raises(MachineDefinitionError, match=match):
+        type("Bad", (JsonStateActor,), attrs_())
+
+
+async def _noop(self: Any, event: Any) -> None: ...
