@@ -67,6 +67,7 @@ class _Connection:
         self.events_in, self.events_out = anyio.create_memory_object_stream[Message](_EVENTS)
         self.closed = False
         self.ended = False
+        self.writing = anyio.Lock()  # the actor's lines and the server's last words never interleave
         self.tokens = float(server.burst)
         self.stamp = anyio.current_time()
 
@@ -99,7 +100,8 @@ class _Connection:
             msg = "the connection is closed"
             raise ConnectionResetError(msg)
         try:
-            await self.stream.send(text.encode("utf-8"))
+            async with self.writing:
+                await self.stream.send(text.encode("utf-8"))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise ConnectionResetError(str(exc) or "the client is gone") from exc
 
@@ -239,6 +241,8 @@ class TcpServer:
         connection = _Connection(self, stream)
         if self.connections >= self.max_connections:
             await connection._last_words(f"error: server full ({self.max_connections} connections); try again later")
+            connection.events_in.close()
+            connection.events_out.close()
             await stream.aclose()
             return
         self.connections += 1
