@@ -90,7 +90,7 @@ async def test_lines_in_and_out() -> None:
     ended: list[int] = []
     async with serving(Echo.as_asgi(ended=ended)) as server, client(server) as c:
         assert await c.line() == "hello"
-        await c.send("one\r\ntwo\nthr".encode())
+        await c.send(b"one\r\ntwo\nthr")
         assert await c.line() == "echo one"
         assert await c.line() == "echo two"
         await c.send("ée\n".encode())
