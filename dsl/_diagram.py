@@ -3,20 +3,23 @@
 Mermaid (``stateDiagram-v2``) and Graphviz DOT are plain text and need nothing
 installed; SVG is DOT laid out by Graphviz through ``pygraphviz`` (the ``svg`` extra).
 Every diagram shows the built-in lifecycle around the user's states, each composite
-state's initial child, guards as ``[guard]``, timeouts as ``after N s``, internal
-transitions as dashed self-loops marked ``(internal)`` (all the loops of one state on one
-edge, a line each), and each state's timeout, deferred events, tags and invoked tasks
-inside its box. Pass ``highlight=`` a state path to mark a live actor's current state and
-the states enclosing it.
+state's initial child, guards as ``[guard]``, timeouts as ``after N s``, named delays as
+``after name (N s)``, eventless choices as ``always``, a transition to a state's history
+as an arrow to an ``H`` (``H*``: deep) pseudo-state inside it, internal transitions as
+dashed self-loops marked ``(internal)`` (all the loops of one state on one edge, a line
+each), and each state's timeout, delays, deferred events, tags and invoked tasks inside
+its box. Delays are drawn with the class's ``delays`` overrides applied. Pass
+``highlight=`` a state path to mark a live actor's current state and the states
+enclosing it.
 
 Theory of operation: drawing takes two steps. :func:`_scene` turns the spec into a
 format-neutral tree: a :class:`_Node` per state, with a *kind*, its label, details and
 children, and a list of :class:`_Edge` with a *kind* each, the self-loops of one state
 merged. Each format then walks that tree with tables: one function per node kind
-(``_MERMAID_NODES``, ``_DOT_NODES``) and one style per edge kind. A new kind of state
-(a history pseudo-state, a parallel region) is a case in :func:`_node_kind` and one
-function in each table; a new kind of event is one entry in ``_EVENT_TEXT``; a new line
-inside a state's box is one function in ``_DETAILS``.
+(``_MERMAID_NODES``, ``_DOT_NODES``) and one style per edge kind (``_DOT_EDGES``). A new
+kind of state (a parallel region) is a case in :func:`_node_kind` and one function in
+each table, as the history pseudo-states are; a new kind of event is one entry in
+``_EVENT_TEXT``; a new line inside a state's box is one function in ``_DETAILS``.
 
 Two layout rules come from the renderers, checked by ``tests/dsl/test_diagram_structure.py``:
 
@@ -60,11 +63,23 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _delay(spec: MachineSpec, path: str, name: str, declared: float | None) -> float:
+    """A delay's seconds after the class's ``delays`` overrides (*declared* if none)."""
+    return spec.delays.get((path, name), declared or 0)
+
+
+def _after(t: Transition, spec: MachineSpec) -> str:
+    path, _, name = t.event.rpartition(":")
+    return f"after {name} ({_seconds(_delay(spec, path, name, None))})"
+
+
 _EVENT_TEXT: Final[Mapping[str, Callable[[Transition, MachineSpec], str]]] = {
     "client": lambda t, spec: t.event,
     "message": lambda t, spec: f"message {t.event}",
-    "timeout": lambda t, spec: f"after {_seconds(spec.states[t.event].timeout or 0)}",
+    "timeout": lambda t, spec: f"after {_seconds(_delay(spec, t.event, '', spec.states[t.event].timeout))}",
+    "after": _after,
     "idle": lambda t, spec: f"idle {_seconds(spec.idle_timeout or 0)}",
+    "always": lambda t, spec: "always",
 }
 """How an edge names its event, by transition kind; other kinds read ``kind event``."""
 
@@ -80,12 +95,25 @@ def _label(t: Transition, spec: MachineSpec) -> str:
     return text
 
 
-_DETAILS: Final[Sequence[Callable[[StateInfo], str | None]]] = (
-    lambda info: f"timeout after {_seconds(info.timeout)}" if info.timeout is not None else None,
-    lambda info: "defers " + ", ".join(sorted(info.defer)) if info.defer else None,
-    lambda info: "invokes " + ", ".join(info.invoke) if info.invoke else None,
-    lambda info: "tags " + ", ".join(sorted(info.tags)) if info.tags else None,
-    lambda info: "terminal" if info.terminal else None,
+def _timeout_detail(spec: MachineSpec, info: StateInfo) -> str | None:
+    if info.timeout is None:
+        return None
+    return f"timeout after {_seconds(_delay(spec, info.path, '', info.timeout))}"
+
+
+def _delays_detail(spec: MachineSpec, info: StateInfo) -> str | None:
+    if not info.after:
+        return None
+    return "delays " + ", ".join(f"{name} {_seconds(_delay(spec, info.path, name, s))}" for name, s in info.after)
+
+
+_DETAILS: Final[Sequence[Callable[[MachineSpec, StateInfo], str | None]]] = (
+    _timeout_detail,
+    _delays_detail,
+    lambda spec, info: "defers " + ", ".join(sorted(info.defer)) if info.defer else None,
+    lambda spec, info: "invokes " + ", ".join(info.invoke) if info.invoke else None,
+    lambda spec, info: "tags " + ", ".join(sorted(info.tags)) if info.tags else None,
+    lambda spec, info: "terminal" if info.terminal else None,
 )
 """The lines shown inside a state's box under its name, in this order."""
 
@@ -95,7 +123,7 @@ def _notes(spec: MachineSpec, path: str) -> list[str]:
     info = spec.states.get(path)
     if info is None:
         return []
-    return [line for line in (detail(info) for detail in _DETAILS) if line is not None]
+    return [line for line in (detail(spec, info) for detail in _DETAILS) if line is not None]
 
 
 # -- the lifecycle around the user's states -------------------------------------------------------
@@ -137,7 +165,7 @@ WEBSOCKET_VIEW: Final = LifecycleView(
 
 # -- the scene: a format-neutral tree of nodes and a list of edges --------------------------------
 
-NodeKind = Literal["simple", "composite"]
+NodeKind = Literal["simple", "composite", "history"]
 EdgeKind = Literal["lifecycle", "external", "internal"]
 
 
@@ -199,6 +227,21 @@ def _initial_child(spec: MachineSpec, key: str) -> str | None:
     return info.initial if info is not None else None
 
 
+_HISTORY: Final[Mapping[str, tuple[str, str]]] = {"shallow": ("__history", "H"), "deep": ("__deep_history", "H*")}
+"""A history pseudo-state's key suffix and name, by kind."""
+
+
+def _history_key(path: str, kind: str) -> str:
+    return f"{path}.{_HISTORY[kind][0]}"
+
+
+def _target_key(t: Transition) -> str:
+    """The node an edge of *t* points at: its target, or the target's history pseudo-state."""
+    if t.target is None:
+        return t.source
+    return t.target if t.history is None else _history_key(t.target, t.history)
+
+
 def _edge_kind(t: Transition) -> EdgeKind:
     return "internal" if t.target is None else "external"
 
@@ -224,20 +267,27 @@ def _scene(spec: MachineSpec, view: LifecycleView, highlight: str | None) -> _Sc
     nodes: dict[str, _Node] = {}
     parents: dict[str, str | None] = {}
 
+    histories = {(t.target, t.history) for t in spec.transitions if t.target is not None and t.history is not None}
+
     def add(key: str, parent: str | None) -> None:
         kind = _node_kind(spec, key)
         info = spec.states.get(key)
         children = tuple(p for p, i in spec.states.items() if i.parent == key) if kind == "composite" else ()
         name = info.name if info is not None else view.names.get(key, key)
-        nodes[key] = _Node(key, name, kind, tuple(_notes(spec, key)), children, _initial_child(spec, key))
+        pseudo = tuple(_history_key(key, h) for h in sorted(_HISTORY) if (key, h) in histories)
+        nodes[key] = _Node(key, name, kind, tuple(_notes(spec, key)), children + pseudo, _initial_child(spec, key))
         parents[key] = parent
         for child in children:
             add(child, key)
+        for h in sorted(_HISTORY):
+            if (key, h) in histories:
+                nodes[_history_key(key, h)] = _Node(_history_key(key, h), _HISTORY[h][1], "history", ())
+                parents[_history_key(key, h)] = key
 
     for key in view.states:
         add(key, None)
     edges = [_Edge(source, target, (label,), "lifecycle") for source, target, label in view.edges]
-    edges += [_Edge(t.source, t.target or t.source, (_label(t, spec),), _edge_kind(t)) for t in spec.transitions]
+    edges += [_Edge(t.source, _target_key(t), (_label(t, spec),), _edge_kind(t)) for t in spec.transitions]
     scene = _Scene(spec.owner, view, tuple(spec.states), nodes, parents, _merged(edges), None, frozenset())
     if highlight is None:
         return scene
@@ -269,6 +319,7 @@ class _Mermaid:
         self.scene = scene
         self.ids = {key: scene.view.names.get(key, key) for key in scene.view.states}
         self.ids.update((key, f"s{index}") for index, key in enumerate(scene.user))
+        self.ids.update((key, f"p{index}") for index, key in enumerate(k for k in scene.nodes if k not in self.ids))
         self.lines: list[str] = []
 
     def scope(self, edge: _Edge) -> str | None:
@@ -326,6 +377,7 @@ class _Mermaid:
 _MERMAID_NODES: Final[Mapping[NodeKind, Callable[[_Mermaid, _Node, str], None]]] = {
     "simple": _Mermaid.simple,
     "composite": _Mermaid.composite,
+    "history": _Mermaid.simple,  # Mermaid has no history pseudo-state: a state named H or H*
 }
 
 
@@ -395,6 +447,9 @@ class _Dot:
             self.node(child, inner)
         self.lines.append(f"{indent}}}")
 
+    def history(self, node: _Node, indent: str) -> None:
+        self.lines.append(f"{indent}{_q(node.key)} [shape=circle, label={_q(node.name)}, width=0.3, fixedsize=true];")
+
     def node(self, key: str, indent: str) -> None:
         node = self.scene.nodes[key]
         _DOT_NODES[node.kind](self, node, indent)
@@ -449,6 +504,7 @@ class _Dot:
 _DOT_NODES: Final[Mapping[NodeKind, Callable[[_Dot, _Node, str], None]]] = {
     "simple": _Dot.simple,
     "composite": _Dot.composite,
+    "history": _Dot.history,
 }
 
 

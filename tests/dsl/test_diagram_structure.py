@@ -16,12 +16,12 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
 from interlock.actors import JsonStateActor
-from interlock.dsl import MachineSpec, State, Timeout, on, render
+from interlock.dsl import MachineSpec, State, Timeout, Transition, on, render
 from interlock.dsl._diagram import _label
 from interlock.dsl._lifecycle import STATES as LIFECYCLE_STATES
 
@@ -118,6 +118,48 @@ class Loops(JsonStateActor):
     async def stop(self, event: Any) -> None: ...
 
 
+class Rejoin(JsonStateActor):
+    """Named delays, an eventless choice, and history: a player who leaves resumes where they were."""
+
+    delays: ClassVar[dict[str, float]] = {"mine:move": 20}  # overrides the declared 30 s
+    lobby = State(initial=True)
+    playing = State()
+    mine = State(parent=playing, initial=True, after={"move": 30, "nudge": 10})
+    theirs = State(parent=playing)
+    away = State(after={"grace": 60})
+    over = State(terminal=True)
+
+    @on.client("start", source=lobby, target=playing)
+    async def start(self, event: Any) -> None: ...
+
+    @on.after("move", source=mine, target=theirs)
+    async def forfeit_turn(self, event: Timeout) -> None: ...
+
+    @on.after("nudge", source=mine)
+    async def nudge(self, event: Timeout) -> None: ...
+
+    @on.client("moved", source=theirs, target=mine)
+    async def moved(self, event: Any) -> None: ...
+
+    @on.client("left", source=playing, target=away)
+    async def left(self, event: Any) -> None: ...
+
+    @on.client("back", source=away, target=playing.history)
+    async def back(self, event: Any) -> None: ...
+
+    @on.client("back_deep", source=away, target=playing.deep_history)
+    async def back_deep(self, event: Any) -> None: ...
+
+    @on.after("grace", source=away, target=over)
+    async def gone(self, event: Timeout) -> None: ...
+
+    @on.always(source=lobby, target=over, guard="shut_down")
+    async def shut(self, event: None) -> None: ...
+
+    def shut_down(self, event: Any) -> bool:
+        return False
+
+
 def statechat() -> type[JsonStateActor]:
     spec = importlib.util.spec_from_file_location("statechat_for_diagrams", EXAMPLES / "statechat.py")
     assert spec is not None
@@ -133,6 +175,7 @@ MACHINES: dict[str, Callable[[], type[JsonStateActor]]] = {
     "statechat": statechat,
     "deep": lambda: Deep,
     "loops": lambda: Loops,
+    "rejoin": lambda: Rejoin,
 }
 
 
@@ -247,6 +290,24 @@ def mermaid_ids(spec: MachineSpec) -> dict[str, str]:
     return ids
 
 
+HISTORY_NAMES = {"shallow": "H", "deep": "H*"}
+
+
+def mermaid_target(diagram: Mermaid, spec: MachineSpec, t: Transition) -> str:
+    """The id an edge of *t* points at: its target's, or that of the target's history pseudo-state."""
+    ids = mermaid_ids(spec)
+    if t.target is None:
+        return ids[t.source]
+    if t.history is None:
+        return ids[t.target]
+    (pseudo,) = (
+        i
+        for i, scope in diagram.declared.items()
+        if scope == ids[t.target] and diagram.names[i] == HISTORY_NAMES[t.history]
+    )
+    return pseudo
+
+
 def expected_parent(spec: MachineSpec, path: str) -> str:
     """The state a state is drawn inside: its parent, ``open`` for top-level user states."""
     return spec.states[path].parent if path in spec.states else ROOT
@@ -302,7 +363,7 @@ def test_mermaid_edges_join_existing_states_with_the_right_labels(actor: type[Js
         assert edge.source in known, edge
         assert edge.target in known, edge
     drawn = [(e.source, e.target, line) for e in diagram.edges for line in e.lines]
-    wanted = [(ids[t.source], ids[t.target or t.source], _label(t, spec)) for t in spec.transitions]
+    wanted = [(ids[t.source], mermaid_target(diagram, spec, t), _label(t, spec)) for t in spec.transitions]
     for item in wanted:
         assert item in drawn, item
     lifecycle = [d for d in drawn if d[0] in LIFECYCLE_STATES and d[1] in LIFECYCLE_STATES and d[0] != d[1]]
@@ -325,6 +386,9 @@ def test_mermaid_details_sit_in_the_scope_of_their_state(actor: type[JsonStateAc
         expected = []
         if info.timeout is not None:
             expected.append(f"timeout after {info.timeout:g} s")
+        if info.after:
+            delays = (f"{name} {spec.delays[path, name]:g} s" for name, _ in info.after)
+            expected.append("delays " + ", ".join(delays))
         if info.defer:
             expected.append("defers " + ", ".join(sorted(info.defer)))
         if info.invoke:
@@ -454,7 +518,9 @@ def test_dot_each_cluster_has_its_initial_marker(actor: type[JsonStateActor]) ->
     assert start[1] == "connecting"
 
 
-def dot_end(spec: MachineSpec, path: str) -> str:
+def dot_end(spec: MachineSpec, path: str, history: str | None = None) -> str:
+    if history is not None:
+        return f"{path}.__{'deep_' if history == 'deep' else ''}history"
     composite = path == "open" or (path in spec.states and spec.states[path].children)
     return f"{path}.__anchor" if composite else path
 
@@ -470,7 +536,8 @@ def test_dot_every_transition_is_an_edge_with_its_label(actor: type[JsonStateAct
             assert key not in drawn, f"{key} drawn twice"
             drawn[key] = edge
     for t in spec.transitions:
-        edge = drawn.pop((dot_end(spec, t.source), dot_end(spec, t.target or t.source), _label(t, spec)))
+        target = dot_end(spec, t.target or t.source, t.history)
+        edge = drawn.pop((dot_end(spec, t.source), target, _label(t, spec)))
         assert (edge.attr["style"] == "dashed") == (t.target is None)
     assert all(source in LIFECYCLE_STATES or source == "open.__anchor" for source, _, _ in drawn), drawn
     loops = [edge for edge in graph.edges_iter() if edge[0] == edge[1]]
@@ -575,3 +642,29 @@ def test_an_http_state_actor_nests_its_states_in_serving() -> None:
     assert clusters["cluster_open.reading"][1] == "cluster_open"
     assert innermost_cluster(clusters, "open.reading.storing") == "cluster_open.reading"
     assert {"receiving", "done", "gone"} <= set(graph.nodes())
+
+
+def test_delays_choices_and_history_are_drawn() -> None:
+    spec = Rejoin.machine
+    ids = mermaid_ids(spec)
+    diagram = parse_mermaid(Rejoin.diagram("mermaid"))
+    lines = {line: e for e in diagram.edges for line in e.lines}
+    mine, theirs, away, playing = (ids[f"open.{p}"] for p in ("playing.mine", "playing.theirs", "away", "playing"))
+    assert (lines["after move (20 s)"].source, lines["after move (20 s)"].target) == (mine, theirs)  # the override
+    assert (mine, playing, "delays move 20 s, nudge 10 s") in diagram.descriptions
+    assert lines["after nudge (10 s) (internal)"].target == mine
+    assert lines["always [shut_down]"].source == ids["open.lobby"]
+    history = {
+        diagram.names[i]: i for i, scope in diagram.declared.items() if scope == playing and i not in ids.values()
+    }
+    assert set(history) == {"H", "H*"}
+    assert (lines["back"].source, lines["back"].target) == (away, history["H"])
+    assert (lines["back_deep"].source, lines["back_deep"].target) == (away, history["H*"])
+    assert diagram.initials(playing) == [mine]  # the pseudo-states are not initial
+    pygraphviz = pytest.importorskip("pygraphviz")
+    graph = pygraphviz.AGraph(string=Rejoin.diagram("dot"))
+    clusters = clusters_of(graph)
+    for key, name in (("open.playing.__history", "H"), ("open.playing.__deep_history", "H*")):
+        assert innermost_cluster(clusters, key) == "cluster_open.playing"
+        assert graph.get_node(key).attr["label"] == name
+        assert graph.get_node(key).attr["shape"] == "circle"
