@@ -8,6 +8,9 @@
   worker goes on; it exits 1 when it cannot go on (see :func:`~interlock.actors.run_worker`).
   The layer is ``--layer``'s, else the router's ``channel_layer``, else, in a Django project,
   ``get_channel_layer()`` from its settings.
+* ``interlock mqtt MODULE:APP [--broker mqtt://127.0.0.1:1883] [--layer MODULE:NAME]`` serves an MQTT
+  app (an ``MqttRouter``, an ``MqttActor`` app, a ``ProtocolTypeRouter`` with ``"mqtt"``) over one broker
+  connection until SIGINT/SIGTERM (exit 0); a broker that cannot be reached or refuses exits 1.
 * ``interlock layer ...`` looks inside a SQLite channel layer file (see ``--help``).
 * ``interlock --version`` prints the installed distribution's version.
 
@@ -51,8 +54,13 @@ class CommandError(Exception):
 
 
 def load_actor_class(target: str) -> type[WebsocketActor] | type[HttpActor] | type[HttpStateActor]:
-    """Import ``"package.module:Class"`` and check it is an actor class with a lifecycle."""
+    """Import ``"package.module:Class"`` and check it is an actor class with a lifecycle.
+
+    ``MqttConnection`` (the MQTT connection's lifecycle) is drawn too.
+    """
     obj = load_object(target, "MODULE:CLASS (e.g. examples.chat:ChatActor)")
+    if isinstance(obj, type) and obj.__name__ == "MqttConnection" and callable(getattr(obj, "diagram", None)):
+        return cast("type[WebsocketActor]", obj)  # it draws like one
     if not isinstance(obj, type) or not issubclass(obj, (WebsocketActor, HttpActor, HttpStateActor)):
         msg = (
             f"{target} is {obj!r}, not a WebsocketActor or HttpActor subclass "
@@ -166,6 +174,33 @@ def _worker(args: argparse.Namespace) -> int:
     return worker_main(app, channels, layer, backend=args.backend)
 
 
+def _mqtt(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from . import _mqtt as mqtt  # noqa: PLC0415 - needs the mqtt extra
+    except ImportError as exc:
+        msg = f"interlock mqtt needs the mqtt extra: pip install 'interlock[mqtt]' ({exc})"
+        raise CommandError(msg) from exc
+    application = load_object(args.target, "MODULE:APP (e.g. examples.iot.app:mqtt_app)")
+    if isinstance(application, type):
+        msg = f"{args.target} is a class; point at an app, e.g. {args.target}.as_asgi() assigned to a module name"
+        raise CommandError(msg)
+    layer = None
+    if args.layer is not None:
+        loaded = load_object(args.layer, "--layer MODULE:NAME (e.g. myproject.layers:layer)")
+        if not isinstance(loaded, GroupLayer):
+            msg = f"--layer {args.layer} is {loaded!r}, not a channel layer with groups"
+            raise CommandError(msg)
+        layer = loaded
+    try:
+        server = mqtt.MqttServer(
+            cast("ASGIApp", application), args.broker, channel_layer=layer, client_id=args.client_id
+        )
+    except (TypeError, ValueError) as exc:
+        raise CommandError(f"{args.target}: {exc}") from exc
+    return mqtt.run_mqtt(server, backend=args.backend)
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``interlock worker`` and ``manage.py runworker`` share (but the app)."""
     parser.add_argument("channels", metavar="CHANNEL", nargs="+", help="named channels to serve, e.g. thumbnails")
@@ -221,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_arguments(worker)
     worker.add_argument("--layer", metavar="MODULE:NAME", help="the channel layer (default: the app's, or Django's)")
     worker.set_defaults(handler=_worker)
+    mqtt = commands.add_parser(
+        "mqtt",
+        help="serve an MQTT app over one broker connection until SIGINT/SIGTERM",
+        description="Serve an MQTT app: one actor per topic route, fed by one connection that reconnects by itself; "
+        "exits 0 on SIGINT/SIGTERM, 1 when the broker cannot be reached or refuses, 2 for a usage error.",
+    )
+    mqtt.add_argument("target", metavar="MODULE:APP", help="e.g. examples.iot.app:mqtt_app")
+    mqtt.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default: mqtt://127.0.0.1:1883")
+    mqtt.add_argument("--layer", metavar="MODULE:NAME", help="the channel layer (default: the app's router's)")
+    mqtt.add_argument("--client-id", help="the MQTT client id (default: interlock-<random>)")
+    mqtt.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio", help="event loop (default: asyncio)")
+    mqtt.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
+    mqtt.set_defaults(handler=_mqtt)
     add_layer_commands(commands)
     add_inspect_command(commands)
     return parser
