@@ -80,6 +80,7 @@ from ._background import spawn_system_task
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
+from ._redis_hot import make_hot
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
 from ._redis_store import Client, Owner, Store, owner_of
@@ -88,6 +89,7 @@ from ._types import Message, StartsAndCloses
 from ._validation import (
     MAX_NAME_LENGTH,
     check_message,
+    copy_message,
     message_size,
     require_capacity,
     require_channel_name,
@@ -303,24 +305,12 @@ class RedisChannelLayer(StartsAndCloses):
         try:
             with run.scope:
                 async with self._make_client() as client:
-                    store = Store(client, self._keys, self.address, self.timeout)
-                    await store.call("PING", client.ping)
-                    await store.prune(time.time(), self._process)
-                    await store.register(self._owner(), self._own.snapshot())
-                    self._registered = True
-                    run.store = store
-                    run.ready.set()
-                    async with anyio.create_task_group() as tasks:
-                        pumped = anyio.Event()
-                        tasks.start_soon(self._pump, run, store, pumped)
-                        tasks.start_soon(self._settler, run, store)
-                        tasks.start_soon(self._keeper, run, store)
-                        await run.stop.wait()
-                        await self._end_pump(store, pumped)
-                        tasks.cancel_scope.cancel()
-                    if run.closing:
+                    hot = make_hot(client, self._url, self.timeout, cluster=self.cluster)
+                    try:
+                        await self._serve(run, Store(client, self._keys, self.address, self.timeout, hot))
+                    finally:
                         with anyio.CancelScope(shield=True):
-                            await self._unregister(store)
+                            await hot.aclose()
         except Exception as exc:  # reported to the caller that started it, or logged
             cause = _root_cause(exc)
             if not run.ready.is_set():
@@ -335,6 +325,26 @@ class RedisChannelLayer(StartsAndCloses):
                 self._run = None
                 self._queues.wake_all()
                 self._wake_named()
+
+    async def _serve(self, run: _Run, store: Store) -> None:
+        """Register, run the pump, the settler and the lease until the layer stops."""
+        await store.call("PING", store.client.ping)
+        await store.prune(time.time(), self._process)
+        await store.register(self._owner(), self._own.snapshot())
+        self._registered = True
+        run.store = store
+        run.ready.set()
+        async with anyio.create_task_group() as tasks:
+            pumped = anyio.Event()
+            tasks.start_soon(self._pump, run, store, pumped)
+            tasks.start_soon(self._settler, run, store)
+            tasks.start_soon(self._keeper, run, store)
+            await run.stop.wait()
+            await self._end_pump(store, pumped)
+            tasks.cancel_scope.cancel()
+        if run.closing:
+            with anyio.CancelScope(shield=True):
+                await self._unregister(store)
 
     async def _unregister(self, store: Store) -> None:
         try:
@@ -421,7 +431,7 @@ class RedisChannelLayer(StartsAndCloses):
 
     async def _pump_until_stopped(self, run: _Run, store: Store) -> None:
         retry = _RETRY[0]
-        queues, drops = self._queues, self._drops
+        queues = self._queues
         while not run.stop.is_set():
             try:
                 entries = await store.take_inbox(self._process, _WAIT, _BATCH)
@@ -435,15 +445,34 @@ class RedisChannelLayer(StartsAndCloses):
                 self._found()
             for entry in entries:
                 kind, rest = entry[:1], entry[1:]
-                if kind == b"m":
+                if kind == b"g":
+                    self._deliver_group(rest)
+                elif kind == b"m":
                     channel, expires, body = rest.split(b"\x00", 2)
                     queues.deliver(channel.decode(), int(expires) / 1000, decode(body.decode()))
-                elif kind == b"d":
-                    name = rest.decode()
-                    if name in queues.live:
-                        drops.count(name)
             if entries:
                 await anyio.lowlevel.checkpoint()
+
+    def _deliver_group(self, entry: bytes) -> None:
+        """One ``group_send``'s message for several of our channels: decoded once, a copy each."""
+        expires, group, names, body = entry.decode().split("\x00", 3)
+        message = decode(body)
+        size = message_size(message)
+        when = int(expires) / 1000
+        *others, last = names.split(" ")
+        deliver = self._queues.deliver_copy
+        for name in others:
+            if not deliver(name, when, copy_message(message), size):
+                self._dropped(group, name)
+        if not deliver(last, when, message, size):
+            self._dropped(group, last)
+
+    def _dropped(self, group: str, channel: str) -> None:
+        """A copy for our full *channel* was dropped: count it here and (soon, by the settler) in Redis."""
+        self._drops.seen(group, channel)
+        self._drops.count(channel)
+        self._pending_drops[channel] = self._pending_drops.get(channel, 0) + 1
+        self._wake_settler()
 
     def _wake_settler(self) -> None:
         run = self._run
@@ -458,10 +487,11 @@ class RedisChannelLayer(StartsAndCloses):
             await anyio.sleep(_SETTLE_AFTER)  # one call settles what arrives meanwhile
             run.settle = anyio.Event()
             counts, queues.settled = queues.settled, {}
-            if not counts:
-                continue
             try:
-                await store.settle(self._process, counts)
+                if counts:
+                    await store.settle(self._process, counts)
+                    counts = {}
+                await self._write_drops(store)
                 retry = _RETRY[0]
             except LayerUnavailable as exc:
                 for channel, count in counts.items():
@@ -544,10 +574,10 @@ class RedisChannelLayer(StartsAndCloses):
                 raise ChannelFull(msg)
             self._wake_named(channel)
             return
-        full = await store.send_owned(
-            owner, [(channel, capacity)], encode(checked), expires=now + self.expiry, ttl=self._ttl(), strict=True
+        queued = await store.send_one(
+            owner, channel, capacity, encode(checked), expires=now + self.expiry, ttl=self._ttl()
         )
-        if full:
+        if not queued:
             msg = f"channel {channel!r} is full ({capacity} messages sent to it have not reached its receiver)"
             raise ChannelFull(msg)
 
@@ -695,7 +725,7 @@ class RedisChannelLayer(StartsAndCloses):
         store = await self._store()
         members = await store.members(group, self._joined_after())
         local: list[str] = []
-        owned: dict[str, list[tuple[str, int]]] = {}
+        owned: dict[str, list[str]] = {}
         named: list[str] = []
         for channel in members:
             if self._is_mine(channel):
@@ -705,14 +735,13 @@ class RedisChannelLayer(StartsAndCloses):
             if owner is None:
                 named.append(channel)
             else:
-                owned.setdefault(owner, []).append((channel, self._capacity_for(channel)))
+                owned.setdefault(owner, []).append(channel)
         drops = self._drops
         if owned or named:
             body = encode(checked)
             now = time.time()
             expires = now + self.expiry
-            for channel in await self._send_to_owners(store, owned, body, expires):
-                drops.seen(group, channel)  # counted in Redis; its owner hears of it from its inbox
+            await self._send_to_owners(store, group, owned, body, expires)  # their pumps count drops
             for channel in named:
                 capacity = self._capacity_for(channel)
                 if await store.send_named(
@@ -735,28 +764,27 @@ class RedisChannelLayer(StartsAndCloses):
             await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def _send_to_owners(
-        self, store: Store, owned: dict[str, list[tuple[str, int]]], body: str, expires: float
-    ) -> list[str]:
-        """Queue *body* for every ``(channel, capacity)`` of each owner, the owners at once; return the full ones."""
+        self, store: Store, group: str, owned: dict[str, list[str]], body: str, expires: float
+    ) -> None:
+        """Push one entry with *body* on each owner's inbox for its members, the owners at once."""
         ttl = self._ttl()
         if len(owned) == 1:
-            [(owner, targets)] = owned.items()
-            return await store.send_owned(owner, targets, body, expires=expires, ttl=ttl, strict=False)
-        full: list[str] = []
+            [(owner, channels)] = owned.items()
+            await store.send_group(owner, group, channels, body, expires=expires, ttl=ttl)
+            return
         errors: list[Exception] = []
 
-        async def one(owner: str, targets: list[tuple[str, int]]) -> None:
+        async def one(owner: str, channels: list[str]) -> None:
             try:
-                full.extend(await store.send_owned(owner, targets, body, expires=expires, ttl=ttl, strict=False))
+                await store.send_group(owner, group, channels, body, expires=expires, ttl=ttl)
             except Exception as exc:  # noqa: BLE001 - raised below, alone rather than in a group
                 errors.append(exc)
 
         async with anyio.create_task_group() as tasks:
-            for owner, targets in owned.items():
-                tasks.start_soon(one, owner, targets)
+            for owner, channels in owned.items():
+                tasks.start_soon(one, owner, channels)
         if errors:
             raise errors[0]
-        return full
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""

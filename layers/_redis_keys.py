@@ -9,8 +9,9 @@ Rules:
 
    ``{p.PROCESS}``
        one layer process: its inbox (a list), the in-flight count of each of its channels
-       (a hash), the drops of its channels (a hash), the groups of each of its channels (a
-       set per channel), the set of its channels that have groups, and its ``alive`` key.
+       (a hash: messages ``send`` pushed and its pump has not queued yet), the drops of
+       its channels (a hash), the groups of each of its channels (a set per channel), the
+       set of its channels that have groups, and its ``alive`` key.
    ``{n.CHANNEL}``
        one named channel (no ``!``): its queue (a list) and its groups (a set).
    ``{g.GROUP}``
@@ -20,9 +21,11 @@ Rules:
        channels' drops.
 
 2. An inbox entry is ``m CHANNEL \\0 EXPIRES_MS \\0 BODY`` (a message, its body encoded by
-   :mod:`._wire`, which never holds a raw NUL) or ``d CHANNEL`` (a drop: a ``group_send``
-   found the channel full), or ``w`` (a closing layer wakes its own pump).  A named
-   channel's entry is ``EXPIRES_MS \\0 BODY``.
+   :mod:`._wire`, which never holds a raw NUL), ``g EXPIRES_MS \\0 GROUP \\0 CHANNEL CHANNEL ...
+   \\0 BODY`` (one ``group_send``'s message for all of this process's members in
+   *GROUP*: the body travels and is decoded once, and the pump skips and counts the
+   members it finds full), or ``w`` (a closing layer wakes its own pump).  Channel names
+   hold no space or NUL.  A named channel's entry is ``EXPIRES_MS \\0 BODY``.
 
 3. Scripts take the wall-clock time from their caller, so the machines' clocks must agree
    to well within ``expiry`` (as NTP keeps them).
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM_NAMED", "SEND_NAMED", "SEND_OWNED", "SETTLE", "Keys"]
+__all__ = ["CLAIM_NAMED", "SEND_GROUP", "SEND_NAMED", "SEND_ONE", "SETTLE", "Keys"]
 
 
 class Keys:
@@ -95,34 +98,24 @@ class Keys:
         ]
 
 
-SEND_OWNED: Final = """
--- KEYS: inbox, counts, drops of one process.
--- ARGV: strict ('1': a send, raise when full; '0': a group_send, drop and count), expires_ms,
---       ttl_ms, body, then CHANNEL, CAPACITY pairs.  Returns the channels found full.
-local strict = ARGV[1] == '1'
-local full = {}
-local pushed = false
-for i = 5, #ARGV, 2 do
-  local channel = ARGV[i]
-  local n = tonumber(redis.call('hget', KEYS[2], channel) or '0')
-  if n >= tonumber(ARGV[i + 1]) then
-    full[#full + 1] = channel
-    if not strict then
-      redis.call('hincrby', KEYS[3], channel, 1)
-      redis.call('rpush', KEYS[1], 'd' .. channel)
-      pushed = true
-    end
-  else
-    redis.call('hincrby', KEYS[2], channel, 1)
-    redis.call('rpush', KEYS[1], 'm' .. channel .. '\\0' .. ARGV[2] .. '\\0' .. ARGV[4])
-    pushed = true
-  end
-end
-if pushed then
-  redis.call('pexpire', KEYS[1], ARGV[3])
-  redis.call('pexpire', KEYS[2], ARGV[3])
-end
-return full
+SEND_ONE: Final = """
+-- KEYS: inbox, counts of one process.  ARGV: channel, capacity, expires_ms, ttl_ms, body.
+-- Returns 1 if queued, 0 if the channel is full.
+local channel = ARGV[1]
+if tonumber(redis.call('hget', KEYS[2], channel) or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('hincrby', KEYS[2], channel, 1)
+redis.call('rpush', KEYS[1], 'm' .. channel .. '\\0' .. ARGV[3] .. '\\0' .. ARGV[5])
+redis.call('pexpire', KEYS[1], ARGV[4])
+redis.call('pexpire', KEYS[2], ARGV[4])
+return 1
+"""
+
+SEND_GROUP: Final = """
+-- KEYS: inbox of one process.  ARGV: the entry ('g...'), ttl_ms.  One entry carries a
+-- group_send's message for all that process's members: its pump checks their room.
+redis.call('rpush', KEYS[1], ARGV[1])
+redis.call('pexpire', KEYS[1], ARGV[2])
+return 1
 """
 
 SEND_NAMED: Final = """

@@ -9,9 +9,14 @@ Rules:
 2. A delivered message that finds its queue full waits *held*, in order, outside it; the
    receive that makes room moves the next held message in.  Held messages still count in
    Redis, so remote senders get :class:`~interlock.layers.ChannelFull` while they wait.
-3. Every message that enters a queue from the inbox (or expires, or is discarded) is
-   added to :attr:`InboxQueues.settled`, which the pump's settler subtracts from the
-   in-flight counts in Redis; :attr:`InboxQueues.on_settle` says there is some.
+3. A ``group_send``'s copies reach the pump as one entry for all of this process's
+   members (:meth:`InboxQueues.deliver_copy`): they were not counted in Redis, so each
+   is checked against its queue here, and a full member misses it (a drop, counted by
+   the caller), as with a local ``group_send``.
+4. Every message that enters a queue from a ``send`` through the inbox (or expires, or
+   is discarded) is added to :attr:`InboxQueues.settled`, which the pump's settler
+   subtracts from the in-flight counts in Redis; :attr:`InboxQueues.on_settle` says
+   there is some.
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ class InboxQueues(ChannelQueues):
         if first:
             self.on_settle()
 
-    def deliver(self, name: str, expires: float, message: Message) -> None:
-        """Queue a message from the inbox (*expires* in wall-clock seconds), or hold it if full."""
+    def deliver(self, name: str, expires: float, message: Message, size: int | None = None) -> None:
+        """Queue a message from the inbox (*expires* in wall-clock seconds), or hold it if full.
+
+        *size* is its :func:`message_size`, if known (one group entry measures once).
+        """
         now = time.time()
         if expires <= now or not (name in self.live or name in self):
             self._settle(name)  # expired, or for a channel closed meanwhile: gone
@@ -60,10 +68,35 @@ class InboxQueues(ChannelQueues):
         if held or queue.over(self.capacity_bytes):
             self._held.setdefault(name, deque()).append((expires, message))
             return
-        self._append(name, queue, expires, message)
+        self._append(name, queue, expires, message, size)
 
-    def _append(self, name: str, queue: ChannelQueue, expires: float, message: Message) -> None:
-        size = message_size(message)
+    def deliver_copy(self, name: str, expires: float, message: Message, size: int) -> bool:
+        """Queue a ``group_send``'s copy from the inbox; False if *name* is full (a drop).
+
+        Such copies never counted in Redis, so nothing is settled; a channel closed
+        meanwhile, or a copy expired on the way, is skipped (True).
+        """
+        if time.time() >= expires or not (name in self.live or name in self):
+            return True
+        queue = self._queue(name)
+        if name in self._held:
+            return False
+        if queue.over(self.capacity_bytes):
+            messages, now = queue.messages, time.monotonic()
+            while messages and messages[0][0] <= now:
+                queue.size -= messages.popleft()[2]
+            if queue.over(self.capacity_bytes):
+                return False
+        queue.messages.append((expires - time.time() + time.monotonic(), message, size))
+        queue.size += size
+        self._appended(name, queue)
+        return True
+
+    def _append(
+        self, name: str, queue: ChannelQueue, expires: float, message: Message, size: int | None = None
+    ) -> None:
+        if size is None:
+            size = message_size(message)
         queue.messages.append((expires - time.time() + time.monotonic(), message, size))
         queue.size += size
         self._settle(name)

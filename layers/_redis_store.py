@@ -9,6 +9,7 @@ here holds state but the client, the keys and the scripts.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
@@ -16,9 +17,17 @@ from typing import Any, NamedTuple, TypeVar
 import anyio
 
 from ._errors import LayerUnavailable
-from ._redis_keys import CLAIM_NAMED, SEND_NAMED, SEND_OWNED, SETTLE, Keys
+from ._redis_hot import CoredisHot, Hot
+from ._redis_keys import CLAIM_NAMED, SEND_GROUP, SEND_NAMED, SEND_ONE, SETTLE, Keys
+from ._redis_resp import RespError, Script
 
 __all__ = ["Owner", "PruneReport", "Store", "owner_of"]
+
+_SEND_ONE = Script(SEND_ONE)
+_SEND_GROUP = Script(SEND_GROUP)
+_SEND_NAMED = Script(SEND_NAMED)
+_CLAIM_NAMED = Script(CLAIM_NAMED)
+_SETTLE = Script(SETTLE)
 
 T = TypeVar("T")
 
@@ -66,17 +75,18 @@ def _text(value: bytes | str) -> str:
 
 
 class Store:
-    """The commands of one layer on one client (see the module's documentation)."""
+    """The commands of one layer on one client (see the module's documentation).
 
-    def __init__(self, client: Client, keys: Keys, address: str, timeout: float) -> None:
+    *hot* carries the commands every message pays (:mod:`._redis_hot`): coredis's by
+    default, the lean connection when the layer was given a plain URL.
+    """
+
+    def __init__(self, client: Client, keys: Keys, address: str, timeout: float, hot: Hot | None = None) -> None:
         self.client = client
         self.keys = keys
         self.address = address
         self.timeout = timeout
-        self._send_owned = client.register_script(SEND_OWNED)
-        self._send_named = client.register_script(SEND_NAMED)
-        self._claim_named = client.register_script(CLAIM_NAMED)
-        self._settle = client.register_script(SETTLE)
+        self.hot: Hot = CoredisHot(client) if hot is None else hot
         import coredis.exceptions  # noqa: PLC0415 - the redis extra, imported once a layer starts
 
         self._lost: tuple[type[BaseException], ...] = (coredis.exceptions.ConnectionError, OSError)
@@ -96,6 +106,9 @@ class Store:
                 result = await fn()
         except self._lost as exc:
             msg = f"Redis at {self.address} cannot be reached ({what}): {exc}"
+            raise LayerUnavailable(msg) from exc
+        except RespError as exc:  # an error reply on the lean connection (NOAUTH, OOM, LOADING, ...)
+            msg = f"Redis at {self.address} refused {what}: {exc}"
             raise LayerUnavailable(msg) from exc
         if scope.cancelled_caught:
             msg = f"Redis at {self.address} did not answer {what} within {limit:g} s"
@@ -160,19 +173,27 @@ class Store:
 
     # -- messages ------------------------------------------------------------------------------
 
-    async def send_owned(
-        self, process: str, targets: list[tuple[str, int]], body: str, *, expires: float, ttl: float, strict: bool
-    ) -> list[str]:
-        """Push *body* onto *process*'s inbox for each ``(channel, capacity)``; return those found full."""
+    async def send_one(
+        self, process: str, channel: str, capacity: int, body: str, *, expires: float, ttl: float
+    ) -> bool:
+        """Push *body* for *channel* onto *process*'s inbox; False if the channel is full."""
         keys = self.keys
-        args: list[str | int] = ["1" if strict else "0", int(expires * 1000), int(ttl * 1000), body]
-        for channel, capacity in targets:
-            args += [channel, capacity]
-        full = await self.call(
-            f"sending to {targets[0][0]!r}" if len(targets) == 1 else f"sending to {len(targets)} channels",
-            lambda: self._send_owned(keys=[keys.inbox(process), keys.counts(process), keys.drops(process)], args=args),
+        args: list[str | int] = [channel, capacity, int(expires * 1000), int(ttl * 1000), body]
+        queued = await self.call(
+            f"sending to {channel!r}",
+            lambda: self.hot.script(_SEND_ONE, [keys.inbox(process), keys.counts(process)], args),
         )
-        return [_text(channel) for channel in full]
+        return bool(queued)
+
+    async def send_group(
+        self, process: str, group: str, channels: list[str], body: str, *, expires: float, ttl: float
+    ) -> None:
+        """Push one entry with *body* for *channels* (*process*'s members of *group*) onto its inbox."""
+        entry = f"g{int(expires * 1000)}\x00{group}\x00{' '.join(channels)}\x00{body}"
+        await self.call(
+            f"sending to {len(channels)} channels of process {process}",
+            lambda: self.hot.script(_SEND_GROUP, [self.keys.inbox(process)], [entry, int(ttl * 1000)]),
+        )
 
     async def send_named(
         self, channel: str, body: str, *, now: float, expires: float, capacity: int, ttl: float
@@ -180,7 +201,7 @@ class Store:
         """Queue *body* on the named *channel*; False if it is full."""
         args = [int(now * 1000), int(expires * 1000), body, capacity, int(ttl * 1000)]
         queued = await self.call(
-            f"sending to {channel!r}", lambda: self._send_named(keys=[self.keys.named(channel)], args=args)
+            f"sending to {channel!r}", lambda: self.hot.script(_SEND_NAMED, [self.keys.named(channel)], args)
         )
         return bool(queued)
 
@@ -188,33 +209,26 @@ class Store:
         """Pop the next unexpired message body of the named *channel*, if any."""
         found = await self.call(
             f"receiving from {channel!r}",
-            lambda: self._claim_named(keys=[self.keys.named(channel)], args=[int(now * 1000)]),
+            lambda: self.hot.script(_CLAIM_NAMED, [self.keys.named(channel)], [int(now * 1000)]),
         )
         return None if found is None else _text(found)
 
     async def take_inbox(self, process: str, wait: float, count: int) -> list[bytes]:
         """Wait up to *wait* seconds for entries on *process*'s inbox; pop up to *count*."""
-        from coredis.tokens import PureToken  # noqa: PLC0415 - a token enum, with the client
-
-        found = await self.call(
-            "waiting for messages",
-            lambda: self.client.blmpop([self.keys.inbox(process)], wait, PureToken.LEFT, count),
-            extra=wait,
+        return await self.call(
+            "waiting for messages", lambda: self.hot.blmpop(self.keys.inbox(process), wait, count), extra=wait
         )
-        if not found:
-            return []
-        return list(found[1])
 
     async def wake(self, process: str) -> None:
         """Push a wake-up entry (``w``) on *process*'s inbox: its pump's wait returns."""
-        await self.call("waking the pump", lambda: self.client.lpush(self.keys.inbox(process), [b"w"]))
+        await self.call("waking the pump", lambda: self.hot.lpush(self.keys.inbox(process), b"w"))
 
     async def settle(self, process: str, counts: dict[str, int]) -> None:
         """*counts* messages of each of *process*'s channels reached its queues: they no longer count."""
         args: list[str | int] = []
         for channel, count in counts.items():
             args += [channel, count]
-        await self.call("settling counts", lambda: self._settle(keys=[self.keys.counts(process)], args=args))
+        await self.call("settling counts", lambda: self.hot.script(_SETTLE, [self.keys.counts(process)], args))
 
     async def count_drops(self, process: str | None, counts: dict[str, int]) -> None:
         """Add drops of channels (*process*'s, or named ones when None) that this process saw."""
@@ -263,7 +277,10 @@ class Store:
 
     async def members(self, group: str, joined_after: float) -> list[str]:
         """*group*'s members that joined after *joined_after* (older ones are removed)."""
-        found = await self.call(f"reading group {group!r}", lambda: self.client.hgetall(self.keys.group(group)))
+        if joined_after == -math.inf:  # no group_expiry: the names alone, half the reply
+            names = await self.call(f"reading group {group!r}", lambda: self.hot.hkeys(self.keys.group(group)))
+            return [raw.decode() for raw in names]
+        found = await self.call(f"reading group {group!r}", lambda: self.hot.hgetall(self.keys.group(group)))
         members: list[str] = []
         expired: list[str] = []
         for raw, joined in found.items():

@@ -150,13 +150,21 @@ async def test_group_send_spans_processes_and_counts_remote_drops(
         await one.group_add("room", channel)
     assert await two.group_members("room") == {mine, theirs, full}
     assert await two.groups() == {"room": 3}
-    for n in range(4):  # three fit in flight; the fourth finds full full in Redis
+    for n in range(3):  # full holds its capacity: its process's pump drops each copy
         await one.group_send("room", {"type": "chat", "n": n})
     with anyio.fail_after(WAIT):
         assert [(await one.receive(mine))["n"] for _ in range(3)] == [0, 1, 2]
         assert [(await two.receive(theirs))["n"] for _ in range(3)] == [0, 1, 2]
-    await eventually(lambda: _true(told == [1]), "the owner heard of the drop")
-    assert (await one.drop_counts()).get(full) == 1
+    await eventually(lambda: _true(told == [1, 1, 1]), "the owner heard of the drops")
+
+    async def counted() -> bool:
+        return (await one.drop_counts()).get(full) == 3
+
+    await eventually(counted, "the sender's process reads the owner's drop counts from Redis")
+    assert [await two.receive(full) for _ in range(3)] == [{"type": "filler", "n": n} for n in range(3)]
+    await one.group_send("room", {"type": "chat", "n": 3})  # room again: this copy arrives
+    with anyio.fail_after(WAIT):
+        assert await two.receive(full) == {"type": "chat", "n": 3}
     await two.close_channel(full)
     assert await one.group_members("room") == {mine, theirs}
     assert full not in await one.drop_counts()
