@@ -22,7 +22,7 @@ import attrs
 import pytest
 from interlock.actors import JsonStateActor
 from interlock.dsl import MachineSpec, State, Timeout, Transition, on, render
-from interlock.dsl._diagram import _label
+from interlock.dsl._diagram_scene import edge_label
 from interlock.dsl._lifecycle import STATES as LIFECYCLE_STATES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -363,7 +363,7 @@ def test_mermaid_edges_join_existing_states_with_the_right_labels(actor: type[Js
         assert edge.source in known, edge
         assert edge.target in known, edge
     drawn = [(e.source, e.target, line) for e in diagram.edges for line in e.lines]
-    wanted = [(ids[t.source], mermaid_target(diagram, spec, t), _label(t, spec)) for t in spec.transitions]
+    wanted = [(ids[t.source], mermaid_target(diagram, spec, t), edge_label(t, spec)) for t in spec.transitions]
     for item in wanted:
         assert item in drawn, item
     lifecycle = [d for d in drawn if d[0] in LIFECYCLE_STATES and d[1] in LIFECYCLE_STATES and d[0] != d[1]]
@@ -537,7 +537,7 @@ def test_dot_every_transition_is_an_edge_with_its_label(actor: type[JsonStateAct
             drawn[key] = edge
     for t in spec.transitions:
         target = dot_end(spec, t.target or t.source, t.history)
-        edge = drawn.pop((dot_end(spec, t.source), target, _label(t, spec)))
+        edge = drawn.pop((dot_end(spec, t.source), target, edge_label(t, spec)))
         assert (edge.attr["style"] == "dashed") == (t.target is None)
     assert all(source in LIFECYCLE_STATES or source == "open.__anchor" for source, _, _ in drawn), drawn
     loops = [edge for edge in graph.edges_iter() if edge[0] == edge[1]]
