@@ -37,6 +37,7 @@ from interlock.layers import GroupLayer
 from ._base import INTERNAL, inline, library_class
 from ._inspect_registry import TAP
 from ._inspect_snapshot import Filters, Rates, actor_detail, layer_summary, observe_state_actors, summary
+from ._routing import Route, path
 from ._sse import SseActor
 from ._types import LAYER_KEY, Receive, Scope, Send
 
@@ -44,7 +45,7 @@ __all__ = ["AccessCheck", "Inspector"]
 
 logger = logging.getLogger("interlock.actors")
 
-AccessCheck = Callable[[Scope], "bool | Awaitable[bool]"]
+AccessCheck = Callable[[Any], "bool | Awaitable[bool]"]
 """A predicate on the request's scope: True lets the request in."""
 
 _MIN_TOKEN: Final = 16
@@ -78,7 +79,7 @@ class Inspector:
     Mount it on a path of your app, for ``http`` scopes::
 
         inspector = Inspector(token=os.environ["INTERLOCK_INSPECTOR_TOKEN"])
-        app = ProtocolTypeRouter({"http": URLRouter([path("_interlock/", inspector), ...]), ...})
+        app = ProtocolTypeRouter({"http": URLRouter([*inspector.routes("_interlock/"), ...]), ...})
 
     and open ``/_interlock/?token=...``. An access check is required: *token* (at
     least 16 characters; compared in constant time, taken from ``Authorization:
@@ -120,6 +121,17 @@ class Inspector:
         self.interval = float(interval)
         self.rates = Rates()
         self._stream = _InspectorStream.as_asgi(inspector=self)
+
+    def routes(self, prefix: str = "_interlock/") -> list[Route]:
+        """The two routes that mount it under *prefix* in a :class:`~interlock.actors.URLRouter`.
+
+        ``URLRouter([*inspector.routes("_interlock/"), ...])``: the page at the prefix, the
+        rest below it (as the kwarg ``rest``).
+        """
+        if not isinstance(prefix, str) or not prefix.endswith("/") or prefix.startswith("/"):
+            msg = f"Inspector.routes({prefix!r}): expected a prefix like '_interlock/' (no leading '/', a trailing one)"
+            raise ValueError(msg)
+        return [path(prefix, self), path(prefix + "<path:rest>", self)]
 
     def __repr__(self) -> str:
         checks = [name for name, value in (("token", self._token), ("allow", self._allow)) if value is not None]
@@ -249,10 +261,9 @@ def _relative_path(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :]
     route = scope.get("url_route")
-    if route is not None:  # interlock's URLRouter: what is left after the matched prefix
+    if route is not None:  # interlock's URLRouter (see Inspector.routes): the "rest" of the path
         rest = route.get("kwargs", {}).get("rest")
-        if isinstance(rest, str):
-            return "/" + rest if rest else "/"
+        return "/" + rest if isinstance(rest, str) else "/"
     return path
 
 
