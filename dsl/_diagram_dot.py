@@ -41,7 +41,8 @@ class _DotEdgeStyle:
 
 
 _DOT_EDGES: Final[Mapping[EdgeKind, _DotEdgeStyle]] = {
-    # the lifecycle's edges run around the clusters; their labels are placed after layout
+    # around clusters, the lifecycle's labels are placed after layout, like the clipped edges'
+    # they sit among (a plain label there met an xlabel); without clusters, plain labels
     "lifecycle": _DotEdgeStyle(text="xlabel"),
     "external": _DotEdgeStyle(),
     "internal": _DotEdgeStyle(extra="style=dashed", loop_port="n"),  # a state's two loops on two sides
@@ -102,7 +103,8 @@ class _Dot:
         dst, head = self.end(target, source, "lhead")
         # Graphviz places a label before clipping the edge at a cluster: far from the drawn
         # line. An external label (xlabel) is placed after, beside it.
-        text = "xlabel" if tail or head else style.text
+        clustered = any(node.kind == "composite" for node in self.scene.nodes.values())
+        text = "xlabel" if tail or head or (clustered and style.text == "xlabel") else "label"
         attrs_ = [f"{text}={_q(chr(10).join(lines))}"] if lines else []
         attrs_ += [a for a in (tail, head, style.extra) if a]
         if source == target:

@@ -668,3 +668,16 @@ def test_delays_choices_and_history_are_drawn() -> None:
         assert innermost_cluster(clusters, key) == "cluster_open.playing"
         assert graph.get_node(key).attr["label"] == name
         assert graph.get_node(key).attr["shape"] == "circle"
+
+
+def test_dot_without_clusters_keeps_plain_labels(capfd: pytest.CaptureFixture[str]) -> None:
+    """xlabels are for edges among clusters; in a flat graph a plain label gets its own room."""
+    pygraphviz = pytest.importorskip("pygraphviz")
+    from interlock.actors import WebsocketActor  # noqa: PLC0415 - only this test draws one
+
+    dot = WebsocketActor.diagram("dot")
+    graph = pygraphviz.AGraph(string=dot)
+    texts = [(edge.attr["label"], edge.attr["xlabel"]) for edge in graph.edges_iter()]
+    assert ("accept", None) in texts
+    assert all(not xlabel for _, xlabel in texts)
+    assert graphviz_complaints(capfd, dot) == []
