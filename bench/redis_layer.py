@@ -10,10 +10,16 @@ Two measurements, each layer in turn, on the Redis at 127.0.0.1:6379:
    sender ``group_send``s ``--rounds`` times (one at a time) and each process reports when
    the last of its 250 copies arrived: the round's time is the latest of the four.
 
+3. **Senders in one process** (``--concurrency``, interlock only): 1, 4 and 16 tasks of
+   one process share ``--burst`` awaited sends to a receiver process; and the round trip
+   under them: ``PING`` awaited one at a time through coredis, through the layer's lean
+   connection, and through a bare anyio socket.
+
 Layers: ``interlock`` and ``interlock-trio`` (both processes on trio), channels_redis's
 ``core`` (``RedisChannelLayer``) and ``pubsub`` (``RedisPubSubChannelLayer``).  Run::
 
     .venv/bin/python bench/redis_layer.py [--paced 500] [--interval 0.005] [--burst 5000] [--rounds 20]
+    .venv/bin/python bench/redis_layer.py --concurrency
 """
 
 from __future__ import annotations
@@ -80,8 +86,8 @@ async def receiver(kind: str, prefix: str, paced: int, burst: int) -> None:
     elapsed = time.monotonic() - start
     latencies.sort()
     result = {
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
         "burst_msgs_per_s": (burst - 1) / elapsed if elapsed else 0.0,
     }
     print(json.dumps(result), flush=True)
@@ -126,6 +132,93 @@ def point_to_point(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(line)
     result["sender_msgs_per_s"] = send_rate
     return result
+
+
+# -- senders in one process --------------------------------------------------------------------
+
+
+async def concurrent_sender(kind: str, prefix: str, channel: str, tasks: int, burst: int) -> float:
+    """Parent: *tasks* tasks share *burst* awaited sends; return the messages/s."""
+    layer = make_layer(kind, prefix)
+    await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
+    share = burst // tasks
+
+    async def one() -> None:
+        for _ in range(share):
+            await layer.send(channel, {"type": "bench.message", "t": time.monotonic(), "text": "hello"})
+
+    start = time.monotonic()
+    async with anyio.create_task_group() as group:
+        for _ in range(tasks):
+            group.start_soon(one)
+    rate = share * tasks / (time.monotonic() - start)
+    await close(layer)
+    return rate
+
+
+def concurrency(kind: str, burst: int) -> dict[int, float]:
+    """Senders' rate for 1, 4 and 16 tasks, each run against a fresh receiver process."""
+    rates = {}
+    for tasks in (1, 4, 16):
+        prefix = f"bench-conc-{time.monotonic_ns()}"
+        total = 1 + burst // tasks * tasks
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--receiver", kind, prefix, "0", str(total)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert child.stdout is not None
+            channel = child.stdout.readline().strip()
+            rates[tasks] = _run(kind, concurrent_sender, kind, prefix, channel, tasks, burst)
+            child.stdout.readline()
+            child.wait(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return rates
+
+
+async def round_trips(count: int = 5000) -> dict[str, float]:
+    """Awaited PINGs per second: coredis, the layer's lean connection, a bare anyio socket."""
+    import coredis  # noqa: PLC0415
+    from interlock.layers._redis_resp import Resp  # noqa: PLC0415
+
+    rates = {}
+    client: Any = coredis.Redis(host="127.0.0.1", port=6379)
+    async with client:
+        await client.ping()
+        start = time.monotonic()
+        for _ in range(count):
+            await client.ping()
+        rates["coredis"] = count / (time.monotonic() - start)
+    lean = Resp("redis://127.0.0.1:6379/0", 2.0)
+    await lean.execute("PING")
+    start = time.monotonic()
+    for _ in range(count):
+        await lean.execute("PING")
+    rates["lean"] = count / (time.monotonic() - start)
+    await lean.aclose()
+    async with await anyio.connect_tcp("127.0.0.1", 6379) as stream:
+        start = time.monotonic()
+        for _ in range(count):
+            await stream.send(b"*1\r\n$4\r\nPING\r\n")
+            await stream.receive()
+        rates["socket"] = count / (time.monotonic() - start)
+    return rates
+
+
+def run_concurrency(args: argparse.Namespace) -> None:
+    """Print the senders-in-one-process table."""
+    print(f"{args.burst} awaited sends shared by 1, 4, 16 tasks of one process; PINGs awaited one at a time")
+    heads = f"{'1 task':>8} {'4 tasks':>8} {'16 tasks':>9} {'PING coredis':>13} {'lean':>7} {'socket':>7}"
+    print(f"{'backend':<15} {heads}")
+    for kind in ("interlock", "interlock-trio"):
+        rates = concurrency(kind, args.burst)
+        pings = _run(kind, round_trips)
+        print(
+            f"{kind:<15} {rates[1]:>8.0f} {rates[4]:>8.0f} {rates[16]:>9.0f} "
+            f"{pings['coredis']:>13.0f} {pings['lean']:>7.0f} {pings['socket']:>7.0f}"
+        )
 
 
 # -- fan-out ----------------------------------------------------------------------------------
@@ -219,7 +312,11 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--only", default=",".join(LAYERS))
+    parser.add_argument("--concurrency", action="store_true", help="senders in one process instead")
     args = parser.parse_args()
+    if args.concurrency:
+        run_concurrency(args)
+        return
     rows: dict[str, dict[str, Any] | str] = {}
     for kind in [k for k in LAYERS if k in args.only.split(",")]:
         try:

@@ -54,9 +54,12 @@ class _Incomplete(Exception):
 
 def _encode(args: tuple[bytes | str | int, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
+    append = out.append
     for arg in args:
-        data = arg if type(arg) is bytes else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        data = arg if type(arg) is bytes else (arg.encode() if type(arg) is str else b"%d" % arg)
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
     return b"".join(out)
 
 
