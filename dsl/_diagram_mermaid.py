@@ -5,7 +5,8 @@ level moves nothing). So every state is declared inside its parent's block, an e
 between two children of one block is written in that block, and every other edge at the
 top level. Notes on nested states float away in Mermaid's layout (checked with Mermaid
 11 and 12), so a leaf's details are description lines (``s0 : timeout after 10 s``) and a
-composite's, which Mermaid refuses a description, go under its name in its label.
+composite's, which Mermaid refuses a description, follow its name on its label's one line
+(Mermaid 11 sizes a composite's header for one line).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _mermaid_text(text: str) -> str:
 
 _BR: Final = "<br/>"
 """Mermaid's line break inside a label."""
+_JOIN: Final = " · "
+"""Between a composite's name and its details in its one-line label."""
 
 
 class _Mermaid:
@@ -68,7 +71,7 @@ class _Mermaid:
 
     def composite(self, node: Node, indent: str) -> None:
         ident = self.ids[node.key]
-        label = _BR.join(_mermaid_text(line) for line in (node.name, *node.details))
+        label = _JOIN.join(_mermaid_text(line) for line in (node.name, *node.details))
         if label != ident:  # a composite takes no description: its details go under its name
             self.lines.append(f'{indent}state "{label}" as {ident}')
         self.lines.append(f"{indent}state {ident} {{")

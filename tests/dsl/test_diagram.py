@@ -91,7 +91,7 @@ def mermaid_graph(text: str) -> tuple[dict[str, str], list[tuple[str, str, str]]
     for line in text.splitlines():
         alias = ALIAS.match(line)
         if alias:
-            labels[alias.group(2)] = alias.group(1).split("<br/>")[0]
+            labels[alias.group(2)] = alias.group(1).split(" · ")[0]
             continue
         edge = EDGE.match(line)
         if edge:
@@ -111,7 +111,7 @@ def test_mermaid_header_states_and_structure() -> None:
     assert text.count("{") == text.count("}")
     assert "    state open {" in lines
     room_id = next(key for key, value in labels.items() if value == "in_room")
-    assert f'        state "in_room<br/>invokes fetch_history<br/>tags member" as {room_id}' in lines
+    assert f'        state "in_room · invokes fetch_history · tags member" as {room_id}' in lines
     assert f"        state {room_id} {{" in lines  # in_room is composite, declared in open
     # ids, not names, appear in edges: underscores in names cannot break the syntax
     for line in lines:
@@ -161,7 +161,7 @@ def test_mermaid_details_show_timeouts_defers_tasks_tags() -> None:
     assert f"        {ids['open.authenticating']} : defers chat.message" in lines
     assert f"        {ids['open.lobby']} : tags authenticated" in lines
     assert f"            {ids['open.in_room.playing']} : terminal" in lines
-    assert "invokes fetch_history<br/>tags member" in text
+    assert "in_room · invokes fetch_history · tags member" in text
     assert "note " not in text  # Mermaid's layout moves notes away from nested states
 
 

@@ -252,7 +252,7 @@ def parse_mermaid(text: str) -> Mermaid:
             ident = match["id"]
             assert ident not in out.declared, f"line {number}: {ident} declared twice"
             out.declared[ident] = scope
-            first, *rest = match["label"].split("<br/>")
+            first, *rest = match["label"].split(" · ")  # a composite's details follow its name
             out.names[ident] = first
             out.label_lines[ident] = rest
             out.mentions.append((ident, scope))
