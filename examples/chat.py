@@ -10,6 +10,10 @@ Run it (the README's first command does the set-up too)::
   of the room, sender included, receives ``{"room", "from", "message"}`` in order.
 * ``GET /api/rooms/<room>/events`` is a read-only feed of a room (a dashboard, a screen on
   the wall): server-sent events (:class:`RoomFeed`), one ``message`` event per message.
+* ``nc 127.0.0.1 8001`` (or ``telnet``) joins the same rooms over plain TCP, a line at a
+  time (:class:`ChatLine`): ``/join ROOM``, ``/name NAME``, ``/rooms``, ``/quit``; other
+  lines are messages. ``--tcp-port`` moves it (0: off). The bot of ``examples/chatbot.py``
+  answers ``/who``, ``/roll`` and ``/help`` in the rooms it serves.
 
 The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the file
 ``INTERLOCK_CHAT_DB``, else ``examples/chat.sqlite3``, so several server processes —
@@ -23,12 +27,16 @@ redis://127.0.0.1:6379/0``: processes on several machines). ``INTERLOCK_CHAT_MAX
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import uvicorn
 from interlock.actors import (
     ASGIApp,
@@ -44,6 +52,7 @@ from interlock.actors import (
     path,
 )
 from interlock.actors.security import SameOriginValidator
+from interlock.actors.tcp import LineActor, TcpServer
 from interlock.layers import (
     GroupLayer,
     InMemoryChannelLayer,
@@ -109,6 +118,72 @@ class ChatActor(JsonWebsocketActor):
     idle_timeout = 300.0  # a member silent for 5 minutes is closed with 4000
     max_connections = MAX_CONNECTIONS  # per process; past it new members are refused with 503
 
+    @handler
+    async def chat_whois(self, event: dict[str, Any]) -> None:
+        """The bot asks who is here (``/who``): answer with this member's name."""
+        await self.channel_layer.send(event["reply_to"], {"type": "chat.iam", "name": self.name})
+
+
+TCP_HELP = "commands: /join ROOM, /name NAME, /rooms, /quit; anything else is a message to the room"
+
+
+class ChatLine(LineActor):
+    """One chat member over plain TCP (``nc``, ``telnet``): the same rooms as the browsers."""
+
+    name: str
+    room: str
+
+    async def connect(self) -> None:
+        """Greet, name the member ``guest-XXXX`` and put them in the ``lobby``."""
+        self.name = f"guest-{secrets.token_hex(2)}"
+        await self.send_line(f"welcome to interlock chat, {self.name}. {TCP_HELP}")
+        await self._join("lobby")
+
+    async def _join(self, room: str) -> None:
+        if getattr(self, "room", None) is not None:
+            await self.channel_layer.group_discard(f"chat.{self.room}", self.channel_name)
+        self.room = room
+        await self.channel_layer.group_add(f"chat.{room}", self.channel_name)
+        await self.send_line(f"* you are {self.name} in {room}")
+
+    async def receive_line(self, line: str) -> None:
+        """A command, or a message for the room."""
+        command, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if command == "/join":
+            if not ROOM.fullmatch(rest):
+                await self.send_line("* room names are 1 to 64 letters, digits, '-' or '_': /join ROOM")
+                return
+            await self._join(rest)
+        elif command == "/name":
+            if not rest or len(rest) > NAME_LIMIT:
+                await self.send_line(f"* a name is 1 to {NAME_LIMIT} characters: /name NAME")
+                return
+            self.name = rest
+            await self.send_line(f"* you are {self.name}")
+        elif command == "/rooms":
+            layer = self.channel_layer
+            groups = await layer.groups() if isinstance(layer, ListableGroupLayer) else {}
+            rooms = {g.removeprefix("chat."): n for g, n in groups.items() if g.startswith("chat.")}
+            await self.send_line("* rooms: " + (", ".join(f"{r} ({n})" for r, n in sorted(rooms.items())) or "none"))
+        elif command == "/quit":
+            await self.close("* bye")
+        elif command == "/help":
+            await self.send_line(f"* {TCP_HELP}")
+        elif line.strip():
+            message = {"type": "chat.message", "from": self.name, "message": line.strip()}
+            await self.channel_layer.group_send(f"chat.{self.room}", message)
+
+    @handler
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A message for the room: one line, ``[room] name: text``."""
+        await self.send_line(f"[{self.room}] {event['from']}: {event['message']}")
+
+    @handler
+    async def chat_whois(self, event: dict[str, Any]) -> None:
+        """The bot asks who is here: answer with this member's name."""
+        await self.channel_layer.send(event["reply_to"], {"type": "chat.iam", "name": self.name})
+
 
 class RoomListing(HttpActor):
     """``GET /api/rooms``: every room and how many are in it (members and feed readers), as JSON."""
@@ -147,6 +222,11 @@ class RoomFeed(SseActor):
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A message for the room: one ``message`` event."""
         await self.send_event({"room": self.room, "from": event["from"], "message": event["message"]}, event="message")
+
+    @handler
+    async def chat_whois(self, event: dict[str, Any]) -> None:
+        """The bot asks who is here: a feed reader answers without a name."""
+        await self.channel_layer.send(event["reply_to"], {"type": "chat.iam", "name": None})
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
@@ -191,11 +271,34 @@ def make_app(layer: GroupLayer | None = None) -> ProtocolTypeRouter:
 app = make_app()
 
 
+def make_tcp(layer: GroupLayer, host: str, port: int) -> TcpServer:
+    """The chat's plain TCP port (``nc HOST PORT``), on *layer*."""
+    return TcpServer(ChatLine.as_asgi(), host, port, channel_layer=layer)
+
+
+async def _serve(application: ProtocolTypeRouter, host: str, port: int, tcp_port: int) -> None:
+    """uvicorn and the TCP port in one event loop; the TCP port closes when uvicorn stops."""
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="info"))
+    async with anyio.create_task_group() as tasks:
+        if tcp_port:
+            layer = application.channel_layer
+            assert layer is not None
+            await tasks.start(make_tcp(layer, host, tcp_port).serve)
+        await server.serve()
+        tasks.cancel_scope.cancel()
+
+
+def _serve_tcp_only(host: str, tcp_port: int) -> None:
+    """The TCP port in a process of its own, beside uvicorn's workers (``--workers N``)."""
+    anyio.run(make_tcp(make_layer(), host, tcp_port).serve)
+
+
 def main() -> None:
-    """Serve the chat with uvicorn."""
+    """Serve the chat with uvicorn, and its TCP port."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--tcp-port", type=int, default=8001, help="plain TCP chat port, for nc/telnet (0: off)")
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the layer")
     parser.add_argument("--layer", help="sqlite (the default), memory, or a redis:// URL (INTERLOCK_CHAT_LAYER)")
     args = parser.parse_args()
@@ -203,10 +306,21 @@ def main() -> None:
         os.environ["INTERLOCK_CHAT_LAYER"] = args.layer  # read by make_layer(), in worker processes too
 
     print(f"chat: open http://{args.host}:{args.port}/ in two browser tabs")  # noqa: T201
+    if args.tcp_port:
+        print(f"chat: or nc {args.host} {args.tcp_port}")  # noqa: T201
     if args.workers > 1:
+        tcp = None
+        if args.tcp_port:
+            tcp = multiprocessing.Process(target=_serve_tcp_only, args=(args.host, args.tcp_port), daemon=True)
+            tcp.start()
         uvicorn.run("chat:app", app_dir=str(HERE), host=args.host, port=args.port, workers=args.workers)
+        if tcp is not None:
+            tcp.terminate()
     else:
-        uvicorn.run(app if args.layer is None else make_app(), host=args.host, port=args.port, log_level="info")
+        application = app if args.layer is None else make_app()
+        # uvicorn raises the SIGINT it caught again once it stopped: the shutdown was clean already.
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(_serve, application, args.host, args.port, args.tcp_port)
 
 
 if __name__ == "__main__":
