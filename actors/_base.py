@@ -42,7 +42,7 @@ from time import monotonic as _monotonic
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import anyio
-from interlock.layers import DropCountingLayer, GroupLayer, WatchableLayer
+from interlock.layers import DropCountingLayer, GroupLayer, LayerUnavailable, WatchableLayer
 
 from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
@@ -120,6 +120,27 @@ _STUCK_SEND: Final = 2.0  # seconds one send may wait, once the channel overflow
 _SLOW_DETACH: Final = 1.0  # seconds an abandoned send may take to return before the channel is closed anyway
 _GONE_GRACE: Final = 0.1  # seconds a failed send waits for the server's word on how the client left
 _DROP_LOG_INTERVAL: Final = 60.0  # seconds between WARNING lines for one class and event
+_OUTAGE_LOG_INTERVAL: Final = 10.0  # seconds between WARNING lines about actors failed by an unreachable layer
+_outage = {"logged": -math.inf, "since": 0}  # when the last such line was logged, failures since
+
+
+def _log_outage(what: str, exc: LayerUnavailable) -> None:
+    """One outage fails every connection (and its teardown): one WARNING line, no traceback, every so often."""
+    now = _monotonic()
+    if now - _outage["logged"] < _OUTAGE_LOG_INTERVAL:
+        _outage["since"] += 1
+        return
+    logger.warning(
+        "%s: the channel layer is unavailable: %s (%d more such failures since the previous line; "
+        "they are logged at most every %.0f s, without a traceback)",
+        what,
+        exc,
+        _outage["since"],
+        _OUTAGE_LOG_INTERVAL,
+    )
+    _outage["logged"], _outage["since"] = now, 0
+
+
 _drops: dict[tuple[type, str], list[float]] = {}  # (class, event) -> [last logged, dropped since]
 
 
@@ -717,6 +738,9 @@ class BaseActor:
         return True
 
     def _log_failure(self, exc: Exception) -> None:
+        if isinstance(exc, LayerUnavailable):
+            _log_outage(f"{self!r} failed", exc)
+            return
         logger.error("%r failed: %s: %s", self, type(exc).__name__, exc, exc_info=exc)
 
     async def _fail(self, exc: Exception) -> None:
@@ -807,6 +831,8 @@ class BaseActor:
         for group in groups:
             try:
                 await layer.group_discard(group, channel)
+            except LayerUnavailable as exc:
+                _log_outage(f"{self!r} could not leave group {group!r}", exc)
             except Exception:
                 logger.exception("%r could not leave group %r", self, group)
 
@@ -818,6 +844,8 @@ class BaseActor:
         self._closed_channel = True
         try:
             await layer.close_channel(channel)
+        except LayerUnavailable as exc:
+            _log_outage(f"{self!r} could not close its channel {channel!r}", exc)
         except Exception:
             logger.exception("%r could not close its channel %r", self, channel)
 
