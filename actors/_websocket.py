@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import anyio
 import anyio.lowlevel
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
+from interlock.layers import LayerUnavailable
 
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
@@ -465,6 +466,8 @@ class WebsocketActor(BaseActor):
         elif state not in (CLOSED, CLOSING):
             code = exc.close_code if isinstance(exc, MalformedMessage) else 1011
             reason = str(exc) if isinstance(exc, MalformedMessage) else "internal error"
+            if isinstance(exc, LayerUnavailable):
+                reason = "channel layer unavailable"
             await self._deliver({"type": "websocket.close", "code": code, "reason": _reason(reason)})
 
     def _failure_ending(self, exc: Exception) -> Ending:
