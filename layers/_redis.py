@@ -220,6 +220,7 @@ class RedisChannelLayer(StartsAndCloses):
         self._marker = f".{self._process}!"
         self._own = OwnMemberships()  # memberships of its channels, and of named ones it added
         self._pending_drops: dict[str, int] = {}  # own channels' drops seen here, not yet in Redis
+        self._undone: set[tuple[str | None, str]] = set()  # discards (group, channel) and closes (None, channel)
         self._drops = Drops(logger)
         self._queues = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
         self._named: dict[str, anyio.Event] = {}  # receivers of named channels, woken by local sends
@@ -390,6 +391,7 @@ class RedisChannelLayer(StartsAndCloses):
         self._drops.clear()
         self._own.clear()
         self._pending_drops.clear()
+        self._undone.clear()
 
     # -- background tasks --------------------------------------------------------------------
 
@@ -524,6 +526,12 @@ class RedisChannelLayer(StartsAndCloses):
                 len(restored),
             )
         await self._write_drops(store)
+        for group, channel in sorted(self._undone, key=str):  # what failed while Redis was away
+            if group is None:
+                await store.close_channel(channel, owner_of(channel))
+            else:
+                await store.group_discard(group, channel, owner_of(channel))
+            self._undone.discard((group, channel))
         report = await store.prune(time.time(), self._process)
         if report.processes:
             logger.info(
@@ -683,7 +691,11 @@ class RedisChannelLayer(StartsAndCloses):
             self._drops.forget(channel)
             self._pending_drops.pop(channel, None)
         self._own.drop(channel)
-        await store.close_channel(channel, owner_of(channel))
+        try:
+            await store.close_channel(channel, owner_of(channel))
+        except LayerUnavailable:
+            self._undone.add((None, channel))  # done on a later beat, once Redis answers
+            raise
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -700,6 +712,8 @@ class RedisChannelLayer(StartsAndCloses):
         if owner is not None and owner != self._process:  # someone else's: pruned after grace unless it lives
             await store.call("registering a channel's owner", lambda: store.placeholder(owner, now, self.grace))
         await store.group_add(group, channel, owner, now)
+        self._undone.discard((group, channel))  # a discard that failed earlier must not undo this
+        self._undone.discard((None, channel))
         if owner is None or owner == self._process:  # what this process writes again if Redis loses it
             self._own.add(group, channel)
 
@@ -708,8 +722,12 @@ class RedisChannelLayer(StartsAndCloses):
         group = require_group_name(group)
         channel = require_channel_name(channel)
         store = await self._store()
-        await store.group_discard(group, channel, owner_of(channel))
-        self._own.discard(group, channel)
+        self._own.discard(group, channel)  # first: never written again, even if Redis cannot hear it now
+        try:
+            await store.group_discard(group, channel, owner_of(channel))
+        except LayerUnavailable:
+            self._undone.add((group, channel))  # done on a later beat, once Redis answers
+            raise
 
     async def drop_counts(self) -> dict[str, int]:
         """Messages ``group_send`` dropped for each channel because it was full, in every process."""

@@ -56,7 +56,12 @@ def _encode(args: tuple[bytes | str | int, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     append = out.append
     for arg in args:
-        data = arg if type(arg) is bytes else (arg.encode() if type(arg) is str else b"%d" % arg)
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        else:
+            data = b"%d" % arg
         append(b"$%d\r\n" % len(data))
         append(data)
         append(b"\r\n")

@@ -8,7 +8,9 @@ come back once Redis does.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import shutil
 import socket
 import subprocess
@@ -18,6 +20,8 @@ from typing import Any
 
 import anyio
 import pytest
+from interlock.actors import WebsocketActor, _base
+from interlock.actors.testing import WebsocketCommunicator
 from interlock.layers import LayerUnavailable, RedisChannelLayer
 
 from .redis_support import WAIT, eventually
@@ -171,3 +175,39 @@ async def test_a_redis_that_refuses_auth_is_a_clear_error_at_start(url_password:
             assert await layer.groups() == {}
     finally:
         redis.kill()
+
+
+async def test_actors_failed_by_an_outage_close_with_1011_and_log_one_warning(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Room(WebsocketActor):
+        groups = ("room",)
+
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+            await self.channel_layer.group_send("room", {"type": "chat.message", "text": text_data})
+
+        async def chat_message(self, event: dict[str, Any]) -> None:
+            await self.send(text_data=event["text"])
+
+    _base._outage.update(logged=-float("inf"), since=0)  # the rate limit starts afresh
+    layer = RedisChannelLayer(server.url, prefix="outage", timeout=TIMEOUT)
+    app = Room.as_asgi(channel_layer=layer)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(WebsocketCommunicator(app, "/", timeout=WAIT)) for _ in range(3)]
+            for client in clients:
+                assert (await client.connect()).accepted
+            server.kill()
+            caplog.clear()
+            for client in clients:
+                await client.send_to(text_data="hello")
+                closed = await client.receive_close()
+                assert (closed.code, closed.reason) == (1011, "channel layer unavailable")
+        outage = [r for r in caplog.records if r.name == "interlock.actors" and r.levelno >= logging.WARNING]
+        assert len(outage) == 1, [r.getMessage() for r in outage]
+        assert outage[0].levelno == logging.WARNING
+        assert outage[0].exc_info is None
+        assert "the channel layer is unavailable" in outage[0].getMessage()
+    finally:
+        server.start()
+        await layer.close()
