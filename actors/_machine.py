@@ -186,6 +186,7 @@ class _MachineActor(WebsocketActor):
         cls._refresh_lifecycle()
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition
+        cls._delays = cls.machine.delays
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ActorApp:
@@ -236,26 +237,31 @@ class _MachineActor(WebsocketActor):
             table[key] = seconds
         return table
 
+    # Per-instance state starts as these class-level defaults and becomes an instance
+    # attribute only once used: each actor's __dict__ stays small (and key-shared).
+    _deferred: list[tuple[EventKind, str, Any]] | None = None
+    _deferred_bytes: int = 0
+    _deferred_dropped: int = 0  # layer messages dropped beyond the bounds since the last replay
+    _timers: dict[tuple[str, str], _Timer] | None = None
+    _task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
+    _live_tasks: dict[tuple[str, str], int] | None = None  # (state, task) -> generation
+    _generation: int = 0
+    _settling: bool = False
+    _inside: str = CONNECTING  # the innermost state whose exit hooks are owed (a user state once open)
+    _due: float = math.inf  # the deadline the actor's loop last waited for
+    _history: dict[str, str] | None = None  # state -> the leaf it was last left from
+    _regions: dict[str, str] | None = None  # parallel region -> its leaf, while open
+    _region_inside: dict[str, str] | None = None  # parallel region -> its innermost entered state
+    _raised: deque[dict[str, Any]] | None = None  # raise_event(): handled before the mailbox
+    _cause: tuple[str, str, Any, str] = ("lifecycle", "", None, CONNECTING)  # for Crossing
+    _delays: Mapping[tuple[str, str], float] = {}  # the class's (set per class), or this instance's
+
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__(**initkwargs)
         self._moves: list[tuple[str, str, str | None]] = []
-        self._deferred: list[tuple[EventKind, str, Any]] | None = None
-        self._deferred_bytes = 0
-        self._deferred_dropped = 0  # layer messages dropped beyond the bounds since the last replay
-        self._timers: dict[tuple[str, str], _Timer] | None = None
-        self._task_scopes: dict[str, list[tuple[str, anyio.CancelScope]]] | None = None
-        self._live_tasks: dict[tuple[str, str], int] | None = None  # (state, task) -> generation
-        self._generation = 0
-        self._settling = False
-        self._inside = CONNECTING  # the innermost state whose exit hooks are owed (a user state once open)
-        self._due = math.inf  # the deadline the actor's loop last waited for
-        self._history: dict[str, str] | None = None  # state -> the leaf it was last left from
-        self._regions: dict[str, str] | None = None  # parallel region -> its leaf, while open
-        self._region_inside: dict[str, str] | None = None  # parallel region -> its innermost entered state
-        self._raised: deque[dict[str, Any]] | None = None  # raise_event(): handled before the mailbox
-        self._cause: tuple[str, str, Any, str] = ("lifecycle", "", None, CONNECTING)  # for Crossing
         overrides = initkwargs.get("delays")
-        self._delays = self._instance_delays(overrides) if overrides else self.machine.delays
+        if overrides:
+            self._delays = self._instance_delays(overrides)
 
     # -- observation -----------------------------------------------------------------------
 
@@ -297,7 +303,8 @@ class _MachineActor(WebsocketActor):
             new = self.machine.initial_leaf
         self.state = new
         if new != old:
-            self._cause = ("lifecycle", trigger, None, old)
+            if self.machine.crossing_hooks:
+                self._cause = ("lifecycle", trigger, None, old)
             self._moves.append((old, new, None))
         if self._observed:
             self._observe("lifecycle", trigger, old, new, accepted=True)
@@ -462,12 +469,10 @@ class _MachineActor(WebsocketActor):
     async def _teardown(self, ending: Ending) -> None:
         """Forget pending moves, deferred events and timers, then leave every entered state."""
         self._moves.clear()  # what a failed handler left half done is not finished now
-        self._deferred = None
-        self._deferred_bytes = 0
+        for name in ("_deferred", "_deferred_bytes", "_timers", "_raised", "_settling"):
+            if name in self.__dict__:  # back to the class default (no new instance attribute)
+                delattr(self, name)
         self._report_deferred_drops()
-        self._timers = None
-        self._raised = None
-        self._settling = False
         await super()._teardown(ending)
 
     # -- events ---------------------------------------------------------------------------
@@ -557,7 +562,8 @@ class _MachineActor(WebsocketActor):
         if transition.target is not None and regions is not None and regions.get(region) == source:
             target = target_of(spec, transition, self._history)
             regions[region] = target
-            self._cause = (transition.kind, transition.event, value, source)
+            if spec.crossing_hooks:
+                self._cause = (transition.kind, transition.event, value, source)
             left = (self._region_inside or {})[region]
             await self._execute(
                 region, plan_crossing(spec, left, target, transition.target), target, left, ending=False
@@ -649,7 +655,8 @@ class _MachineActor(WebsocketActor):
         if transition.target is not None and self.state == source:
             target = target_of(self.machine, transition, self._history)
             self.state = target
-            self._cause = (transition.kind, transition.event, value, source)
+            if self.machine.crossing_hooks:
+                self._cause = (transition.kind, transition.event, value, source)
             self._moves.append((source, target, transition.target))
             await self._settle()
         elif self.machine.eventless and not self._settling:
