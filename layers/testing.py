@@ -49,7 +49,9 @@ The fixtures a subclass provides:
 
 Tests of groups skip unless the layer is a :class:`~interlock.layers.GroupLayer`; tests of
 listing skip unless it is a :class:`~interlock.layers.ListableGroupLayer`; the drop count test
-skips unless it is a :class:`~interlock.layers.DropCountingLayer`.
+skips unless it is a :class:`~interlock.layers.DropCountingLayer`; the tests of watching skip
+unless it is a :class:`~interlock.layers.WatchableLayer`, which must then watch any channel its
+``new_channel()`` made, from the event loop that made it (the actor runtime relies on it).
 
 The tests are coroutines marked for anyio's pytest plugin (installed with anyio). anyio
 runs them on asyncio only unless your ``conftest.py`` defines the ``anyio_backend`` fixture,
@@ -78,7 +80,7 @@ from ._errors import (
     InvalidMessage,
     UnserializableMessage,
 )
-from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message
+from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
 from ._validation import MAX_DEPTH, MAX_NAME_LENGTH, require_channel_name
 
 __all__ = ["ChannelLayerConformance", "LayerFactory", "lets_other_tasks_run"]
@@ -150,6 +152,12 @@ def _groups(layer: ChannelLayer) -> GroupLayer:
 def _listing(layer: ChannelLayer) -> ListableGroupLayer:
     if not isinstance(layer, ListableGroupLayer):
         pytest.skip(f"{type(layer).__name__} is not a ListableGroupLayer: it cannot list groups")
+    return layer
+
+
+def _watchable(layer: ChannelLayer) -> WatchableLayer:
+    if not isinstance(layer, WatchableLayer):
+        pytest.skip(f"{type(layer).__name__} is not a WatchableLayer: its channels are received from")
     return layer
 
 
@@ -820,3 +828,88 @@ class ChannelLayerConformance:
         assert counts[single] == 1
         await listing.group_discard(single, a)
         assert single not in await listing.groups()
+
+    # -- watching (WatchableLayer: how the actor runtime feeds a channel to its mailbox) -------
+
+    async def _until(self, done: Callable[[], bool], what: str) -> None:
+        """Wait (bounded) until *done()*: a layer may notify from its own task, a moment later."""
+        with anyio.move_on_after(self.wait_timeout):
+            while not done():  # noqa: ASYNC110 - a plain predicate: nothing sets an event for it
+                await anyio.sleep(0.005)
+        assert done(), f"timed out waiting until {what}"
+
+    async def _watched(self, layer: ChannelLayer, notify: Callable[[], None], **options: Any) -> tuple[str, int]:
+        watchable = _watchable(layer)
+        channel = await layer.new_channel()
+        waiting = watchable.watch_channel(channel, notify, **options)
+        assert waiting is not None, f"{type(layer).__name__} cannot watch its own new channel {channel!r}"
+        return channel, waiting
+
+    async def test_watch_channel_counts_what_waits_and_notifies_each_message(self, layer: ChannelLayer) -> None:
+        """``watch_channel`` returns how many messages wait already, then notifies once per message."""
+        watchable = _watchable(layer)
+        channel = await layer.new_channel()
+        await layer.send(channel, _msg(n=0))
+        notified: list[int] = []
+        assert watchable.watch_channel(channel, lambda: notified.append(1)) == 1
+        for n in range(1, 4):
+            await layer.send(channel, _msg(n=n))
+        await self._until(lambda: len(notified) == 3, "three notifications came")
+        assert len(notified) == 3
+
+    async def test_take_message_hands_over_in_order_and_never_waits(self, layer: ChannelLayer) -> None:
+        """``take_message`` pops watched messages oldest first (sends and group sends), then says None."""
+        notified: list[int] = []
+        channel, waiting = await self._watched(layer, lambda: notified.append(1))
+        assert waiting == 0
+        assert _watchable(layer).take_message(channel) is None
+        await layer.send(channel, _msg(n=0))
+        sent = 1
+        if isinstance(layer, GroupLayer):
+            group = _unique("group")
+            await layer.group_add(group, channel)
+            await layer.group_send(group, _msg(n=1))
+            sent = 2
+        await layer.send(channel, _msg(n=sent))
+        await self._until(lambda: len(notified) == sent + 1, "every message was notified")
+        taken = [_watchable(layer).take_message(channel) for _ in range(sent + 2)]
+        assert taken == [*(_msg(n=n) for n in range(sent + 1)), None]
+
+    async def test_watched_channel_keeps_its_capacity(self, layer_factory: LayerFactory) -> None:
+        """A watched channel still refuses sends beyond its capacity, until a message is taken."""
+        async with layer_factory(capacity=2) as layer:
+            channel, _ = await self._watched(layer, lambda: None)
+            await layer.send(channel, _msg(n=0))
+            await layer.send(channel, _msg(n=1))
+            with pytest.raises(ChannelFull):
+                await layer.send(channel, _msg(n=2))
+            assert _watchable(layer).take_message(channel) == _msg(n=0)
+            await layer.send(channel, _msg(n=3))
+            assert [_watchable(layer).take_message(channel) for _ in range(3)] == [_msg(n=1), _msg(n=3), None]
+
+    async def test_on_drop_hears_of_each_group_send_drop(self, layer_factory: LayerFactory) -> None:
+        """The ``on_drop`` hook of a watched full member is told of every message it missed."""
+        async with layer_factory(capacity=1) as layer:
+            groups = _groups(layer)
+            told: list[int] = []
+            channel, _ = await self._watched(layer, lambda: None, on_drop=told.append)
+            await layer.send(channel, _msg(n=0))
+            group = _unique("group")
+            await groups.group_add(group, channel)
+            for n in range(1, 4):
+                await groups.group_send(group, _msg(n=n))
+            await self._until(lambda: sum(told) == 3, "on_drop was told of three drops")
+            assert sum(told) == 3
+            assert _watchable(layer).take_message(channel) == _msg(n=0)
+            assert _watchable(layer).take_message(channel) is None
+
+    async def test_the_watch_ends_with_its_channel(self, layer: ChannelLayer) -> None:
+        """After ``close_channel`` the watcher hears nothing more of that channel."""
+        notified: list[int] = []
+        channel, _ = await self._watched(layer, lambda: notified.append(1))
+        await layer.send(channel, _msg(n=0))
+        await self._until(lambda: len(notified) == 1, "the first message was notified")
+        await layer.close_channel(channel)
+        await layer.send(channel, _msg(n=1))
+        await anyio.sleep(0.05)  # a layer that notifies from its own task has had its chance
+        assert notified == [1]
