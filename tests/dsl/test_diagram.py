@@ -258,6 +258,17 @@ def test_dot_quotes_awkward_names() -> None:
     assert cluster.graph_attr["label"].splitlines() == ["outer", "defers a\\\\b", 'tags say "hi"']
 
 
+def test_mermaid_escapes_awkward_details() -> None:
+    class Awkward:
+        outer = State(tags=['say "hi"', "a{b}", "x;y", "#1", "<b>"])
+        inner = State(parent=outer, defer=["c}d"])
+
+    text = render(compile_machine(Awkward), "mermaid")
+    label = "outer · tags #35;1, #lt;b#gt;, a#123;b#125;, say #quot;hi#quot;, x#59;y"
+    assert f'        state "{label}" as s0' in text.splitlines()
+    assert "            s1 : defers c#125;d" in text.splitlines()
+
+
 def test_svg_renders() -> None:
     pytest.importorskip("pygraphviz")
     svg = Lobby.diagram("svg")
