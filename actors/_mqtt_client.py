@@ -18,10 +18,15 @@ the Maximum Packet Size property, so the broker never sends us more than ``max_p
 
 Theory of operation
 -------------------
-* **One task reads**, feeding bytes to the state machine and routing each PUBLISH to the
-  subscribers whose filters match its topic: ``await subscriber.deliver(message)``, which
-  waits while a mailbox is full (TCP back-pressure to the broker, which holds or drops
-  QoS 0 messages as it is configured to).
+* **The reader never waits.** One task reads, feeds bytes to the state machine, settles
+  acknowledgements at once and queues each PUBLISH for a second task, the dispatcher, which
+  routes it to the subscribers whose filters match its topic: ``await
+  subscriber.deliver(message)`` waits while a mailbox is full. (Were the reader to wait
+  there, an actor awaiting the PUBACK of its own publish, behind a full mailbox, would
+  wait forever.) The queue is bounded all the same: QoS 1/2 messages by the broker, told
+  ``receive_maximum`` (100) in CONNECT, since each stays unacknowledged until handled;
+  QoS 0 messages by ``max_queued`` (10,000), past which they are dropped, counted in
+  ``dropped`` and logged (at most once, the QoS 0 contract).
 * **QoS 1/2 are acknowledged once handled**: each delivered message carries an
   :class:`MqttAck` counting the subscribers it went to; the PUBACK (QoS 1) or PUBREC
   (QoS 2) goes out when the last one is done. A QoS 2 message's repeat (same packet id
@@ -41,7 +46,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
@@ -250,12 +257,15 @@ class _Machine(MQTTClientStateMachine):
         super().__init__(client_id)
         self._auto_ack_publishes = False
 
-    def connect_with(self, *, username: str | None, password: str | None, keep_alive: int, max_packet: int) -> None:
+    def connect_with(
+        self, *, username: str | None, password: str | None, keep_alive: int, max_packet: int, receive_maximum: int
+    ) -> None:
         self._out_require_state(MQTTClientState.DISCONNECTED)
         packet = MQTTConnectPacket(
             client_id=self.client_id, username=username, password=password, clean_start=True, keep_alive=keep_alive
         )
         packet.properties[PropertyType.MAXIMUM_PACKET_SIZE] = max_packet
+        packet.properties[PropertyType.RECEIVE_MAXIMUM] = receive_maximum
         self.keep_alive = keep_alive
         packet.encode(self._out_buffer)
         self._state = MQTTClientState.CONNECTING
@@ -297,6 +307,8 @@ class MqttConnection:
         publish_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         retry_first_connect: bool = False,
+        receive_maximum: int = 100,
+        max_queued: int = 10_000,
     ) -> None:
         self.host, self.port, self.username, self.password = parse_broker_url(broker)
         self.broker = f"mqtt://{self.host}:{self.port}"
@@ -316,6 +328,16 @@ class MqttConnection:
         self.publish_timeout = publish_timeout
         self.backoff = backoff
         self.retry_first_connect = retry_first_connect
+        if not (isinstance(receive_maximum, int) and 1 <= receive_maximum <= 65535):
+            msg = f"receive_maximum is 1 to 65535 unacknowledged QoS 1/2 messages, not {receive_maximum!r}"
+            raise ValueError(msg)
+        self.receive_maximum = receive_maximum
+        self.max_queued = max_queued
+        self.dropped = 0
+        """QoS 0 messages dropped because the subscribers did not keep up (``max_queued``)."""
+        self._dropped_logged = -math.inf
+        self._inbox: deque[tuple[int, MQTTPublishPacket]] = deque()
+        self._inbox_ready = anyio.Event()
         self.state: str = CONNECTING
         self.reconnects = 0
         """How many times the connection came back after a loss."""
@@ -402,6 +424,11 @@ class MqttConnection:
             task_status.started()
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        assert self._tasks is not None
+        self._tasks.start_soon(self._dispatch)  # in the connection's task group: cancelled with it
+        await self._keep_connected(task_status)
+
+    async def _keep_connected(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         attempt = 0
         started = False
         while not self._closing:
@@ -464,6 +491,7 @@ class MqttConnection:
             password=self.password,
             keep_alive=self.keep_alive,
             max_packet=self.max_payload + 4096,
+            receive_maximum=self.receive_maximum,
         )
         self._stream = stream
         self._machine = machine
@@ -585,7 +613,7 @@ class MqttConnection:
 
     async def _on_packet(self, packet: MQTTPacket) -> None:
         if isinstance(packet, MQTTPublishPacket):
-            await self._on_publish(packet)
+            self._enqueue(packet)
         elif isinstance(packet, MQTTPublishReceivePacket):  # our QoS 2 publish: release it
             if self._machine is not None and packet.packet_id in self._waiters:
                 self._machine.release_qos2_publish(packet.packet_id, ReasonCode.SUCCESS)
@@ -611,12 +639,39 @@ class MqttConnection:
             waiter.reason = reason
             waiter.event.set()
 
-    async def _on_publish(self, packet: MQTTPublishPacket) -> None:
+    def _enqueue(self, packet: MQTTPublishPacket) -> None:
+        """The reader's half: queue a PUBLISH for the dispatcher, never waiting (see *Theory*)."""
         packet_id = packet.packet_id
         if packet.qos == QoS.EXACTLY_ONCE and packet_id is not None:
             if packet_id in self._qos2_in:
                 return  # a repeat before PUBREL: delivered once already
             self._qos2_in.add(packet_id)
+        if packet.qos == QoS.AT_MOST_ONCE and len(self._inbox) >= self.max_queued:
+            self.dropped += 1  # at most once: under overload, dropping is the contract
+            now = anyio.current_time()
+            if now - self._dropped_logged > 10:
+                self._dropped_logged = now
+                logger.warning(
+                    "%s: the subscribers do not keep up: dropped QoS 0 messages (%d so far; max_queued=%d)",
+                    self.broker, self.dropped, self.max_queued,
+                )  # fmt: skip
+            return
+        self._inbox.append((self._generation, packet))
+        self._inbox_ready.set()
+
+    async def _dispatch(self) -> None:
+        """The dispatcher's half: deliver queued messages in order, waiting for full mailboxes."""
+        inbox = self._inbox
+        while True:
+            if not inbox:
+                self._inbox_ready = anyio.Event()
+                await self._inbox_ready.wait()
+                continue
+            generation, packet = inbox.popleft()
+            await self._on_publish(packet, generation)
+
+    async def _on_publish(self, packet: MQTTPublishPacket, generation: int) -> None:
+        packet_id = packet.packet_id
         payload = packet.payload
         data = (
             payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else bytes(payload)
@@ -641,7 +696,7 @@ class MqttConnection:
         targets = [s for s in self._subscribers if s.matches(packet.topic)] if not reason else []
         ack = None
         if packet.qos and packet_id is not None:
-            ack = MqttAck(self, self._generation, packet_id, len(targets) + 1, reason)
+            ack = MqttAck(self, generation, packet_id, len(targets) + 1, reason)
         message = MqttMessage(
             topic=packet.topic,
             payload=data,
@@ -820,7 +875,7 @@ class MqttConnection:
             try:
                 await self._send_subscribe(filters, qos)
             except MqttUnavailable as exc:
-                logger.error("%s", exc)  # noqa: TRY400 - the broker's answer is the whole story
+                logger.error("%s", exc)
 
     def matches_any(self, topic: str) -> bool:
         """Whether any live subscription filter matches *topic* (for tests and tools)."""
