@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -584,6 +586,25 @@ def test_dot_lays_out_without_warnings(
     spec = actor.machine
     dot = render(spec, "dot", highlight=spec.initial_leaf if highlighted else None)
     assert graphviz_complaints(capfd, dot, fmt) == []
+
+
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz's dot command is not installed (pygraphviz bundles its own)"
+)
+def test_the_dot_command_lays_out_without_warnings(actor: type[JsonStateActor]) -> None:
+    """The system's Graphviz too (often older than pygraphviz's): no warning, whatever the version."""
+    result = subprocess.run(
+        ["dot", "-Tsvg"],
+        input=actor.diagram("dot"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "<svg" in result.stdout
+    complaints = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Fontconfig ")]
+    assert complaints == []
 
 
 def test_the_old_layout_did_warn(capfd: pytest.CaptureFixture[str]) -> None:
