@@ -135,27 +135,38 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
 def _watch(args: argparse.Namespace, token: str | None, out: TextIO) -> int:
     url = _url(args.url, "events", _query(args))
     deadline = None if args.watch_for is None else time.monotonic() + args.watch_for
-    with _open(url, token, _TIMEOUT + 20) as stream:
-        event, data = None, []
-        for raw in stream:
-            line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
-            if line.startswith("event:"):
-                event = line.partition(":")[2].strip()
-            elif line.startswith("data:"):
-                data.append(line.partition(":")[2].removeprefix(" "))
-            elif not line and data:
-                if event == "summary":
-                    content = json.loads("\n".join(data))
-                    if not args.layer:
-                        content.pop("layer", None)
-                    if out.isatty():
-                        out.write("\x1b[H\x1b[2J")
-                    out.write(format_summary(content) + ("" if out.isatty() else "\n"))
-                    out.flush()
-                event, data = None, []
-                if deadline is not None and time.monotonic() >= deadline:
-                    return 0
+    # The stream sends only changes, and a heartbeat every 15 s: a read may wait that long.
+    wait = _TIMEOUT + 20 if args.watch_for is None else min(args.watch_for, _TIMEOUT + 20)
+    with _open(url, token, wait) as stream:
+        try:
+            _follow(stream, args, out, deadline)
+        except TimeoutError:  # nothing changed before the deadline (or in a heartbeat's time)
+            if deadline is None or time.monotonic() < deadline:
+                msg = f"the inspector's stream at {url.split('?', maxsplit=1)[0]} went silent"
+                raise ConnectionError(msg) from None
     return 0
+
+
+def _follow(stream: Any, args: argparse.Namespace, out: TextIO, deadline: float | None) -> None:
+    event, data = None, []
+    for raw in stream:
+        line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+        if line.startswith("event:"):
+            event = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data.append(line.partition(":")[2].removeprefix(" "))
+        elif not line and data:
+            if event == "summary":
+                content = json.loads("\n".join(data))
+                if not args.layer:
+                    content.pop("layer", None)
+                if out.isatty():
+                    out.write("\x1b[H\x1b[2J")
+                out.write(format_summary(content) + ("" if out.isatty() else "\n"))
+                out.flush()
+            event, data = None, []
+        if deadline is not None and time.monotonic() >= deadline:
+            return
 
 
 def inspect_command(args: argparse.Namespace) -> int:
