@@ -6,6 +6,8 @@ receives ``{"room", "from", "message"}``.
 
 * ``make_interlock``: the example itself (``examples/chat.py``), on a
   ``SQLiteChannelLayer`` in the file ``CHAT_BENCH_DB``;
+* ``make_interlock_redis``: the example on a ``RedisChannelLayer`` on 127.0.0.1:6379
+  under the key prefix ``CHAT_BENCH_PREFIX``;
 * ``make_channels``: the same chat as a Django Channels ``AsyncJsonWebsocketConsumer``
   (the seed's chat consumer, async), on channels_redis' ``RedisChannelLayer`` on
   127.0.0.1:6379 under the key prefix ``CHAT_BENCH_PREFIX``.
@@ -39,6 +41,17 @@ def make_interlock() -> Any:
     import chat
 
     return chat.make_app(SQLiteChannelLayer(os.environ["CHAT_BENCH_DB"], capacity=_capacity()))
+
+
+def make_interlock_redis() -> Any:
+    """uvicorn factory: ``examples/chat.py`` on the Redis layer, keys under ``CHAT_BENCH_PREFIX``."""
+    from interlock.layers import RedisChannelLayer
+
+    sys.path.insert(0, str(EXAMPLES))
+    import chat
+
+    layer = RedisChannelLayer("redis://127.0.0.1:6379/0", prefix=os.environ["CHAT_BENCH_PREFIX"], capacity=_capacity())
+    return chat.make_app(layer)
 
 
 def make_channels() -> Any:

@@ -1,9 +1,10 @@
-"""Room chat across two server processes: interlock on its SQLite layer against Channels on Redis.
+"""Room chat across two server processes: interlock on its SQLite and Redis layers against Channels on Redis.
 
 For each stack (``bench/chat_apps.py``) two uvicorn processes serve the chat on two
-ports and share one layer: a SQLite file for interlock, the local Redis for Channels
-(channels_redis).  ``--clients`` real WebSocket clients join one room, alternating
-between the two servers, so every message crosses processes for half the room.  Then:
+ports and share one layer: a SQLite file for ``interlock``, the local Redis for
+``interlock-redis`` (``RedisChannelLayer``) and for ``channels`` (channels_redis).
+``--clients`` real WebSocket clients join one room, alternating between the two
+servers, so every message crosses processes for half the room.  Then:
 
 1. **paced**: every client sends ``--messages`` messages, one every ``--interval``
    seconds (clients staggered over the interval); each message reaches every member:
@@ -15,13 +16,14 @@ between the two servers, so every message crosses processes for half the room.  
 Every member checks that it got each message exactly once and, per sender, in order;
 the last column counts what was missing, doubled or out of order (0 is right).  Server
 CPU is the two uvicorn processes' user+system time per delivery, plus redis-server's for
-Channels (its layer runs there).
+the two stacks on Redis (their layers run there too).
 
 Run::
 
-    .venv/bin/python bench/chat_fanout.py [--clients 20] [--messages 50] [--interval 0.05] [--only interlock,channels]
+    .venv/bin/python bench/chat_fanout.py [--clients 20] [--messages 50] [--interval 0.05]
+        [--only interlock,interlock-redis,channels]
 
-Channels needs the Redis server on 127.0.0.1:6379.
+The stacks on Redis need the Redis server on 127.0.0.1:6379.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent
-STACKS = ("interlock", "channels")
+STACKS = ("interlock", "interlock-redis", "channels")
 ROOM = "bench"
 
 
@@ -57,7 +59,7 @@ class Server:
         self.port = free_port()
         self.log = log
         cmd = [
-            sys.executable, "-m", "uvicorn", f"chat_apps:make_{stack}", "--factory",
+            sys.executable, "-m", "uvicorn", f"chat_apps:make_{stack.replace('-', '_')}", "--factory",
             "--app-dir", str(BENCH), "--host", HOST, "--port", str(self.port),
             "--lifespan", "off", "--ws-per-message-deflate", "false",
             "--log-level", "warning", "--no-access-log",
@@ -167,7 +169,7 @@ async def send_all(ws: ClientConnection, phase: str, sender: int, messages: int,
 
 async def bench_stack(stack: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Serve *stack* twice, fill a room, run both phases; return the figures."""
-    redis = redis_server() if stack == "channels" else None
+    redis = redis_server() if stack != "interlock" else None
     with servers(stack, tmp) as pair:
         sockets: list[ClientConnection] = []
         phases: dict[str, Phase] = {}
@@ -236,23 +238,24 @@ def main() -> None:
         f"room chat on 2 uvicorn processes, {args.clients} clients in one room, {args.messages} messages each "
         f"per phase ({each} deliveries); paced: one every {args.interval * 1000:g} ms per client"
     )
-    print(f"{'stack':<10} {'phase':<6} {'deliveries/s':>12} {'p50 ms':>8} {'p99 ms':>8}", end="")
+    print(f"{'stack':<16} {'phase':<6} {'deliveries/s':>12} {'p50 ms':>8} {'p99 ms':>8}", end="")
     print(f" {'CPU µs/delivery':>16} {'wrong':>6}")
     for stack, row in rows.items():
         if isinstance(row, str):
-            print(f"{stack:<10} {row}")
+            print(f"{stack:<16} {row}")
             continue
         for name, figures in row.items():
             print(
-                f"{stack:<10} {name:<6} {figures['per_s']:>12.0f} {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
+                f"{stack:<16} {name:<6} {figures['per_s']:>12.0f} {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
                 f"{figures['cpu_us']:>16.1f} {figures['errors']:>6}"
             )
-    found = [row for row in rows.values() if isinstance(row, dict)]
-    if len(found) == 2:
-        ours, theirs = found
-        rate = ours["burst"]["per_s"] / theirs["burst"]["per_s"]
-        cpu = ours["burst"]["cpu_us"] / theirs["burst"]["cpu_us"]
-        print(f"burst: interlock delivers {rate:.1f}x Channels' deliveries/s at {cpu:.2f}x its CPU per delivery")
+    theirs = rows.get("channels")
+    for stack in ("interlock", "interlock-redis"):
+        ours = rows.get(stack)
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            rate = ours["burst"]["per_s"] / theirs["burst"]["per_s"]
+            cpu = ours["burst"]["cpu_us"] / theirs["burst"]["cpu_us"]
+            print(f"burst: {stack} delivers {rate:.1f}x Channels' deliveries/s at {cpu:.2f}x its CPU per delivery")
 
 
 if __name__ == "__main__":
