@@ -62,6 +62,7 @@ class _Dot:
     def __init__(self, scene: Scene) -> None:
         self.scene = scene
         self.lines: list[str] = []
+        self.clustered = any(node.kind == "composite" for node in scene.nodes.values())
 
     def simple(self, node: Node, indent: str) -> None:
         attrs_ = [f"label={_q(chr(10).join((node.name, *node.details)))}"]
@@ -103,8 +104,7 @@ class _Dot:
         dst, head = self.end(target, source, "lhead")
         # Graphviz places a label before clipping the edge at a cluster: far from the drawn
         # line. An external label (xlabel) is placed after, beside it.
-        clustered = any(node.kind == "composite" for node in self.scene.nodes.values())
-        text = "xlabel" if tail or head or (clustered and style.text == "xlabel") else "label"
+        text = "xlabel" if tail or head or (self.clustered and style.text == "xlabel") else "label"
         attrs_ = [f"{text}={_q(chr(10).join(lines))}"] if lines else []
         attrs_ += [a for a in (tail, head, style.extra) if a]
         if source == target:
