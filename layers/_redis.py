@@ -842,6 +842,9 @@ def _redacted(url: str) -> str:
 def _describe_client(client: Client) -> str:
     """A client's address, for errors: ``host:port`` when it says, else its repr."""
     pool = getattr(client, "connection_pool", None)
+    service = getattr(pool, "service_name", None)
+    if isinstance(service, str):  # a coredis.Sentinel's primary_for(service)
+        return f"the primary of Sentinel service {service!r}"
     kwargs = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict) and "host" in kwargs:
         return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
