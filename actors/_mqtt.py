@@ -178,11 +178,12 @@ class MqttRouter:
 class _Route:
     """One route's side of the server: its filters, its events' queue, its ``send``."""
 
-    def __init__(self, server: MqttServer, topic_filter: str, app: ASGIApp, qos: int) -> None:
+    def __init__(self, server: MqttServer, topic_filters: tuple[str, ...], app: ASGIApp, qos: int) -> None:
         self.server = server
-        self.filters = {topic_filter: qos}
+        self.filters = dict.fromkeys(topic_filters, qos)
+        self.topics = list(topic_filters)
         self.app = app
-        self.primary = topic_filter
+        self.primary = ", ".join(topic_filters)
         self._send, self._receive = anyio.create_memory_object_stream[Message](_ROUTE_QUEUE)
 
     def matches(self, topic: str) -> bool:
@@ -242,7 +243,7 @@ class _Route:
         self._receive.close()
 
 
-def _routes_of(app: ASGIApp) -> tuple[dict[str, ASGIApp], GroupLayer | None]:
+def _routes_of(app: ASGIApp) -> tuple[dict[tuple[str, ...], ASGIApp], GroupLayer | None]:
     layer = None
     if isinstance(app, ProtocolTypeRouter):
         layer = app.channel_layer
@@ -252,7 +253,7 @@ def _routes_of(app: ASGIApp) -> tuple[dict[str, ASGIApp], GroupLayer | None]:
             raise ValueError(msg)
         app = inner
     if isinstance(app, MqttRouter):
-        return dict(app.routes), app.channel_layer or layer
+        return {(topic,): route for topic, route in app.routes.items()}, app.channel_layer or layer
     actor_class = getattr(app, "actor_class", None)
     topics = getattr(actor_class, "topics", ())
     if not topics:
@@ -262,7 +263,8 @@ def _routes_of(app: ASGIApp) -> tuple[dict[str, ASGIApp], GroupLayer | None]:
         )
         raise ValueError(msg)
     initkwargs = getattr(app, "initkwargs", {})
-    return {check_topic_filter(t): app for t in topics}, initkwargs.get("channel_layer") or layer
+    # One actor for all its class's filters: one instance, as the class describes one consumer.
+    return {tuple(check_topic_filter(t) for t in topics): app}, initkwargs.get("channel_layer") or layer
 
 
 class MqttServer:
@@ -297,12 +299,13 @@ class MqttServer:
         connection = self.connection
         qos = 1
         routes = []
-        for topic_filter, app in self._routes.items():
+        for topic_filters, app in self._routes.items():
             actor_class = getattr(app, "actor_class", None)
-            route = _Route(self, topic_filter, app, getattr(actor_class, "qos", qos))
+            route = _Route(self, topic_filters, app, getattr(actor_class, "qos", qos))
             routes.append(route)
             connection.attach(route)
-            await connection.subscribe(topic_filter, route.filters[topic_filter], owner=route)
+            for topic_filter, route_qos in route.filters.items():
+                await connection.subscribe(topic_filter, route_qos, owner=route)
         try:
             async with connection, anyio.create_task_group() as tasks:
                 self._tasks = tasks
@@ -320,7 +323,7 @@ class MqttServer:
             "type": "mqtt",
             "broker": self.connection.broker,
             "client_id": self.connection.client_id,
-            "topics": [route.primary],
+            "topics": list(route.topics),
         }
         if self.channel_layer is not None:
             scope[LAYER_KEY] = self.channel_layer
@@ -358,7 +361,7 @@ async def _serve_until_signalled(server: MqttServer) -> None:
         await tasks.start(server.serve)
         logger.info(
             "mqtt: serving %s on %s as %s",
-            ", ".join(server._routes),
+            "; ".join(", ".join(filters) for filters in server._routes),
             server.connection.broker,
             server.connection.client_id,
         )

@@ -25,10 +25,11 @@ from typing import Any, ClassVar
 
 from interlock.layers import GroupLayer
 
-from ._base import handler, library_class
+from ._base import library_class
 from ._mqtt import MqttActor
 from ._mqtt_client import MqttMessage
 from ._mqtt_topics import check_topic, check_topic_filter, topic_matches
+from ._types import Message
 
 __all__ = ["MqttBridge", "PublishAllowList", "TopicNotAllowed", "request_publish"]
 
@@ -141,8 +142,14 @@ class MqttBridge(MqttActor):
         if group is not None:
             await self.channel_layer.group_send(group, self.event_for(message))
 
-    @handler
-    async def mqtt_publish_request(self, event: dict[str, Any]) -> None:
+    async def dispatch(self, message: Message) -> None:
+        """Publish requests are the bridge's own; other layer messages go to your handlers."""
+        if message.get("type") == COMMAND_TYPE:
+            await self._publish_request(message)
+        else:
+            await super().dispatch(message)
+
+    async def _publish_request(self, event: Message) -> None:
         """A publish request from ``command_group``: publish it if the allow-list says so."""
         topic = event.get("topic")
         try:
