@@ -89,8 +89,8 @@ async def test_topics_reach_the_group_and_allowed_commands_the_broker(caplog: py
                          "text": '{"value": 21.5}'}  # fmt: skip
         assert base64.b64decode(second["base64"]) == b"\x00\xff"
 
-        await request_publish(layer, PublishAllowList(f"{prefix}/devices/+/command"), f"{prefix}/devices/d1/command", "on",
-                              group="commands")  # fmt: skip
+        allow = PublishAllowList(f"{prefix}/devices/+/command")
+        await request_publish(layer, allow, f"{prefix}/devices/d1/command", "on", group="commands")
         await wait_for(lambda: len(commands.got) == 1, what="the allowed command at the device")
         assert (commands.got[0].topic, commands.got[0].text) == (f"{prefix}/devices/d1/command", "on")
 
