@@ -12,7 +12,8 @@ Each actor runs in this process, fed through an in-process ASGI receive/send pai
 sockets: the figure is the actor's own cost, not the network's), on an
 ``InMemoryChannelLayer`` (so in mailbox mode, as chat members are). Throughput: ``--actors``
 actors each echo ``--messages`` frames, all at once; the modes run in turn, ``--rounds``
-times in a rotating order, and the median is reported. Memory: ``--idle`` actors are
+times in a rotating order, and the best round of each is reported (the median too, in the
+JSON): other work on a shared machine only ever slows a round down. Memory: ``--idle`` actors are
 started and left open, and tracemalloc counts what they hold, per actor. Both a plain
 ``WebsocketActor`` echo and a ``JsonStateActor`` echo (whose transitions are recorded
 while watched). Run::
@@ -206,7 +207,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             order = MODES[round_no % 3 :] + MODES[: round_no % 3]
             for name in order:
                 runs[name].append(await throughput(kind, name, args))
-        results["throughput"][kind] = {name: statistics.median(values) for name, values in runs.items()}
+        # The best round of each mode: other work on the machine only ever slows a round down.
+        results["throughput"][kind] = {name: max(values) for name, values in runs.items()}
+        results["throughput_median"] = results.get("throughput_median", {})
+        results["throughput_median"][kind] = {name: statistics.median(values) for name, values in runs.items()}
         results["memory_kib"][kind] = {name: await memory(kind, name, args) for name in MODES}
     results["tap_check_ns"] = watching_read_ns()
     results["registry_insert_pop_ns"] = registry_ns()
@@ -216,7 +220,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> None:
     args = results["args"]
     print(
-        f"inspector cost: {args['actors']} actors x {args['messages']} echoes, median of {args['rounds']} rounds; "
+        f"inspector cost: {args['actors']} actors x {args['messages']} echoes, best of {args['rounds']} rounds; "
         f"{args['idle']} idle actors for memory; backend {args['backend']}"
     )
     for kind in KINDS:
