@@ -1,13 +1,15 @@
 """Graphviz DOT text (and SVG, laid out by Graphviz) from a diagram :class:`Scene`.
 
-Composite states are clusters (``compound=true``). Graphviz clips an edge at a cluster's
-border only when the other end lies outside that cluster (``lhead``/``ltail``); otherwise
-it warns "head is inside tail cluster". So every cluster has an anchor point, and an edge
-between a composite state and a state inside it ends at that anchor, unclipped. Graphviz
-places a plain ``label`` before clipping, away from the line it draws, so clipped edges
-(and the lifecycle's, which run around the clusters) carry an ``xlabel``, placed after.
-Every cluster has an initial marker; a state's internal loops sit above it and a
-re-entry below, so their labels do not stack.
+Composite states are clusters (``compound=true``), parallel regions dashed clusters.
+Graphviz clips an edge at a cluster's border only when the other end lies outside that
+cluster (``lhead``/``ltail``); otherwise it warns "head is inside tail cluster". So every
+composite's cluster has an anchor point, and an edge between a composite state and a
+state inside it ends at that anchor, unclipped. Graphviz places a plain ``label`` before
+clipping, away from the line it draws, so clipped edges carry an ``xlabel`` (placed
+after, padded with a space each side so it cannot run into a neighbouring label). Every
+cluster has an initial marker; a state's internal loops sit above it and a re-entry
+below, so their labels do not stack; the lifecycle's shortcut from its first state to a
+last one has no weight (pulling the two together made it cross the other arrows).
 """
 
 from __future__ import annotations
@@ -33,17 +35,14 @@ _ENCLOSING: Final = 'color="#e65100"; penwidth=2;'
 
 @attrs.frozen
 class _DotEdgeStyle:
-    """How DOT draws an edge kind: its text attribute, extra attributes, and a self-loop's side."""
+    """How DOT draws an edge kind: extra attributes, and the side of a self-loop."""
 
-    text: str = "label"
     extra: str = ""
     loop_port: str = "s"
 
 
 _DOT_EDGES: Final[Mapping[EdgeKind, _DotEdgeStyle]] = {
-    # around clusters, the lifecycle's labels are placed after layout, like the clipped edges'
-    # they sit among (a plain label there met an xlabel); without clusters, plain labels
-    "lifecycle": _DotEdgeStyle(text="xlabel"),
+    "lifecycle": _DotEdgeStyle(),
     "external": _DotEdgeStyle(),
     "internal": _DotEdgeStyle(extra="style=dashed", loop_port="n"),  # a state's two loops on two sides
 }
@@ -62,7 +61,6 @@ class _Dot:
     def __init__(self, scene: Scene) -> None:
         self.scene = scene
         self.lines: list[str] = []
-        self.clustered = any(node.kind == "composite" for node in scene.nodes.values())
 
     def simple(self, node: Node, indent: str) -> None:
         attrs_ = [f"label={_q(chr(10).join((node.name, *node.details)))}"]
@@ -70,18 +68,22 @@ class _Dot:
             attrs_.append(_CURRENT)
         self.lines.append(f"{indent}{_q(node.key)} [{', '.join(attrs_)}];")
 
-    def composite(self, node: Node, indent: str) -> None:
+    def composite(self, node: Node, indent: str, style: str = "rounded") -> None:
         inner = indent + "    "
         marked = node.key in self.scene.enclosing or node.key == self.scene.current
         self.lines.append(f"{indent}subgraph {_q('cluster_' + node.key)} {{")
         label = _q(chr(10).join((node.name, *node.details)))
-        self.lines.append(f"{inner}label={label}; style=rounded;{' ' + _ENCLOSING if marked else ''}")
-        self.lines.append(f'{inner}{_q(_anchor(node.key))} [shape=point, width=0.05, label=""];')
+        self.lines.append(f"{inner}label={label}; style={_q(style)};{' ' + _ENCLOSING if marked else ''}")
+        if node.kind == "composite":  # what edges to and from the state end at (no edge has a region's)
+            self.lines.append(f'{inner}{_q(_anchor(node.key))} [shape=point, width=0.05, label=""];')
         if node.initial is not None:
             self.lines.append(f'{inner}{_q(_initial_marker(node.key))} [shape=point, width=0.12, label=""];')
         for child in node.children:
             self.node(child, inner)
         self.lines.append(f"{indent}}}")
+
+    def region(self, node: Node, indent: str) -> None:
+        self.composite(node, indent, style="rounded,dashed")
 
     def history(self, node: Node, indent: str) -> None:
         self.lines.append(f"{indent}{_q(node.key)} [shape=circle, label={_q(node.name)}, width=0.3, fixedsize=true];")
@@ -104,8 +106,10 @@ class _Dot:
         dst, head = self.end(target, source, "lhead")
         # Graphviz places a label before clipping the edge at a cluster: far from the drawn
         # line. An external label (xlabel) is placed after, beside it.
-        text = "xlabel" if tail or head or (self.clustered and style.text == "xlabel") else "label"
-        attrs_ = [f"{text}={_q(chr(10).join(lines))}"] if lines else []
+        if tail or head:  # a space each side: an xlabel may be placed right against another label
+            attrs_ = [f"xlabel={_q(chr(10).join(f' {line} ' for line in lines))}"] if lines else []
+        else:
+            attrs_ = [f"label={_q(chr(10).join(lines))}"] if lines else []
         attrs_ += [a for a in (tail, head, style.extra) if a]
         if source == target:
             attrs_.append(f"tailport={style.loop_port}, headport={style.loop_port}")
@@ -129,8 +133,13 @@ class _Dot:
             if node.initial is not None:
                 dst, head = self.end(node.initial, node.key, "lhead")
                 self.lines.append(f"    {_q(_initial_marker(node.key))} -> {dst}" + (f" [{head}];" if head else ";"))
+        shortcuts = {(scene.view.start, final) for final in scene.view.finals}
         for edge in scene.edges:
-            self.edge(edge.source, edge.target, edge.lines, _DOT_EDGES[edge.kind])
+            style = _DOT_EDGES[edge.kind]
+            if edge.kind == "lifecycle" and (edge.source, edge.target) in shortcuts:
+                # the first state straight to a last one: pulling them together crossed the other arrows
+                style = attrs.evolve(style, extra="weight=0")
+            self.edge(edge.source, edge.target, edge.lines, style)
         for final in scene.view.finals:
             self.edge(final, "__end", ())
         self.lines.append("}")
@@ -141,6 +150,7 @@ _DOT_NODES: Final[Mapping[NodeKind, Callable[[_Dot, Node, str], None]]] = {
     "simple": _Dot.simple,
     "composite": _Dot.composite,
     "history": _Dot.history,
+    "region": _Dot.region,
 }
 
 

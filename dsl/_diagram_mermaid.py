@@ -53,15 +53,19 @@ class _Mermaid:
         self.lines.append(f"{indent}{self.ids[edge.source]} --> {self.ids[edge.target]}: {label}")
 
     def block(self, parent: str | None, keys: Sequence[str], indent: str) -> None:
-        for key in keys:
-            node = self.scene.nodes[key]
-            _MERMAID_NODES[node.kind](self, node, indent)
+        nodes = [self.scene.nodes[key] for key in keys]
+        for node in nodes:
+            if node.kind != "region":
+                _MERMAID_NODES[node.kind](self, node, indent)
         initial = self.scene.nodes[parent].initial if parent is not None else None
         if initial is not None:
             self.lines.append(f"{indent}[*] --> {self.ids[initial]}")
         for edge in self.scene.edges:
             if parent is not None and self.scope(edge) == parent:
                 self.edge(edge, indent)
+        for node in nodes:  # after everything else in the block: a region is a section of its own
+            if node.kind == "region":
+                _MERMAID_NODES[node.kind](self, node, indent)
 
     def simple(self, node: Node, indent: str) -> None:
         ident = self.ids[node.key]
@@ -77,6 +81,10 @@ class _Mermaid:
         self.lines.append(f"{indent}state {ident} {{")
         self.block(node.key, node.children, indent + "    ")
         self.lines.append(f"{indent}}}")
+
+    def region(self, node: Node, indent: str) -> None:
+        self.lines.append(f"{indent}--")  # a concurrent section of the enclosing state
+        self.composite(node, indent)
 
     def render(self) -> str:
         scene = self.scene
@@ -99,6 +107,7 @@ _MERMAID_NODES: Final[Mapping[NodeKind, Callable[[_Mermaid, Node, str], None]]] 
     "simple": _Mermaid.simple,
     "composite": _Mermaid.composite,
     "history": _Mermaid.simple,  # Mermaid has no history pseudo-state: a state named H or H*
+    "region": _Mermaid.region,  # a named composite in a section of its own (Mermaid's sections have no names)
 }
 
 

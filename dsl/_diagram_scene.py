@@ -20,7 +20,7 @@ from typing import Final, Literal
 import attrs
 
 from ._compile import MachineSpec, StateInfo, Transition
-from ._lifecycle import CLOSED, CLOSING, CONNECTING, EDGES, OPEN
+from ._lifecycle import CLOSED, CLOSING, CONNECTING, EDGES, OPEN, SEPARATOR
 
 __all__ = [
     "FORMATS",
@@ -156,7 +156,7 @@ WEBSOCKET_VIEW: Final = LifecycleView(
 
 # -- the scene: a format-neutral tree of nodes and a list of edges --------------------------------
 
-NodeKind = Literal["simple", "composite", "history"]
+NodeKind = Literal["simple", "composite", "history", "region"]
 EdgeKind = Literal["lifecycle", "external", "internal"]
 
 
@@ -209,17 +209,27 @@ class Scene:
         return outer in self.ancestors(key)
 
 
+def _regions(spec: MachineSpec) -> dict[str, str]:
+    """The parallel regions of ``open`` by node key (the path their states sit under): their names."""
+    return {f"{OPEN}{SEPARATOR}{name}": name for name in spec.regions}
+
+
 def _node_kind(spec: MachineSpec, key: str) -> NodeKind:
-    """The kind of node *key* is drawn as (the tables below have a function per kind)."""
+    """The kind of node *key* is drawn as (each format has a function per kind)."""
     if key == OPEN:
         return "composite" if spec.states else "simple"
+    if key in _regions(spec):
+        return "region"
     info = spec.states.get(key)
     return "composite" if info is not None and info.children else "simple"
 
 
 def _initial_child(spec: MachineSpec, key: str) -> str | None:
     if key == OPEN:
-        return spec.chain(spec.initial_leaf)[0] if spec.states else None
+        return spec.chain(spec.initial_leaf)[0] if spec.initial_leaf in spec.states else None
+    region = _regions(spec).get(key)
+    if region is not None:
+        return spec.chain(spec.regions[region])[0]
     info = spec.states.get(key)
     return info.initial if info is not None else None
 
@@ -266,15 +276,18 @@ def build_scene(spec: MachineSpec, view: LifecycleView, highlight: str | None) -
 
     histories = {(t.target, t.history) for t in spec.transitions if t.target is not None and t.history is not None}
 
+    regions = _regions(spec)
+
     def add(key: str, parent: str | None) -> None:
         kind = _node_kind(spec, key)
         info = spec.states.get(key)
-        children = tuple(p for p, i in spec.states.items() if i.parent == key) if kind == "composite" else ()
-        name = info.name if info is not None else view.names.get(key, key)
+        children = tuple(p for p, i in spec.states.items() if i.parent == key) if kind != "simple" else ()
+        if key == OPEN:
+            children += tuple(regions)  # drawn after open's own states, one section each
+        name = info.name if info is not None else regions.get(key, view.names.get(key, key))
+        details = ("parallel region",) if kind == "region" else tuple(state_details(spec, key))
         pseudo = tuple(_history_key(key, h) for h in sorted(_HISTORY) if (key, h) in histories)
-        nodes[key] = Node(
-            key, name, kind, tuple(state_details(spec, key)), children + pseudo, _initial_child(spec, key)
-        )
+        nodes[key] = Node(key, name, kind, details, children + pseudo, _initial_child(spec, key))
         parents[key] = parent
         for child in children:
             add(child, key)

@@ -205,9 +205,9 @@ def test_websocket_actor_diagram_is_the_lifecycle() -> None:
 
 
 def edge_text(edge: Any) -> str:
-    """A DOT edge's text: its label, or its xlabel where the edge is clipped at a cluster."""
+    """A DOT edge's text: its label, or its xlabel (padded with spaces) where the edge is clipped."""
     text: str = edge.attr["label"] or edge.attr["xlabel"] or ""
-    return text
+    return "\n".join(line.strip() for line in text.splitlines())
 
 
 def test_dot_parses_with_nodes_clusters_and_edges() -> None:

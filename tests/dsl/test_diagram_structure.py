@@ -162,6 +162,40 @@ class Rejoin(JsonStateActor):
         return False
 
 
+class Calls(JsonStateActor):
+    """Parallel regions of open, one with a nested composite and a history target."""
+
+    lobby = State(initial=True)
+    in_call = State(terminal=True)
+    unmuted = State(region="audio")
+    muted = State(region="audio", tags=["quiet"])
+    sending = State(region="video")
+    camera = State(parent=sending, initial=True)
+    screen = State(parent=sending)
+    paused = State(region="video", timeout=3)
+
+    @on.client("join", source=lobby, target=in_call)
+    async def join(self, event: Any) -> None: ...
+
+    @on.client("mute", source=unmuted, target=muted)
+    async def mute(self, event: Any) -> None: ...
+
+    @on.client("unmute", source=muted, target=unmuted)
+    async def unmute(self, event: Any) -> None: ...
+
+    @on.client("share", source=camera, target=screen)
+    async def share(self, event: Any) -> None: ...
+
+    @on.client("unshare", source=screen, target=camera)
+    async def unshare(self, event: Any) -> None: ...
+
+    @on.client("pause", source=sending, target=paused)
+    async def pause(self, event: Any) -> None: ...
+
+    @on.timeout(paused, target=sending.history)
+    async def resume(self, event: Timeout) -> None: ...
+
+
 def statechat() -> type[JsonStateActor]:
     spec = importlib.util.spec_from_file_location("statechat_for_diagrams", EXAMPLES / "statechat.py")
     assert spec is not None
@@ -178,6 +212,7 @@ MACHINES: dict[str, Callable[[], type[JsonStateActor]]] = {
     "deep": lambda: Deep,
     "loops": lambda: Loops,
     "rejoin": lambda: Rejoin,
+    "calls": lambda: Calls,
 }
 
 
@@ -213,6 +248,8 @@ class Mermaid:
     edges: list[MEdge] = attrs.field(factory=list)
     classes: dict[str, str] = attrs.field(factory=dict)
     mentions: list[tuple[str, str]] = attrs.field(factory=list)  # (id, scope), in order
+    sections: dict[str, int] = attrs.field(factory=dict)  # scope -> its `--` dividers so far
+    section_of: dict[str, int] = attrs.field(factory=dict)  # id -> the section of its block it is declared in
 
     def placed(self, ident: str) -> str:
         """Where Mermaid draws *ident*: the last block other than the top level that mentions it."""
@@ -247,6 +284,9 @@ def parse_mermaid(text: str) -> Mermaid:
                 note.append(line)
         elif line.startswith(("%%", "classDef ")):
             pass
+        elif line == "--":  # a concurrent section of the enclosing state begins
+            assert scope != ROOT, f"line {number}: a divider outside any state"
+            out.sections[scope] = out.sections.get(scope, 0) + 1
         elif line == "}":
             assert len(stack) > 1, f"line {number}: '}}' closes no block"
             stack.pop()
@@ -254,6 +294,7 @@ def parse_mermaid(text: str) -> Mermaid:
             ident = match["id"]
             assert ident not in out.declared, f"line {number}: {ident} declared twice"
             out.declared[ident] = scope
+            out.section_of[ident] = out.sections.get(scope, 0)
             first, *rest = match["label"].split(" · ")  # a composite's details follow its name
             out.names[ident] = first
             out.label_lines[ident] = rest
@@ -285,11 +326,28 @@ def parse_mermaid(text: str) -> Mermaid:
     return out
 
 
-def mermaid_ids(spec: MachineSpec) -> dict[str, str]:
-    """The id the renderer gives each state: built-in states by name, the user's numbered."""
+def mermaid_ids(spec: MachineSpec, diagram: Mermaid | None = None) -> dict[str, str]:
+    """The id the renderer gives each state: built-in states by name, the user's numbered.
+
+    With *diagram*, also the parallel regions' (``open.audio``): found by their labels.
+    """
     ids = {name: name for name in LIFECYCLE_STATES}
     ids.update((path, f"s{index}") for index, path in enumerate(spec.states))
+    for region in spec.regions:
+        if diagram is None:
+            break
+        (ident,) = (
+            i
+            for i, name in diagram.names.items()
+            if name == region and diagram.label_lines[i] == ["parallel region"] and diagram.declared[i] == "open"
+        )
+        ids[f"open.{region}"] = ident
     return ids
+
+
+def composites(spec: MachineSpec) -> list[str]:
+    """Every state drawn as a box around others: open, its parallel regions, composite states."""
+    return ["open", *(f"open.{region}" for region in spec.regions), *(p for p, i in spec.states.items() if i.children)]
 
 
 HISTORY_NAMES = {"shallow": "H", "deep": "H*"}
@@ -318,6 +376,8 @@ def expected_parent(spec: MachineSpec, path: str) -> str:
 def expected_initial(spec: MachineSpec, composite: str) -> str:
     if composite == "open":
         return spec.chain(spec.initial_leaf)[0]
+    if composite.removeprefix("open.") in spec.regions:
+        return spec.chain(spec.regions[composite.removeprefix("open.")])[0]
     initial = spec.states[composite].initial
     assert initial is not None
     return initial
@@ -328,8 +388,8 @@ def expected_initial(spec: MachineSpec, composite: str) -> str:
 
 def test_mermaid_every_state_sits_in_its_parent(actor: type[JsonStateActor]) -> None:
     spec = actor.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(actor.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     for path, info in spec.states.items():
         ident, parent = ids[path], ids[expected_parent(spec, path)]
         assert diagram.declared.get(ident) == parent, f"{path} is not declared inside {parent}'s block"
@@ -344,22 +404,35 @@ def test_mermaid_every_state_sits_in_its_parent(actor: type[JsonStateActor]) -> 
     assert diagram.composites.get("open") == (ROOT if spec.states else None)
 
 
+def test_mermaid_each_region_is_a_section_of_open(actor: type[JsonStateActor]) -> None:
+    spec = actor.machine
+    diagram = parse_mermaid(actor.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
+    assert diagram.sections.get("open", 0) == len(spec.regions)
+    sections = [diagram.section_of[ids[f"open.{region}"]] for region in spec.regions]
+    assert sections == list(range(1, len(spec.regions) + 1))  # one each, after open's own states
+    for path, info in spec.states.items():
+        if info.parent == "open":
+            assert diagram.section_of[ids[path]] == 0, path
+    assert set(diagram.sections) <= {"open"}
+
+
 def test_mermaid_each_composite_has_one_initial_marker(actor: type[JsonStateActor]) -> None:
     spec = actor.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(actor.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     assert diagram.initials(ROOT) == ["connecting"]
-    composites = ["open", *(path for path, info in spec.states.items() if info.children)]
-    for path in composites:
+    boxes = composites(spec)
+    for path in boxes:
         assert diagram.initials(ids[path]) == [ids[expected_initial(spec, path)]], path
-    assert {e.scope for e in diagram.edges if e.source == "[*]"} == {ROOT, *(ids[p] for p in composites)}
+    assert {e.scope for e in diagram.edges if e.source == "[*]"} == {ROOT, *(ids[p] for p in boxes)}
     assert [e.source for e in diagram.edges if e.target == "[*]"] == ["closed"]
 
 
 def test_mermaid_edges_join_existing_states_with_the_right_labels(actor: type[JsonStateActor]) -> None:
     spec = actor.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(actor.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     known = {*LIFECYCLE_STATES, *diagram.declared, "[*]"}
     for edge in diagram.edges:
         assert edge.source in known, edge
@@ -377,8 +450,8 @@ def test_mermaid_edges_join_existing_states_with_the_right_labels(actor: type[Js
 
 def test_mermaid_details_sit_in_the_scope_of_their_state(actor: type[JsonStateActor]) -> None:
     spec = actor.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(actor.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     for ident, scope, _ in [*diagram.descriptions, *((i, s, ls) for i, s, ls in diagram.notes)]:
         assert diagram.declared[ident] == scope, f"the details of {ident} are written outside its block"
         assert ident not in diagram.composites, "Mermaid refuses a description on a composite state"
@@ -405,8 +478,8 @@ def test_mermaid_details_sit_in_the_scope_of_their_state(actor: type[JsonStateAc
 def test_mermaid_deep_machine_text() -> None:
     """The purpose-built cases, spelled out: where each awkward edge is written."""
     spec = Deep.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(Deep.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     paused, game = ids["open.game.paused"], ids["open.game"]
     assert diagram.declared[paused] == game
     assert not [d for d in diagram.descriptions if d[0] == paused]  # no details, and still inside
@@ -441,8 +514,8 @@ def test_mermaid_merges_the_loops_of_one_state() -> None:
 @pytest.mark.parametrize("path", ["open.game.match.waiting", "open.game.paused", "closed"])
 def test_mermaid_highlight_marks_the_state_and_its_ancestors(path: str) -> None:
     spec = Deep.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(render(spec, "mermaid", highlight=path))
+    ids = mermaid_ids(spec, diagram)
     assert diagram.classes.pop(ids[path]) == "current"
     enclosing = ["open", *spec.chain(path)[:-1]] if path in spec.states else []
     assert diagram.classes == dict.fromkeys((ids[p] for p in enclosing), "enclosing")
@@ -485,8 +558,13 @@ def test_dot_clusters_nest_like_the_states(actor: type[JsonStateActor]) -> None:
     graph = pygraphviz.AGraph(string=actor.diagram("dot"))
     clusters = clusters_of(graph)
     composite = [path for path, info in spec.states.items() if info.children]
-    assert set(clusters) == {"cluster_open", *(f"cluster_{path}" for path in composite)}
+    assert set(clusters) == {f"cluster_{path}" for path in composites(spec)}
     assert clusters["cluster_open"][1] is None
+    for region in spec.regions:
+        sub, parent = clusters[f"cluster_open.{region}"]
+        assert parent == "cluster_open"
+        assert sub.graph_attr["label"].splitlines() == [region, "parallel region"]
+        assert "dashed" in sub.graph_attr["style"]
     for path in composite:
         assert clusters[f"cluster_{path}"][1] == cluster_name(expected_parent(spec, path))
         assert clusters[f"cluster_{path}"][0].graph_attr["label"].splitlines()[0] == spec.states[path].name
@@ -534,7 +612,7 @@ def test_dot_every_transition_is_an_edge_with_its_label(actor: type[JsonStateAct
     drawn: dict[tuple[str, str, str], Any] = {}
     for edge in graph.edges_iter():
         for line in (edge.attr["label"] or edge.attr["xlabel"] or "").splitlines():
-            key = (edge[0], edge[1], line)
+            key = (edge[0], edge[1], line.strip())  # an xlabel is padded with a space each side
             assert key not in drawn, f"{key} drawn twice"
             drawn[key] = edge
     for t in spec.transitions:
@@ -667,8 +745,8 @@ def test_an_http_state_actor_nests_its_states_in_serving() -> None:
 
 def test_delays_choices_and_history_are_drawn() -> None:
     spec = Rejoin.machine
-    ids = mermaid_ids(spec)
     diagram = parse_mermaid(Rejoin.diagram("mermaid"))
+    ids = mermaid_ids(spec, diagram)
     lines = {line: e for e in diagram.edges for line in e.lines}
     mine, theirs, away, playing = (ids[f"open.{p}"] for p in ("playing.mine", "playing.theirs", "away", "playing"))
     assert (lines["after move (20 s)"].source, lines["after move (20 s)"].target) == (mine, theirs)  # the override
