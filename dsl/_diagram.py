@@ -27,7 +27,7 @@ from typing import Final
 from ._compile import MachineSpec
 from ._diagram_dot import to_dot, to_svg
 from ._diagram_mermaid import to_mermaid
-from ._diagram_scene import FORMATS, WEBSOCKET_VIEW, DiagramError, DiagramFormat, LifecycleView
+from ._diagram_scene import FORMATS, WEBSOCKET_VIEW, DiagramError, DiagramFormat, Highlight, LifecycleView
 
 __all__ = [
     "FORMATS",
@@ -41,7 +41,7 @@ __all__ = [
     "to_svg",
 ]
 
-_RENDERERS: Final[Mapping[str, Callable[[MachineSpec, str | None, LifecycleView], str]]] = {
+_RENDERERS: Final[Mapping[str, Callable[[MachineSpec, Highlight, LifecycleView], str]]] = {
     "mermaid": to_mermaid,
     "dot": to_dot,
     "svg": to_svg,
@@ -49,11 +49,12 @@ _RENDERERS: Final[Mapping[str, Callable[[MachineSpec, str | None, LifecycleView]
 
 
 def render(
-    spec: MachineSpec, fmt: str = "mermaid", highlight: str | None = None, view: LifecycleView = WEBSOCKET_VIEW
+    spec: MachineSpec, fmt: str = "mermaid", highlight: Highlight = None, view: LifecycleView = WEBSOCKET_VIEW
 ) -> str:
     """Render *spec* as ``mermaid``, ``dot`` or ``svg`` text.
 
-    *highlight* marks a state (a live actor's) and the states enclosing it; *view* is the
+    *highlight* marks a state (a live actor's), or several (its state and each region's),
+    and the states enclosing them; *view* is the
     lifecycle drawn around the user's states (the WebSocket one unless an HTTP actor's).
     """
     renderer = _RENDERERS.get(fmt)

@@ -20,7 +20,17 @@ from typing import Final
 import attrs
 
 from ._compile import MachineSpec
-from ._diagram_scene import WEBSOCKET_VIEW, DiagramError, EdgeKind, LifecycleView, Node, NodeKind, Scene, build_scene
+from ._diagram_scene import (
+    WEBSOCKET_VIEW,
+    DiagramError,
+    EdgeKind,
+    Highlight,
+    LifecycleView,
+    Node,
+    NodeKind,
+    Scene,
+    build_scene,
+)
 
 __all__ = ["to_dot", "to_svg"]
 
@@ -64,13 +74,13 @@ class _Dot:
 
     def simple(self, node: Node, indent: str) -> None:
         attrs_ = [f"label={_q(chr(10).join((node.name, *node.details)))}"]
-        if node.key == self.scene.current:
+        if node.key in self.scene.current:
             attrs_.append(_CURRENT)
         self.lines.append(f"{indent}{_q(node.key)} [{', '.join(attrs_)}];")
 
     def composite(self, node: Node, indent: str, style: str = "rounded") -> None:
         inner = indent + "    "
-        marked = node.key in self.scene.enclosing or node.key == self.scene.current
+        marked = node.key in self.scene.enclosing or node.key in self.scene.current
         self.lines.append(f"{indent}subgraph {_q('cluster_' + node.key)} {{")
         label = _q(chr(10).join((node.name, *node.details)))
         self.lines.append(f"{inner}label={label}; style={_q(style)};{' ' + _ENCLOSING if marked else ''}")
@@ -154,12 +164,12 @@ _DOT_NODES: Final[Mapping[NodeKind, Callable[[_Dot, Node, str], None]]] = {
 }
 
 
-def to_dot(spec: MachineSpec, highlight: str | None = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
+def to_dot(spec: MachineSpec, highlight: Highlight = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
     """Graphviz DOT text for *spec*; composite states are clusters."""
     return _Dot(build_scene(spec, view, highlight)).render()
 
 
-def to_svg(spec: MachineSpec, highlight: str | None = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
+def to_svg(spec: MachineSpec, highlight: Highlight = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
     """SVG text: the DOT diagram laid out by Graphviz (needs the ``svg`` extra)."""
     try:
         import pygraphviz  # noqa: PLC0415 - optional dependency, imported on demand

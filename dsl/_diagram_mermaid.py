@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from ._compile import MachineSpec
-from ._diagram_scene import WEBSOCKET_VIEW, LifecycleView, Node, NodeKind, Scene, SceneEdge, build_scene
+from ._diagram_scene import WEBSOCKET_VIEW, Highlight, LifecycleView, Node, NodeKind, Scene, SceneEdge, build_scene
 
 __all__ = ["to_mermaid"]
 
@@ -94,10 +94,10 @@ class _Mermaid:
             if self.scope(edge) is None:
                 self.edge(edge, "    ")
         self.lines.extend(f"    {self.ids[final]} --> [*]" for final in scene.view.finals)
-        if scene.current is not None:
+        if scene.current:
             self.lines.append("    classDef current fill:#ffd54f,stroke:#e65100,stroke-width:3px")
             self.lines.append("    classDef enclosing stroke:#e65100,stroke-width:2px")
-            self.lines.append(f"    class {self.ids[scene.current]} current")
+            self.lines.append(f"    class {','.join(sorted(self.ids[k] for k in scene.current))} current")
             if scene.enclosing:
                 self.lines.append(f"    class {','.join(sorted(self.ids[k] for k in scene.enclosing))} enclosing")
         return "\n".join(self.lines) + "\n"
@@ -111,6 +111,6 @@ _MERMAID_NODES: Final[Mapping[NodeKind, Callable[[_Mermaid, Node, str], None]]] 
 }
 
 
-def to_mermaid(spec: MachineSpec, highlight: str | None = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
+def to_mermaid(spec: MachineSpec, highlight: Highlight = None, view: LifecycleView = WEBSOCKET_VIEW) -> str:
     """Mermaid ``stateDiagram-v2`` text for *spec*."""
     return _Mermaid(build_scene(spec, view, highlight)).render()

@@ -14,7 +14,7 @@ pseudo-states are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final, Literal
 
 import attrs
@@ -28,6 +28,7 @@ __all__ = [
     "DiagramError",
     "DiagramFormat",
     "EdgeKind",
+    "Highlight",
     "LifecycleView",
     "Node",
     "NodeKind",
@@ -192,7 +193,7 @@ class Scene:
     nodes: Mapping[str, Node]
     parents: Mapping[str, str | None]  # None: drawn at the top level
     edges: tuple[SceneEdge, ...]
-    current: str | None
+    current: frozenset[str]  # the highlighted states: a live actor's, one per region too
     enclosing: frozenset[str]
 
     def ancestors(self, key: str) -> list[str]:
@@ -270,7 +271,11 @@ def _merged(edges: Sequence[SceneEdge]) -> tuple[SceneEdge, ...]:
     return tuple(out)
 
 
-def build_scene(spec: MachineSpec, view: LifecycleView, highlight: str | None) -> Scene:
+Highlight = str | Iterable[str] | None
+"""A state path to mark (a live actor's), several (its state and its regions'), or none."""
+
+
+def build_scene(spec: MachineSpec, view: LifecycleView, highlight: Highlight) -> Scene:
     nodes: dict[str, Node] = {}
     parents: dict[str, str | None] = {}
 
@@ -300,10 +305,11 @@ def build_scene(spec: MachineSpec, view: LifecycleView, highlight: str | None) -
         add(key, None)
     edges = [SceneEdge(source, target, (label,), "lifecycle") for source, target, label in view.edges]
     edges += [SceneEdge(t.source, _target_key(t), (edge_label(t, spec),), _edge_kind(t)) for t in spec.transitions]
-    scene = Scene(spec.owner, view, tuple(spec.states), nodes, parents, _merged(edges), None, frozenset())
-    if highlight is None:
-        return scene
-    if highlight not in nodes:
-        msg = f"highlight={highlight!r} is not a state of {spec.owner}; its states are: {', '.join(nodes)}"
-        raise ValueError(msg)
-    return attrs.evolve(scene, current=highlight, enclosing=frozenset(scene.ancestors(highlight)))
+    scene = Scene(spec.owner, view, tuple(spec.states), nodes, parents, _merged(edges), frozenset(), frozenset())
+    marked = [] if highlight is None else [highlight] if isinstance(highlight, str) else list(highlight)
+    for path in marked:
+        if path not in nodes:
+            msg = f"highlight={path!r} is not a state of {spec.owner}; its states are: {', '.join(nodes)}"
+            raise ValueError(msg)
+    enclosing = frozenset(outer for path in marked for outer in scene.ancestors(path))
+    return attrs.evolve(scene, current=frozenset(marked), enclosing=enclosing - set(marked))

@@ -780,3 +780,21 @@ def test_dot_without_clusters_keeps_plain_labels(capfd: pytest.CaptureFixture[st
     assert ("accept", None) in texts
     assert all(not xlabel for _, xlabel in texts)
     assert graphviz_complaints(capfd, dot) == []
+
+
+def test_highlight_marks_a_state_in_each_region() -> None:
+    spec = Calls.machine
+    marked = ["open.in_call", "open.audio.muted", "open.video.sending.screen"]
+    diagram = parse_mermaid(render(spec, "mermaid", highlight=marked))
+    ids = mermaid_ids(spec, diagram)
+    current = {i for i, name in diagram.classes.items() if name == "current"}
+    enclosing = {i for i, name in diagram.classes.items() if name == "enclosing"}
+    assert current == {ids[path] for path in marked}
+    assert enclosing == {ids[p] for p in ("open", "open.audio", "open.video", "open.video.sending")}
+    pygraphviz = pytest.importorskip("pygraphviz")
+    graph = pygraphviz.AGraph(string=render(spec, "dot", highlight=marked))
+    filled = {str(node) for node in graph.nodes_iter() if node.attr["fillcolor"] == "#ffd54f"}
+    assert filled == set(marked)
+    clusters = clusters_of(graph)
+    ringed = {name for name, (sub, _) in clusters.items() if sub.graph_attr["color"] == "#e65100"}
+    assert ringed == {"cluster_open", "cluster_open.audio", "cluster_open.video", "cluster_open.video.sending"}
