@@ -75,7 +75,8 @@ class _Diagram:
 
     def __get__(self, actor: WebsocketActor | None, owner: type[WebsocketActor]) -> Callable[..., str]:
         spec = owner.machine_spec()
-        highlight = actor.state if actor is not None else None
+        # a live actor: its state, and its state in each parallel region (a state actor's)
+        highlight = None if actor is None else (actor.state, *getattr(actor, "regions", {}).values())
 
         def diagram(fmt: str = "mermaid") -> str:
             """Render the state machine as ``"mermaid"``, ``"dot"`` or ``"svg"`` text."""
