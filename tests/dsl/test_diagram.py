@@ -333,6 +333,49 @@ async def test_live_instance_highlights_its_nested_state() -> None:
     assert not [line for line in closed if line.endswith(" enclosing") and line.startswith("    class ")]
 
 
+class Muting(JsonStateActor):
+    """A main state and a parallel region, to draw live."""
+
+    lobby = State()
+    in_call = State(terminal=True)
+    unmuted = State(region="audio")
+    muted = State(region="audio")
+
+    instances: ClassVar[list[Any]] = []
+
+    async def connect(self) -> None:
+        self.instances.append(self)
+        await self.accept()
+
+    @on.client("join", source=lobby, target=in_call)
+    async def join(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("mute", source=unmuted, target=muted)
+    async def mute(self, event: dict[str, Any]) -> None: ...
+
+    @on.client("unmute", source=muted, target=unmuted)
+    async def unmute(self, event: dict[str, Any]) -> None: ...
+
+
+async def test_live_instance_highlights_its_state_in_each_region() -> None:
+    spec = Muting.machine
+    async with WebsocketCommunicator(Muting.as_asgi(), "/") as ws:
+        assert (await ws.connect()).accepted
+        await ws.send_json_to({"type": "mute"})
+        await ws.receive_nothing(0.05)
+        actor = Muting.instances[-1]
+        assert (actor.state, actor.regions) == ("open.lobby", {"audio": "open.audio.muted"})
+        lines = actor.diagram("mermaid").splitlines()
+        marked = ",".join(sorted(mermaid_id(spec, p) for p in ("open.lobby", "open.audio.muted")))
+        assert f"    class {marked} current" in lines
+        pygraphviz = pytest.importorskip("pygraphviz")
+        graph = pygraphviz.AGraph(string=actor.diagram("dot"))
+        assert graph.get_node("open.audio.muted").attr["fillcolor"] == "#ffd54f"
+        assert graph.get_node("open.lobby").attr["fillcolor"] == "#ffd54f"
+        assert graph.get_subgraph("cluster_open").get_subgraph("cluster_open.audio").graph_attr["color"] == "#e65100"
+        await ws.disconnect()
+
+
 async def test_live_plain_actor_highlights_open() -> None:
     instances: list[WebsocketActor] = []
 
