@@ -64,7 +64,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import socket
 import threading
 import time
@@ -77,17 +76,16 @@ import anyio
 import anyio.lowlevel
 
 from ._background import spawn_system_task
+from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._redis_hot import make_hot
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
-from ._redis_store import Client, Owner, Store, owner_of
-from ._sqlite_lease import OwnMemberships
+from ._redis_store import Client, Owner, Store
 from ._types import Message, StartsAndCloses
 from ._validation import (
-    MAX_NAME_LENGTH,
     check_message,
     copy_message,
     message_size,
@@ -102,11 +100,7 @@ __all__ = ["RedisChannelLayer"]
 
 logger = logging.getLogger("interlock.layers.redis")
 
-_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
 _KEY_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
-_PROCESS_HEX: Final = 6
-_TOKEN_HEX: Final = 8
-_SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
 _BATCH: Final = 512  # inbox entries the pump takes per round trip
 _WAIT: Final = 1.0  # seconds one BLMPOP blocks before the pump looks around
 _NAMED_POLL: Final = (0.002, 0.1)  # a named channel's receiver looks this often (first, at most)
@@ -216,10 +210,10 @@ class RedisChannelLayer(StartsAndCloses):
 
     def _reset(self) -> None:
         """Set the state of a layer that has not started (also in a forked child)."""
-        self._process = secrets.token_hex(_PROCESS_HEX)
-        self._marker = f".{self._process}!"
+        self._names = ProcessNames()
+        self._process = self._names.process
         self._own = OwnMemberships()  # memberships of its channels, and of named ones it added
-        self._pending_drops: dict[str, int] = {}  # own channels' drops seen here, not yet in Redis
+        self._pending_drops = PendingDrops()  # own channels' drops seen here, not yet in Redis
         self._undone: set[tuple[str | None, str]] = set()  # discards (group, channel) and closes (None, channel)
         self._drops = Drops(logger)
         self._queues = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
@@ -378,7 +372,7 @@ class RedisChannelLayer(StartsAndCloses):
             self._queues.clear()
             self._drops.clear()
             self._own.clear()
-            self._pending_drops.clear()
+            self._pending_drops.take()
             self._wake_named()
 
     async def flush(self) -> None:
@@ -390,7 +384,7 @@ class RedisChannelLayer(StartsAndCloses):
         self._queues.live |= live
         self._drops.clear()
         self._own.clear()
-        self._pending_drops.clear()
+        self._pending_drops.take()
         self._undone.clear()
 
     # -- background tasks --------------------------------------------------------------------
@@ -473,7 +467,7 @@ class RedisChannelLayer(StartsAndCloses):
         """A copy for our full *channel* was dropped: count it here and (soon, by the settler) in Redis."""
         self._drops.seen(group, channel)
         self._drops.count(channel)
-        self._pending_drops[channel] = self._pending_drops.get(channel, 0) + 1
+        self._pending_drops.add(channel)
         self._wake_settler()
 
     def _wake_settler(self) -> None:
@@ -539,20 +533,19 @@ class RedisChannelLayer(StartsAndCloses):
             )
 
     async def _write_drops(self, store: Store) -> None:
-        counts, self._pending_drops = self._pending_drops, {}
+        counts = self._pending_drops.take()
         if not counts:
             return
         try:
             await store.count_drops(self._process, counts)
         except BaseException:
-            for channel, count in counts.items():
-                self._pending_drops[channel] = self._pending_drops.get(channel, 0) + count
+            self._pending_drops.put_back(counts)
             raise
 
     # -- channels --------------------------------------------------------------------------
 
     def _is_mine(self, channel: str) -> bool:
-        return self._marker in channel or channel.startswith(self._marker[1:])
+        return self._names.is_mine(channel)
 
     async def _store(self) -> Store:
         run = self._run
@@ -647,16 +640,8 @@ class RedisChannelLayer(StartsAndCloses):
 
     async def new_channel(self, prefix: str = "specific", /) -> str:
         """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
-        room = MAX_NAME_LENGTH - _SUFFIX
-        if not (type(prefix) is str and _PREFIX.fullmatch(prefix) and len(prefix) <= room):
-            shown = repr(prefix) if len(repr(prefix)) <= 60 else repr(prefix)[:57] + "..."
-            msg = (
-                f"invalid channel prefix {shown}: a prefix is 1 to {room} ASCII letters, digits, "
-                f"'-', '_' or '.' (the layer appends '.PROCESS!TOKEN', {_SUFFIX} characters)"
-            )
-            raise InvalidChannelName(msg)
+        name = self._names.new_name(prefix)
         await self._store()
-        name = f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
         self._queues.live.add(name)
         return name
 
@@ -689,7 +674,7 @@ class RedisChannelLayer(StartsAndCloses):
         if self._is_mine(channel):
             self._queues.drop(channel)
             self._drops.forget(channel)
-            self._pending_drops.pop(channel, None)
+            self._pending_drops.discard(channel)
         self._own.drop(channel)
         try:
             await store.close_channel(channel, owner_of(channel))
@@ -769,15 +754,8 @@ class RedisChannelLayer(StartsAndCloses):
                 else:
                     drops.seen(group, channel)
                     await store.count_drops(None, {channel: 1})
-        now = time.monotonic()
-        size = message_size(checked) if local else 0
-        for channel in local:
-            try:
-                self._queues.put(channel, checked, now, size)
-            except ChannelFull:
-                drops.seen(group, channel)
-                drops.count(channel)
-                self._pending_drops[channel] = self._pending_drops.get(channel, 0) + 1
+        if local:
+            put_local(self._queues, drops, self._pending_drops, group, local, checked, time.monotonic())
         if self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 

@@ -1,11 +1,12 @@
 """A lean, pipelined Redis connection for the Redis layer's hot path (RESP2 on anyio streams).
 
-Why it exists: one coredis command costs 170-190 us of CPU here (``/tmp``-free measure:
-``bench/redis_layer.py --resp``): five anyio cancel scopes, a writer task fed through a
-memory stream, ~6 event-loop iterations and ~790 Python calls per ``PING``.  The loopback
-round trip itself is ~55 us (``redis-benchmark -c 1 -t ping``: 17,700/s).  This
-connection spends ~2 loop iterations per command.  coredis stays for everything else
-(registration, groups, pruning, Redis Cluster).
+Why it exists: one coredis 6.9 command costs 170-190 us of CPU here (profiled with
+cProfile: five anyio cancel scopes, a writer task fed through a memory stream, ~6
+event-loop iterations and ~790 Python calls per ``PING``).  The loopback round trip
+itself is ~55 us (``redis-benchmark -c 1 -t ping``: 17,700/s).  This connection spends
+~3 loop iterations and ~200 Python calls per command, about what a bare anyio socket
+does (``bench/redis_layer.py --concurrency`` compares the three).  coredis stays for
+everything else (registration, groups, pruning, Redis Cluster, TLS, Sentinel).
 
 Rules:
 

@@ -16,12 +16,13 @@ from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
+from ._core import owner_of
 from ._errors import LayerUnavailable
 from ._redis_hot import CoredisHot, Hot
 from ._redis_keys import CLAIM_NAMED, SEND_GROUP, SEND_NAMED, SEND_ONE, SETTLE, Keys
 from ._redis_resp import RespError, Script
 
-__all__ = ["Owner", "PruneReport", "Store", "owner_of"]
+__all__ = ["Owner", "PruneReport", "Store"]
 
 _SEND_ONE = Script(SEND_ONE)
 _SEND_GROUP = Script(SEND_GROUP)
@@ -32,12 +33,6 @@ _SETTLE = Script(SETTLE)
 T = TypeVar("T")
 
 Client = Any  # coredis.Redis[bytes] or coredis.RedisCluster[bytes]: one interface, no shared base
-
-
-def owner_of(channel: str) -> str | None:
-    """The process a ``!`` channel belongs to (what precedes the ``!``, after its last dot)."""
-    head, bang, _ = channel.partition("!")
-    return head.rpartition(".")[2] if bang else None
 
 
 class Owner(NamedTuple):

@@ -55,7 +55,6 @@ import functools
 import logging
 import math
 import os
-import re
 import secrets
 import socket
 import sqlite3
@@ -72,17 +71,16 @@ import anyio.to_thread
 
 from . import _sqlite_store as store
 from ._background import spawn_system_task
+from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
-from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerFileReplaced
+from ._errors import LayerClosed, LayerFileReplaced
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
-from ._sqlite_lease import LeaseKeeper, OwnMemberships, PendingDrops
+from ._sqlite_lease import LeaseKeeper
 from ._sqlite_local import LocalQueues, Room
 from ._sqlite_thread import ConnectionThread
 from ._types import Message, StartsAndCloses
 from ._validation import (
-    MAX_NAME_LENGTH,
     check_message,
-    message_size,
     require_capacity,
     require_channel_name,
     require_group_name,
@@ -96,10 +94,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("interlock.layers.sqlite")
 
-_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
-_PROCESS_HEX: Final = 6  # bytes of the process id: 12 hex digits
-_TOKEN_HEX: Final = 8  # bytes of a channel token: 16 hex digits
-_SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
 _WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks around
 _QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
 _QUIET_SLOWDOWN: Final = 5  # how much it slows down
@@ -107,12 +101,6 @@ _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event l
 _CHECKPOINT_EVERY: Final = 1000  # writes on the loop's connection between checkpoint requests (~4,000 WAL pages)
 _layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
-
-
-def _owner_of(channel: str) -> str | None:
-    """The process a ``!`` channel belongs to (what precedes the ``!``, after its last dot)."""
-    head, bang, _ = channel.partition("!")
-    return head.rpartition(".")[2] if bang else None
 
 
 @final
@@ -172,8 +160,8 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     def _reset(self) -> None:
         """Set the state of a layer that has not started (also in a forked child)."""
-        self._process = secrets.token_hex(_PROCESS_HEX)
-        self._marker = f".{self._process}!"
+        self._names = ProcessNames()
+        self._process = self._names.process
         self._own = OwnMemberships()
         self._pending_drops = PendingDrops()  # own channels' drops, for the file (shared with the keeper)
         self._broken: str | None = None  # why the file is not ours any more (LayerFileReplaced)
@@ -466,8 +454,8 @@ class SQLiteChannelLayer(StartsAndCloses):
     # -- channels --------------------------------------------------------------------------
 
     def _is_mine(self, channel: str) -> bool:
-        """Whether *channel* belongs to this process (as :func:`_owner_of` says, quicker)."""
-        return self._marker in channel or channel.startswith(self._marker[1:])
+        """Whether *channel* belongs to this process (as :func:`owner_of` says, quicker)."""
+        return self._names.is_mine(channel)
 
     async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
         """Queue a copy of *message* on *channel*: in memory if it is ours, else in the file."""
@@ -482,7 +470,7 @@ class SQLiteChannelLayer(StartsAndCloses):
                 await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         now = time.time()
-        targets = [(channel, _owner_of(channel), self._capacity_for(channel))]
+        targets = [(channel, owner_of(channel), self._capacity_for(channel))]
         body = encode(checked)
         expires = now + self.expiry
         done = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True) if home else None
@@ -547,16 +535,9 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     async def new_channel(self, prefix: str = "specific", /) -> str:
         """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
-        room = MAX_NAME_LENGTH - _SUFFIX
-        if not (type(prefix) is str and _PREFIX.fullmatch(prefix) and len(prefix) <= room):
-            shown = repr(prefix) if len(repr(prefix)) <= 60 else repr(prefix)[:57] + "..."
-            msg = (
-                f"invalid channel prefix {shown}: a prefix is 1 to {room} ASCII letters, digits, "
-                f"'-', '_' or '.' (the layer appends '.PROCESS!TOKEN', {_SUFFIX} characters)"
-            )
-            raise InvalidChannelName(msg)
+        name = self._names.new_name(prefix)
         await self._ready()
-        return f"{prefix}.{self._process}!{secrets.token_hex(_TOKEN_HEX)}"
+        return name
 
     def watch_channel(
         self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
@@ -608,7 +589,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         group = require_group_name(group)
         channel = require_channel_name(channel)
         await self._ready()
-        owner_id = _owner_of(channel)
+        owner_id = owner_of(channel)
         now = time.time()
         owner = None
         if owner_id == self._process:
@@ -687,15 +668,8 @@ class SQLiteChannelLayer(StartsAndCloses):
         drops = self._drops
         for channel in full:  # counted in the file already; its owner hears of it from there
             drops.seen(group, channel)
-        now = time.monotonic()
-        size = message_size(checked) if local else 0
-        for channel in local:
-            try:
-                self._local.put(channel, checked, now, size)
-            except ChannelFull:
-                drops.seen(group, channel)
-                drops.count(channel)
-                self._pending_drops.add(channel)
+        if local:
+            put_local(self._local, drops, self._pending_drops, group, local, checked, time.monotonic())
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 

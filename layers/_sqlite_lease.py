@@ -31,7 +31,7 @@ The warning says how long it really was since the last renewal, and whether that
 enough to be pruned at all.
 
 The keeper also writes the drops the layer counted for its own channels in memory
-(:class:`PendingDrops`) to the file, so other processes and the CLI see them.
+(:class:`~._core.PendingDrops`) to the file, so other processes and the CLI see them.
 """
 
 from __future__ import annotations
@@ -44,77 +44,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import _sqlite_store as store
+from ._core import OwnMemberships, PendingDrops
 from ._errors import LayerFileReplaced
 
-__all__ = ["LeaseKeeper", "OwnMemberships", "PendingDrops"]
+__all__ = ["LeaseKeeper"]
 
 logger = logging.getLogger("interlock.layers.sqlite")
-
-
-class OwnMemberships:
-    """The groups of the channels this process created, shared with its lease thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._groups: dict[str, set[str]] = {}
-
-    def add(self, group: str, channel: str) -> None:
-        """Record that *channel* joined *group*."""
-        with self._lock:
-            self._groups.setdefault(channel, set()).add(group)
-
-    def discard(self, group: str, channel: str) -> None:
-        """Record that *channel* left *group*."""
-        with self._lock:
-            groups = self._groups.get(channel)
-            if groups is not None:
-                groups.discard(group)
-                if not groups:
-                    del self._groups[channel]
-
-    def drop(self, channel: str) -> None:
-        """Forget *channel* (it was closed)."""
-        with self._lock:
-            self._groups.pop(channel, None)
-
-    def clear(self) -> None:
-        """Forget every membership (the layer was flushed or closed)."""
-        with self._lock:
-            self._groups.clear()
-
-    def snapshot(self) -> list[tuple[str, str]]:
-        """Every ``(group, channel)`` recorded."""
-        with self._lock:
-            return [(group, channel) for channel, groups in self._groups.items() for group in groups]
-
-
-class PendingDrops:
-    """Drops of this process's own channels not yet written to the file, shared with its lease thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-
-    def add(self, channel: str, count: int = 1) -> None:
-        """Count *count* drops of *channel* to write."""
-        with self._lock:
-            self._counts[channel] = self._counts.get(channel, 0) + count
-
-    def take(self) -> dict[str, int]:
-        """Every drop counted since the last call."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        return counts
-
-    def discard(self, channel: str) -> None:
-        """Forget *channel*'s drops (it was closed)."""
-        with self._lock:
-            self._counts.pop(channel, None)
-
-    def put_back(self, counts: dict[str, int]) -> None:
-        """Count again drops that could not be written."""
-        for channel, count in counts.items():
-            self.add(channel, count)
 
 
 def flush_drops(conn: sqlite3.Connection, owner: str, pending: PendingDrops) -> None:

@@ -1,0 +1,156 @@
+"""What the layers shared by processes have in common, whatever their store (SQLite, Redis).
+
+Rules:
+
+1. **A channel belongs to the process that named it.**  ``new_channel()`` names are
+   ``PREFIX.PROCESS!TOKEN``: :class:`ProcessNames` makes them and says whether a name is
+   this process's (the local fast path) or whose it is (:func:`owner_of`); a name without
+   ``!`` is *named*, and belongs to nobody.
+2. **A process remembers what it must write again.**  :class:`OwnMemberships` holds the
+   memberships of its own channels (and of named channels it added), which its store
+   re-asserts when it registers again (a lease lost, a Redis restarted empty);
+   :class:`PendingDrops` holds the drops of its own channels not yet written to the store.
+   Both may be read from a lease thread, so both lock.
+3. **A group's local members are served from memory.**  :func:`put_local` queues one
+   ``group_send``'s copies for this process's own members; a full one misses it, and the
+   drop is counted (its hook told, the store told later), never raised.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+from ._drops import Drops
+from ._errors import ChannelFull, InvalidChannelName
+from ._queues import ChannelQueues
+from ._types import Message
+from ._validation import MAX_NAME_LENGTH, message_size
+
+__all__ = ["OwnMemberships", "PendingDrops", "ProcessNames", "owner_of", "put_local"]
+
+_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
+_PROCESS_HEX: Final = 6  # bytes of the process id: 12 hex digits
+_TOKEN_HEX: Final = 8  # bytes of a channel token: 16 hex digits
+_SUFFIX: Final = 1 + 2 * _PROCESS_HEX + 1 + 2 * _TOKEN_HEX  # ".PROCESS!TOKEN"
+
+
+def owner_of(channel: str) -> str | None:
+    """The process a ``!`` channel belongs to (what precedes the ``!``, after its last dot)."""
+    head, bang, _ = channel.partition("!")
+    return head.rpartition(".")[2] if bang else None
+
+
+class ProcessNames:
+    """This process's id and the channel names it makes (rule 1)."""
+
+    __slots__ = ("_marker", "process")
+
+    def __init__(self) -> None:
+        self.process = secrets.token_hex(_PROCESS_HEX)
+        self._marker = f".{self.process}!"
+
+    def is_mine(self, channel: str) -> bool:
+        """Whether *channel* belongs to this process (as :func:`owner_of` says, quicker)."""
+        return self._marker in channel or channel.startswith(self._marker[1:])
+
+    def new_name(self, prefix: str) -> str:
+        """A new channel name of this process, ``PREFIX.PROCESS!TOKEN``; a bad *prefix* is refused."""
+        room = MAX_NAME_LENGTH - _SUFFIX
+        if not (type(prefix) is str and _PREFIX.fullmatch(prefix) and len(prefix) <= room):
+            shown = repr(prefix) if len(repr(prefix)) <= 60 else repr(prefix)[:57] + "..."
+            msg = (
+                f"invalid channel prefix {shown}: a prefix is 1 to {room} ASCII letters, digits, "
+                f"'-', '_' or '.' (the layer appends '.PROCESS!TOKEN', {_SUFFIX} characters)"
+            )
+            raise InvalidChannelName(msg)
+        return f"{prefix}.{self.process}!{secrets.token_hex(_TOKEN_HEX)}"
+
+
+class OwnMemberships:
+    """The groups of the channels this process created (and named ones it added), shared with its lease thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[str, set[str]] = {}
+
+    def add(self, group: str, channel: str) -> None:
+        """Record that *channel* joined *group*."""
+        with self._lock:
+            self._groups.setdefault(channel, set()).add(group)
+
+    def discard(self, group: str, channel: str) -> None:
+        """Record that *channel* left *group*."""
+        with self._lock:
+            groups = self._groups.get(channel)
+            if groups is not None:
+                groups.discard(group)
+                if not groups:
+                    del self._groups[channel]
+
+    def drop(self, channel: str) -> None:
+        """Forget *channel* (it was closed)."""
+        with self._lock:
+            self._groups.pop(channel, None)
+
+    def clear(self) -> None:
+        """Forget every membership (the layer was flushed or closed)."""
+        with self._lock:
+            self._groups.clear()
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        """Every ``(group, channel)`` recorded."""
+        with self._lock:
+            return [(group, channel) for channel, groups in self._groups.items() for group in groups]
+
+
+class PendingDrops:
+    """Drops of this process's own channels not yet written to the store, shared with its lease thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, channel: str, count: int = 1) -> None:
+        """Count *count* drops of *channel* to write."""
+        with self._lock:
+            self._counts[channel] = self._counts.get(channel, 0) + count
+
+    def take(self) -> dict[str, int]:
+        """Every drop counted since the last call."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+    def discard(self, channel: str) -> None:
+        """Forget *channel*'s drops (it was closed)."""
+        with self._lock:
+            self._counts.pop(channel, None)
+
+    def put_back(self, counts: dict[str, int]) -> None:
+        """Count again drops that could not be written."""
+        for channel, count in counts.items():
+            self.add(channel, count)
+
+
+def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its own place
+    queues: ChannelQueues,
+    drops: Drops,
+    pending: PendingDrops,
+    group: str,
+    channels: Iterable[str],
+    message: Message,
+    now: float,
+) -> None:
+    """Queue a checked *message* of ``group_send`` to *group* for this process's *channels* (rule 3)."""
+    size = message_size(message)
+    for channel in channels:
+        try:
+            queues.put(channel, message, now, size)
+        except ChannelFull:
+            drops.seen(group, channel)
+            drops.count(channel)
+            pending.add(channel)
