@@ -100,6 +100,8 @@ def pictures(text: str) -> list[str]:
 
 def main() -> int:
     """Rewrite the blocks, or with ``--check`` report stale ones."""
+    from interlock.dsl import DiagramError  # noqa: PLC0415 - as render() imports interlock: when run
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report stale diagrams, change nothing")
     args = parser.parse_args()
@@ -115,7 +117,11 @@ def main() -> int:
             if picture(target).relative_to(ROOT) not in stale and stale_picture(target):
                 stale.append(picture(target).relative_to(ROOT))
                 if not args.check:
-                    draw_picture(target)
+                    try:
+                        draw_picture(target)
+                    except DiagramError as exc:  # no Graphviz: say so, leave the old picture
+                        print(f"cannot draw {picture(target).relative_to(ROOT)}: {exc}", file=sys.stderr)  # noqa: T201
+                        return 1
     if args.check and stale:
         print("stale diagrams in: " + ", ".join(map(str, stale)) + "; run python docs/diagrams.py")  # noqa: T201
         return 1
