@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def draw_picture(target: str) -> None:
 def picture_block(path: Path, target: str) -> str:
     """The Markdown that shows the picture of *target* in the page at *path*."""
     owner = target.rsplit(":", 1)[1]
-    relative = picture(target).relative_to(path.parent).as_posix()
+    relative = Path(os.path.relpath(picture(target), path.parent)).as_posix()
     return f"![The state diagram of {owner}, drawn by Graphviz]({relative})"
 
 
