@@ -5,12 +5,13 @@ installed; SVG is DOT laid out by Graphviz through ``pygraphviz`` (the ``svg`` e
 Every diagram shows the built-in lifecycle around the user's states, each composite
 state's initial child, guards as ``[guard]``, timeouts as ``after N s``, named delays as
 ``after name (N s)``, eventless choices as ``always``, a transition to a state's history
-as an arrow to an ``H`` (``H*``: deep) pseudo-state inside it, internal transitions as
-dashed self-loops marked ``(internal)`` (all the loops of one state on one edge, a line
-each), and each state's timeout, delays, deferred events, tags and invoked tasks inside
-its box. Delays are drawn with the class's ``delays`` overrides applied. Pass
-``highlight=`` a state path to mark a live actor's current state and the states
-enclosing it.
+as an arrow to an ``H`` (``H*``: deep) pseudo-state inside it, each parallel region of
+``open`` as a box (section) of its own, internal transitions as dashed self-loops marked
+``(internal)`` (all the loops of one state on one edge, a line each), and each state's
+timeout, delays, deferred events, tags and invoked tasks inside its box. Delays are
+drawn with the class's ``delays`` overrides applied. Pass ``highlight=`` a state path
+(or several: a live actor's state and its state in each region) to mark them and the
+states enclosing them.
 
 Theory of operation: :mod:`._diagram_scene` turns the spec into a format-neutral scene
 (nodes with a kind, edges with a kind, the loops of a state merged), and

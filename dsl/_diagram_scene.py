@@ -7,9 +7,9 @@ state and kind merged into one edge with a line per transition). The formats
 (``_diagram_mermaid``, ``_diagram_dot``) walk it with a table of functions per node kind.
 
 To draw something new: a kind of event is one entry in ``_EVENT_TEXT``; a line inside a
-state's box one function in ``_DETAILS``; a kind of state (a parallel region) a case in
-:func:`_node_kind` plus one function in each format's node table, as the history
-pseudo-states are.
+state's box one function in ``_DETAILS``; a kind of state a case in :func:`_node_kind`
+plus one function in each format's node table, as the history pseudo-states and the
+parallel regions are.
 """
 
 from __future__ import annotations
