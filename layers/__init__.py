@@ -20,7 +20,15 @@ from ._errors import (
 from ._memory import InMemoryChannelLayer
 from ._redis import RedisChannelLayer
 from ._sqlite import SQLiteChannelLayer
-from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
+from ._types import (
+    ChannelLayer,
+    DropCountingLayer,
+    GroupLayer,
+    ListableGroupLayer,
+    Message,
+    PeerWatchingLayer,
+    WatchableLayer,
+)
 from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, require_group_name
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "LayerUnavailable",
     "ListableGroupLayer",
     "Message",
+    "PeerWatchingLayer",
     "RedisChannelLayer",
     "SQLiteChannelLayer",
     "UnserializableMessage",

@@ -25,6 +25,7 @@ import anyio.lowlevel
 
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
+from ._peers import OnGone, PeerWatches
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
@@ -72,6 +73,8 @@ class InMemoryChannelLayer(StartsAndCloses):
         self.group_expiry = require_positive("group_expiry", group_expiry)
         self._queues = ChannelQueues(CapacityRule(capacity, channel_capacity), self.expiry, self.capacity_bytes)
         self._pacer = Pacer()
+        self._live: set[str] = set()  # the new_channel() names not closed yet
+        self._peers = PeerWatches()
         self._process = secrets.token_hex(6)
         self._groups: dict[str, dict[str, float]] = {}
         self._memberships: dict[str, set[str]] = {}
@@ -93,11 +96,13 @@ class InMemoryChannelLayer(StartsAndCloses):
         await self.flush()
 
     async def flush(self) -> None:
-        """Drop every message, channel and group."""
+        """Drop every message, channel and group (their watchers are told: ``"closed"``)."""
         self._queues.clear()
         self._groups.clear()
         self._memberships.clear()
         self._drops.clear()
+        self._live.clear()
+        self._peers.all_gone("closed")
 
     # -- channels --------------------------------------------------------------------------
 
@@ -143,11 +148,15 @@ class InMemoryChannelLayer(StartsAndCloses):
             msg = f"invalid channel prefix {prefix!r}: a prefix is a channel name without '!'"
             raise InvalidChannelName(msg)
         require_channel_name(prefix)
-        return require_channel_name(f"{prefix}.{self._process}!{secrets.token_hex(8)}")
+        channel = require_channel_name(f"{prefix}.{self._process}!{secrets.token_hex(8)}")
+        self._live.add(channel)
+        return channel
 
     async def close_channel(self, channel: str, /) -> None:
-        """Drop *channel*'s queue and remove it from all its groups."""
+        """Drop *channel*'s queue and remove it from all its groups; its watchers are told."""
         require_channel_name(channel)
+        self._live.discard(channel)
+        self._peers.gone(channel, "closed")
         self._queues.drop(channel)
         self._drops.forget(channel)
         for group in self._memberships.pop(channel, ()):
@@ -156,6 +165,17 @@ class InMemoryChannelLayer(StartsAndCloses):
                 members.pop(channel, None)
                 if not members:
                     del self._groups[group]
+
+    def watch_peer(self, channel: str, on_gone: OnGone, /) -> Callable[[], None]:
+        """Call ``on_gone(channel, reason)`` once when *channel* is closed (see
+        :class:`~interlock.layers.PeerWatchingLayer`). A ``!`` channel this layer did not
+        make, or closed already, is ``"unknown"`` at once; a named channel is gone when
+        ``close_channel()`` closes it."""
+        channel = require_channel_name(channel)
+        if "!" in channel and channel not in self._live:
+            on_gone(channel, "unknown")
+            return _nothing
+        return self._peers.add(channel, on_gone)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -223,3 +243,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         now = time.monotonic()
         counts = {group: len(self._live_members(group, now)) for group in list(self._groups)}
         return {group: count for group, count in counts.items() if count}
+
+
+def _nothing() -> None:
+    """The cancel function of a watch that ended at once."""

@@ -19,6 +19,7 @@ __all__ = [
     "GroupLayer",
     "ListableGroupLayer",
     "Message",
+    "PeerWatchingLayer",
     "StartsAndCloses",
     "WatchableLayer",
 ]
@@ -103,6 +104,21 @@ class WatchableLayer(Protocol):
 
     def take_message(self, channel: str, /) -> Message | None:
         """The next unexpired message on *channel*, or None, without waiting."""
+        ...
+
+
+@runtime_checkable
+class PeerWatchingLayer(Protocol):
+    """A layer that can tell when a channel is gone: closed, or its owner's process stopped."""
+
+    def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
+        """Call ``on_gone(channel, reason)`` once when *channel* is gone; return a cancel function.
+
+        *reason* is ``"closed"`` (``close_channel()``), ``"unknown"`` (no such channel,
+        or gone already: then *on_gone* may be called before this returns) or ``"lease"``
+        (the process that owned it stopped renewing its lease: it died or lost the layer).
+        Called on the layer's event loop thread.
+        """
         ...
 
 
