@@ -52,6 +52,7 @@ from ._mailbox import Mailbox
 from ._sync import run_in_worker
 from ._taskset import TaskSet
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
+from ._watch import Watches
 
 __all__ = ["ActorApp", "BaseActor", "Flush", "UnhandledPolicy", "handler", "inline", "library_class"]
 
@@ -288,6 +289,7 @@ class BaseActor:
     _too_slow: ClientTooSlow | None = None  # why the client was given up, once it was
     _closed_channel: bool = False
     _drops_pending: int = 0  # dropped for this channel since the actor last heard of it
+    _watches: Watches | None = None  # the channels this actor watches (watch())
     _watching_send: bool = False  # a watcher checks whether the send under way is stuck
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -383,6 +385,29 @@ class BaseActor:
         if channel is None:
             raise NoChannelLayer(type(self).__qualname__, "channel_name")
         return channel
+
+    def watch(self, channel: str) -> None:
+        """Be told when *channel* is gone: closed, unknown, or its process's lease ended.
+
+        The actor then gets the layer message ``{"type": "peer.gone", "channel": ...,
+        "reason": "closed" | "unknown" | "lease"}`` in its mailbox (handle it with
+        ``@on.message("peer.gone")`` or a ``@handler`` named ``peer_gone``), once per
+        watch. Watching twice is one watch; the watches end with the actor. Raises
+        :class:`TypeError` if the layer cannot tell (see ``PeerWatchingLayer``).
+        """
+        if self._watches is None:
+            self._watches = Watches(self)
+        self._watches.add(channel)
+
+    def unwatch(self, channel: str) -> None:
+        """Stop watching *channel* (nothing happens if it is not watched)."""
+        if self._watches is not None:
+            self._watches.discard(channel)
+
+    def _post_peer_gone(self, message: Message) -> None:
+        mailbox = getattr(self, "_mailbox", None)
+        if not self._ended and mailbox is not None:
+            mailbox.put_nowait((LAYER, message))
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -837,6 +862,8 @@ class BaseActor:
                 logger.exception("%r could not leave group %r", self, group)
 
     async def _cleanup(self) -> None:
+        if self._watches is not None:
+            self._watches.clear()
         layer = self._channel_layer
         channel = self._channel_name
         if layer is None or channel is None or self._closed_channel:
