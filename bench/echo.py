@@ -1,4 +1,4 @@
-"""WebSocket echo benchmark: raw ASGI vs interlock actor vs Django Channels.
+"""WebSocket echo benchmark: raw ASGI vs interlock actors (plain, DSL, JSON, JSON DSL) vs Django Channels.
 
 For every selected app (see ``bench/echo_apps.py``) the runner starts uvicorn in
 its own subprocess on 127.0.0.1, waits until it accepts connections and then,
@@ -17,7 +17,11 @@ robust figure; msgs/s and latency also depend on the client's own CPU use.
 Usage::
 
     .venv/bin/python bench/echo.py [--clients 100] [--messages 200] [--idle 1000]
-                                   [--only raw,interlock,channels] [--json FILE]
+                                   [--only raw,interlock,dsl,json,jsondsl,channels] [--json FILE]
+
+Text frames carry a small JSON object (``{"type": "echo", "data": "xx…"}``), so the
+JSON apps (``JsonWebsocketActor`` and the DSL's ``JsonStateActor``) can decode and
+re-encode it; the other apps echo the text as it is.
 
 Only loopback traffic; every phase is bounded in count and in time, and the
 server subprocess is always terminated.
@@ -53,7 +57,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
-APPS: tuple[str, ...] = ("raw", "interlock", "dsl", "channels")
+APPS: tuple[str, ...] = ("raw", "interlock", "dsl", "json", "jsondsl", "channels")
 """Known apps, in run order; each maps to ``echo_apps:make_<name>``."""
 
 T = TypeVar("T")
@@ -332,10 +336,17 @@ async def phase(name: str, time_limit: float, coro: Coroutine[Any, Any, T]) -> T
         raise BenchError(f"phase {name!r} exceeded {time_limit:.0f} s") from None
 
 
+def json_payload(size: int) -> str:
+    """A text frame of about *size* bytes that every app echoes unchanged: the JSON apps
+    decode it and encode it again (``json.dumps`` of the decoded object is the same text)."""
+    frame = json.dumps({"type": "echo", "data": ""})
+    return json.dumps({"type": "echo", "data": "x" * max(0, size - len(frame))})
+
+
 async def bench_app(server: Server, args: argparse.Namespace, result: AppResult) -> None:
     """All measurement phases against one running server; fills ``result``."""
     uri = f"ws://{HOST}:{server.port}/"
-    payload: str | bytes = b"x" * args.size if args.binary else "x" * args.size
+    payload: str | bytes = b"x" * args.size if args.binary else json_payload(args.size)
     batch: int = args.batch
     limit: float = args.phase_timeout
     conns: list[ClientConnection] = []

@@ -102,6 +102,32 @@ def make_dsl() -> AnyASGIApp:
     return app
 
 
+def make_json() -> AnyASGIApp:
+    """uvicorn factory for the interlock ``JsonWebsocketActor`` echo: decode, encode again."""
+    from interlock.actors import JsonWebsocketActor
+
+    class JsonEcho(JsonWebsocketActor):
+        async def receive_json(self, content: Any) -> None:
+            await self.send_json(content)
+
+    app: AnyASGIApp = JsonEcho.as_asgi()
+    return app
+
+
+def make_jsondsl() -> AnyASGIApp:
+    """uvicorn factory for the DSL's ``JsonStateActor`` echo: the client event ``echo``."""
+    from interlock.actors import JsonStateActor
+    from interlock.dsl import on
+
+    class JsonDslEcho(JsonStateActor):
+        @on.client("echo")
+        async def echo(self, event: dict[str, Any]) -> None:
+            await self.send_json(event)
+
+    app: AnyASGIApp = JsonDslEcho.as_asgi()
+    return app
+
+
 # --------------------------------------------------------------------------
 # (3) Django Channels consumer
 # --------------------------------------------------------------------------
