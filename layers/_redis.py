@@ -29,27 +29,46 @@ Rules:
    lost.
 
 Theory of operation (delivery): each process has one *inbox*, a Redis list.  A send to
-another process's channel is one script call (``SEND_OWNED``: check the channel's
-in-flight count, bump it, push the message on the owner's inbox), one round trip; a
-``group_send`` makes one such call per process that has members, whatever their number.
+another process's channel is one script call (``SEND_ONE``: check the channel's
+in-flight count, bump it, push the message on the owner's inbox), one round trip.  A
+``group_send`` reads the group (``HKEYS``) and pushes *one entry per process that has
+members*, carrying the body once and that process's member list (``SEND_GROUP``: an
+``RPUSH``, whatever the number of members), the owners' entries pushed concurrently.
 In each process one *pump* task blocks on ``BLMPOP`` on its inbox and takes up to
-:data:`_BATCH` entries per round trip, straight into the in-memory queues (held back, in
-order, while a queue is full), where watched channels notify their actors at once.  A
-second task, the *settler*, subtracts what reached the queues from the in-flight counts:
-one script call for what arrived within :data:`_SETTLE_AFTER`, off the pump's path.  So a
-message between processes costs the sender one round trip and the receiver a share of
-one, against channels_redis's eight.  Redis Streams were not needed: nothing is re-read,
-and a consumer group's bookkeeping (XACK per message) would add round trips the inbox
-does not need.
+:data:`_BATCH` entries per round trip, straight into the in-memory queues: a send's
+message is held back, in order, while its queue is full; a group entry is decoded once
+and copied into each member's queue, and a member found full there misses it (a drop,
+counted here and written to Redis by the settler), as a local ``group_send`` does.
+Watched channels notify their actors at once.  A second task, the *settler*, subtracts
+what reached the queues from the in-flight counts: one script call for what arrived
+within :data:`_SETTLE_AFTER`, off the pump's path.  So a message between processes costs
+the sender one round trip and the receiver a share of one, against channels_redis's
+eight.  Redis Streams were not needed: nothing is re-read, and a consumer group's
+bookkeeping (XACK per message) would add round trips the inbox does not need.
 
-Measured (``bench/redis_layer.py``, three runs on this 2-core machine, Redis on it): p99
-2.0-3.6 ms from process to process, 1,000 members in 4 processes reached in 25-34 ms
-(p50); one sender awaiting each send manages 2,300-2,900 messages/s, 1.5-2.0x
-channels_redis's core layer and 0.3-0.4x its PubSub layer (which awaits no reply and
-loses messages while a consumer is away).  The bound is the client: one coredis command costs
-200-300 us of CPU here (a PING as much as a script call), so an awaited send cannot go
-faster; going further means batching sends that do not wait for their reply, at the
-price of a ``ChannelFull`` or ``LayerUnavailable`` that arrives after the send returned.
+The hot path (the send scripts, the group lookup, ``BLMPOP``, settling) goes through a
+lean pipelined connection of ours (:mod:`._redis_resp`) when the layer has a plain
+``redis://`` or ``unix://`` URL: commands issued while another is being written go out
+in the same write (*auto-pipelining*), and each caller still awaits its own reply, so a
+send never returns before Redis has queued it.  coredis does everything else, and the
+hot path too on a Cluster, over TLS or with a client given (see :mod:`._redis_hot`).
+
+Measured (``bench/redis_layer.py`` and ``--concurrency``, this 2-core machine shared
+with the senders, the receivers, Redis and other work; figures of calm runs): p99
+2.0-4.8 ms from process to process; 1,000 members in 4 processes reached in 12-16 ms
+(p50, asyncio; 24-27 ms with every process on trio, whose task wake-ups cost more) against
+25-34 ms when the script queued a copy per member.  One sender awaiting each send:
+2,600-7,300 messages/s on asyncio, 3,000-6,000 on trio, against channels_redis PubSub's
+3,700-8,000 (which awaits no delivery and loses messages while a consumer is away):
+0.4-1.0x, not the 3x asked.  The bound, measured in the same runs: one awaited ``PING``
+on a bare anyio socket makes 15,000-27,000 round trips a second (``redis-benchmark -c 1
+-t ping``, in C: 17,700), so a sender that awaits each reply cannot pass ~17,000/s here
+whatever the client; our connection reaches 8,700-28,000 ``PING``/s (coredis
+3,300-5,300), and a send adds ~50 us of Python to it (checking and encoding the message,
+the script's arguments, the timeout scope: ``layer.send`` 6,800/s against 10,900/s for
+the bare script call).  3x PubSub from one sender would take 24,000 awaited sends a
+second, a 41 us loop: faster than a C client's round trip on this machine.  Concurrent
+senders in one process share writes: 4 tasks 6,200-12,500/s, 16 tasks 9,600-16,900/s.
 
 The layer belongs to the event loop that started it (its *home*): the client, the pump,
 the lease task and the queues all live there.  When that loop ends, the next loop that
