@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -47,8 +48,9 @@ __all__ = ["LineActor", "TcpServer"]
 logger = logging.getLogger("interlock.actors.tcp")
 
 _NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 1007, 1008, 1009
-_EVENTS: Final = 16  # events waiting for the actor's pump before the reader stops reading
+_EVENTS: Final = 64  # events waiting for the actor before the reader stops reading
 _LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
+_HIGH_WATER: Final = 64 * 1024  # bytes waiting to be written past which send_line() waits for the client
 
 
 class _Violation(Exception):
@@ -58,25 +60,64 @@ class _Violation(Exception):
         self.reason = reason
 
 
+class _Events:
+    """The events waiting for the app: a bounded queue that costs no scheduling round when not empty.
+
+    A memory object stream checkpoints on every ``send`` and ``receive``: two trips through
+    the scheduler per line. Here the reader waits only when ``_EVENTS`` wait already, the
+    app only when none does; the last event (``tcp.disconnect``) always fits.
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[Message] = deque()
+        self.ready = anyio.Event()
+        self.room = anyio.Event()
+        self.finished = False
+
+    async def put(self, event: Message) -> None:
+        while len(self.items) >= _EVENTS:
+            self.room = anyio.Event()
+            await self.room.wait()
+        self.items.append(event)
+        self.ready.set()
+
+    def put_last(self, event: Message) -> None:
+        if not self.finished:
+            self.finished = True
+            self.items.append(event)
+            self.ready.set()
+
+    async def get(self) -> Message:
+        items = self.items
+        while not items:
+            if self.finished:  # the last event was taken: nothing more will come
+                await anyio.sleep_forever()
+            self.ready = anyio.Event()
+            await self.ready.wait()
+        event = items.popleft()
+        self.room.set()
+        return event
+
+
 class _Connection:
     """One client: its stream, the app's receive() and send(), the limits."""
 
     def __init__(self, server: TcpServer, stream: anyio.abc.SocketStream) -> None:
         self.server = server
         self.stream = stream
-        self.events_in, self.events_out = anyio.create_memory_object_stream[Message](_EVENTS)
+        self.events = _Events()
         self.closed = False
         self.ended = False
         self.writing = anyio.Lock()  # the actor's lines and the server's last words never interleave
+        self.outgoing = bytearray()
+        self.have_output = anyio.Event()
+        self.drained = anyio.Event()
+        self.failed: BaseException | None = None
         self.tokens = float(server.burst)
         self.stamp = anyio.current_time()
 
     async def receive(self) -> Message:
-        try:
-            return await self.events_out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            await anyio.sleep_forever()
-            raise  # pragma: no cover - sleep_forever never returns
+        return await self.events.get()
 
     async def send(self, message: Message) -> None:
         kind = message.get("type")
@@ -96,23 +137,56 @@ class _Connection:
             raise ValueError(msg)
 
     async def _write(self, text: str) -> None:
+        """Queue *text* for the writer; wait only while over ``_HIGH_WATER`` bytes wait already."""
         if self.closed:
             msg = "the connection is closed"
             raise ConnectionResetError(msg)
-        try:
-            async with self.writing:
-                await self.stream.send(text.encode("utf-8"))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise ConnectionResetError(str(exc) or "the client is gone") from exc
+        if self.failed is not None:
+            raise ConnectionResetError(str(self.failed) or "the client is gone") from self.failed
+        self.outgoing += text.encode("utf-8")
+        self.have_output.set()
+        while len(self.outgoing) > _HIGH_WATER and self.failed is None and not self.closed:
+            self.drained = anyio.Event()
+            await self.drained.wait()
+
+    async def write_loop(self) -> None:
+        """Write what waits, as one send per wake-up: lines sent together leave together."""
+        while True:
+            await self.have_output.wait()
+            self.have_output = anyio.Event()
+            while self.outgoing:
+                data, self.outgoing = bytes(self.outgoing), bytearray()
+                try:
+                    async with self.writing:
+                        await self.stream.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    self.failed = exc
+                    self.drained.set()
+                    return
+            self.drained.set()
+
+    async def flush(self) -> None:
+        """Write what waits now (before last words or a close)."""
+        if self.outgoing and self.failed is None and not self.closed:
+            data, self.outgoing = bytes(self.outgoing), bytearray()
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                async with self.writing:
+                    await self.stream.send(data)
 
     async def _last_words(self, text: str) -> None:
-        with anyio.move_on_after(_LAST_WORDS), anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-            await self._write(text + "\n")
+        with anyio.move_on_after(_LAST_WORDS), anyio.CancelScope(shield=True):
+            await self.flush()
+            if not self.closed:
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    async with self.writing:
+                        await self.stream.send((text + "\n").encode("utf-8"))
 
     async def _close_and_tell(self, code: int, reason: str) -> None:
         if not self.closed:
-            self.closed = True
             with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(_LAST_WORDS):
+                    await self.flush()
+                self.closed = True
                 await self.stream.aclose()
         await self._tell_end(code, reason)
 
@@ -120,10 +194,7 @@ class _Connection:
         if self.ended:
             return
         self.ended = True
-        gone = (anyio.BrokenResourceError, anyio.ClosedResourceError)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), contextlib.suppress(*gone):
-            await self.events_in.send({"type": "tcp.disconnect", "code": code, "reason": reason})
-        self.events_in.close()
+        self.events.put_last({"type": "tcp.disconnect", "code": code, "reason": reason})
 
     def _spend(self) -> None:
         server = self.server
@@ -139,7 +210,7 @@ class _Connection:
         limit = server.max_line
         buffer = bytearray()
         try:
-            await self.events_in.send({"type": "tcp.connect"})
+            await self.events.put({"type": "tcp.connect"})
             while True:
                 with anyio.move_on_after(server.idle_timeout or math.inf) as idle:
                     chunk = await self.stream.receive(65536)
@@ -176,7 +247,7 @@ class _Connection:
             reason = f"a line that is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); send UTF-8 text"
             raise _Violation(_INVALID, reason) from exc
         self._spend()
-        await self.events_in.send({"type": "tcp.line", "text": text})
+        await self.events.put({"type": "tcp.line", "text": text})
 
     def _peer(self) -> tuple[str, int]:
         try:
@@ -241,8 +312,6 @@ class TcpServer:
         connection = _Connection(self, stream)
         if self.connections >= self.max_connections:
             await connection._last_words(f"error: server full ({self.max_connections} connections); try again later")
-            connection.events_in.close()
-            connection.events_out.close()
             await stream.aclose()
             return
         self.connections += 1
@@ -253,18 +322,19 @@ class TcpServer:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(connection.read)
+                tasks.start_soon(connection.write_loop)
                 try:
                     await self.app(scope, connection.receive, connection.send)
                 except StopActor:
                     pass
                 except Exception:
                     logger.exception("tcp: the app failed for client %s:%d", host, port)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_LAST_WORDS):
+                    await connection.flush()  # what the actor sent before it ended goes out
                 tasks.cancel_scope.cancel()
         finally:
             self.connections -= 1
             connection.closed = True
-            connection.events_in.close()
-            connection.events_out.close()
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
@@ -281,7 +351,6 @@ class LineActor(BaseActor):
 
     scope_types: ClassVar[frozenset[str] | None] = frozenset({"tcp"})
     _terminal_events: ClassVar[frozenset[str]] = BaseActor._terminal_events | {"tcp.disconnect"}
-    _needs_mailbox: ClassVar[bool] = True
     close_code: int | None = None
     """The code the connection ended with (see the module's *Limits*), once it ended."""
 

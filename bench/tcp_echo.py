@@ -1,0 +1,136 @@
+"""TCP line echo: interlock's TcpServer + LineActor against a raw anyio TCP echo server, in one run.
+
+Each server runs in a process of its own (asyncio, or ``--backend trio``); this process opens
+``--clients`` connections and, on each, sends ``--lines`` lines one at a time, waiting for
+each echo (round trip), then ``--burst`` lines at once and reads them back (throughput).
+The raw server does what the protocol needs and no more: split lines, check UTF-8, write
+the line back. The TcpServer is given limits high enough not to trip (rate 1e9 lines/s).
+
+Run::
+
+    .venv/bin/python bench/tcp_echo.py [--clients 20] [--lines 500] [--burst 5000] [--backend asyncio]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import anyio
+import anyio.abc
+
+SERVERS = ("raw", "interlock")
+
+
+def serve(kind: str, port: int, backend: str) -> None:
+    """Run one echo server (in the child process)."""
+    if kind == "raw":
+
+        async def handle(stream: anyio.abc.SocketStream) -> None:
+            buffer = b""
+            async with stream:
+                try:
+                    while True:
+                        buffer += await stream.receive()
+                        *lines, buffer = buffer.split(b"\n")
+                        out = b"".join(line.decode("utf-8").encode() + b"\n" for line in lines)
+                        if out:
+                            await stream.send(out)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return
+
+        async def main() -> None:
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+            print("ready", flush=True)
+            await listener.serve(handle)
+
+    else:
+        from interlock.actors.tcp import LineActor, TcpServer  # noqa: PLC0415
+
+        class Echo(LineActor):
+            async def receive_line(self, line: str) -> None:
+                await self.send_line(line)
+
+        server = TcpServer(Echo.as_asgi(), "127.0.0.1", port, max_lines_per_second=1e9, burst=10**9)
+
+        async def main() -> None:
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(server.serve)
+                print("ready", flush=True)
+
+    anyio.run(main, backend=backend)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def client(port: int, lines: int, burst: int, rtts: list[float], spans: list[float]) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        buffer = b""
+        for n in range(lines):
+            sent = time.perf_counter()
+            await stream.send(b"line %d\n" % n)
+            while b"\n" not in buffer:
+                buffer += await stream.receive()
+            _, _, buffer = buffer.partition(b"\n")
+            rtts.append(time.perf_counter() - sent)
+        started = time.perf_counter()
+        await stream.send(b"".join(b"burst line %d\n" % n for n in range(burst)))
+        seen = 0
+        while seen < burst:
+            chunk = await stream.receive()
+            seen += chunk.count(b"\n")
+        spans.append(time.perf_counter() - started)
+
+
+async def measure(port: int, args: argparse.Namespace) -> tuple[list[float], float]:
+    rtts: list[float] = []
+    spans: list[float] = []
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(args.clients):
+            tasks.start_soon(client, port, args.lines, args.burst, rtts, spans)
+    total = time.perf_counter() - started
+    return sorted(rtts), args.clients * (args.lines + args.burst) / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--lines", type=int, default=500)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]), args.backend)
+        return
+    results = {}
+    for kind in SERVERS:
+        port = free_port()
+        command = [sys.executable, __file__, "--serve", kind, str(port), "--backend", args.backend]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            rtts, rate = anyio.run(measure, port, args)
+        finally:
+            process.terminate()
+            process.wait(10)
+        results[kind] = (statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate)
+    print(f"{args.clients} clients, {args.lines} round trips + {args.burst} burst lines each, server on {args.backend}")
+    print(f"{'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10}")
+    for kind, (p50, p99, rate) in results.items():
+        print(f"{kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f}")
+    print(f"throughput ratio interlock/raw: {results['interlock'][2] / results['raw'][2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
