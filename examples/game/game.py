@@ -219,7 +219,7 @@ class Player(JsonStateActor):
 
     lobby = State(initial=True)
     matching = State()
-    looking = State(parent=matching, after={"look": 1.0})
+    looking = State(parent=matching, after={"look": 5.0})  # look again now and then (lost proposals)
     proposing = State(parent=matching, after={"answer": 2.0})
     rejoining = State(timeout=2.0)
     game = State()
@@ -559,6 +559,15 @@ class Player(JsonStateActor):
         """The right token, but that player's connection is still here."""
         await self.tell(event.channel, Refused(4409, f"you are still connected to game {self.game_id}"))
 
+    def own_token(self, event: Rejoin) -> bool:
+        """Guard: the rejoining connection has this player's own token (every member hears a rejoin)."""
+        return hmac.compare_digest(event.token, self.token)
+
+    @on.message(Rejoin, source=game, guard=own_token)
+    async def rejoin_as_me(self, event: Rejoin) -> None:
+        """This player's own token: its connection is this one, still here."""
+        await self.tell(event.channel, Refused(4409, f"you are still connected to game {self.game_id}"))
+
     @on.message(Rejoin, source=finished)
     async def rejoin_too_late(self, event: Rejoin) -> None:
         """The game is over (the grace period passed, or it was decided)."""
@@ -566,7 +575,7 @@ class Player(JsonStateActor):
 
     @on.message(Rejoin)
     async def rejoin_forged(self, event: Rejoin) -> None:
-        """A token that is not the opponent's."""
+        """A token of neither player (both members answer so: the first answer counts)."""
         await self.tell(event.channel, Refused(4403, f"that token does not belong to game {self.game_id}"))
 
     @on.after("grace", source=opponent_away, target=finished)

@@ -45,7 +45,7 @@ def server(anyio_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="module")
 def hasty(anyio_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Moves and the grace period short enough to run out in a test."""
-    with _serve(tmp_path_factory.mktemp("game") / "game.sqlite3", anyio_backend, move=0.8, grace=0.8) as running:
+    with _serve(tmp_path_factory.mktemp("game") / "game.sqlite3", anyio_backend, move=1.5, grace=0.5) as running:
         yield running
         assert "Traceback" not in running.logs()
 
@@ -93,7 +93,11 @@ async def players(server: RunningServer) -> AsyncIterator[tuple[Seat, Seat]]:
 
 
 async def match(one: WSClient, two: WSClient) -> tuple[Seat, Seat]:
-    """Match *one* (waits first) with *two*; return (X, O): the second to come proposes, plays X."""
+    """Match *one* (waits first) with *two*; return (X, O).
+
+    The second to come usually proposes (it finds the first in the lobby) and plays X, but
+    crossed proposals may swap them: the seats are told apart by their marks.
+    """
     await one.send_json({"type": "play", "name": "ada"})
     assert (await one.receive_json())["type"] == "waiting"
     await two.send_json({"type": "play", "name": "bob"})
@@ -218,8 +222,11 @@ async def test_a_rejoin_with_a_wrong_token_is_refused_and_the_right_one_still_wo
         await x.client.abort()
         await until(o.client, "opponent_away")
         async with await connect(server) as forger:
-            await forger.send_json({"type": "rejoin", "game": x.game, "token": o.token})  # the other seat's
+            await forger.send_json({"type": "rejoin", "game": x.game, "token": x.token[::-1]})
             assert await forger.wait_closed() == (4403, f"that token does not belong to game {x.game}")
+        async with await connect(server) as other_seat:  # O's token: O is connected
+            await other_seat.send_json({"type": "rejoin", "game": x.game, "token": o.token})
+            assert await other_seat.wait_closed() == (4409, f"you are still connected to game {x.game}")
         async with await connect(server) as back:
             await back.send_json({"type": "rejoin", "game": x.game, "token": x.token})
             assert (await until(back, "resumed"))["mark"] == "X"
@@ -245,22 +252,22 @@ async def test_a_move_timeout_forfeits(hasty: RunningServer) -> None:
     async with await connect(hasty) as one, await connect(hasty) as two:
         x, o = await match(one, two)
         lost, won = await until(x.client, "over"), await until(o.client, "over")
-        assert (lost["result"], lost["reason"]) == ("lost", "no move within 0.8 s")
-        assert (won["result"], won["reason"]) == ("won", "your opponent forfeits: no move within 0.8 s")
+        assert (lost["result"], lost["reason"]) == ("lost", "no move within 1.5 s")
+        assert (won["result"], won["reason"]) == ("won", "your opponent forfeits: no move within 1.5 s")
 
 
 async def test_a_rejoin_after_the_grace_period_is_refused(hasty: RunningServer) -> None:
     async with await connect(hasty) as one, await connect(hasty) as two:
         x, o = await match(one, two)
-        await o.client.abort()  # X is on turn (0.8 s), O gone: the grace period (0.8 s) decides first
-        assert (await until(x.client, "opponent_away"))["seconds"] == 0.8
+        await o.client.abort()  # X is on turn (1.5 s), O gone: the grace period (0.5 s) decides first
+        assert (await until(x.client, "opponent_away"))["seconds"] == 0.5
         won = await until(x.client, "over")
-        assert (won["result"], won["reason"]) == ("won", "your opponent did not come back within 0.8 s")
+        assert (won["result"], won["reason"]) == ("won", "your opponent did not come back within 0.5 s")
         async with await connect(hasty) as late:
             await late.send_json({"type": "rejoin", "game": o.game, "token": o.token})
             code, reason = await late.wait_closed()
             assert code == 4410
-            assert reason == f"game {o.game} is over: your opponent did not come back within 0.8 s"
+            assert reason == f"game {o.game} is over: your opponent did not come back within 0.5 s"
 
 
 async def test_players_on_two_processes_match_play_and_rejoin_across_them(pair_of_servers: list[RunningServer]) -> None:
