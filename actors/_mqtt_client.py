@@ -56,6 +56,12 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import anyio.abc
 import attrs
+
+try:
+    import moat.lib.mqtt  # noqa: F401 - only to say what is missing
+except ImportError as exc:  # pragma: no cover - the test environment has the extra
+    msg = "interlock.actors.mqtt needs the mqtt extra: pip install 'interlock[mqtt]'"
+    raise ImportError(msg) from exc
 from moat.lib.mqtt import (
     MQTTConnAckPacket,
     MQTTConnectPacket,
