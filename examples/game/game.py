@@ -623,9 +623,11 @@ def make_layer() -> GroupLayer:
 
 
 def env_delays() -> dict[str, float]:
-    """The delays the environment sets (``INTERLOCK_GAME_MOVE``, ``INTERLOCK_GAME_GRACE`` …)."""
-    move = MOVE_SECONDS
-    delays = {"my_turn:move": move, "their_turn:wait": move + SLACK, "opponent_away:grace": GRACE_SECONDS}
+    """The delays the environment sets: ``INTERLOCK_GAME_MOVE``, ``INTERLOCK_GAME_GRACE``,
+    ``INTERLOCK_GAME_WAIT`` (how long ``their_turn`` waits; 5 s more than a move) and
+    ``INTERLOCK_GAME_REJOIN_WAIT`` (how long a rejoin waits for an answer; 2 s)."""
+    wait = float(os.environ.get("INTERLOCK_GAME_WAIT", MOVE_SECONDS + SLACK))
+    delays = {"my_turn:move": MOVE_SECONDS, "their_turn:wait": wait, "opponent_away:grace": GRACE_SECONDS}
     if "INTERLOCK_GAME_REJOIN_WAIT" in os.environ:
         delays["rejoining"] = float(os.environ["INTERLOCK_GAME_REJOIN_WAIT"])
     return delays

@@ -3,11 +3,14 @@
 Two WebSocket clients are matched through the lobby group and play; moves out of turn,
 illegal squares and malformed frames are refused; a move timeout forfeits; a dropped
 connection rejoins within the grace period (history) or is refused after it, or with a
-wrong token; two server processes on one SQLite file match and serve one game.
+wrong token; two server processes on one SQLite file match and serve one game, and when
+one of them is SIGKILLed its players' opponents win by the ``their_turn`` wait delay.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ GAME_DIR = Path(__file__).resolve().parents[2] / "examples" / "game"
 pytestmark = pytest.mark.e2e
 
 
-def _serve(db: Path, anyio_backend: str, *, move: float, grace: float) -> Any:
+def _serve(db: Path, anyio_backend: str, *, move: float, grace: float, wait: float | None = None) -> Any:
     env = {
         "INTERLOCK_GAME_LAYER": "sqlite",
         "INTERLOCK_GAME_DB": str(db),
@@ -31,6 +34,8 @@ def _serve(db: Path, anyio_backend: str, *, move: float, grace: float) -> Any:
         "INTERLOCK_GAME_GRACE": str(grace),
         "INTERLOCK_GAME_REJOIN_WAIT": "1",
     }
+    if wait is not None:
+        env["INTERLOCK_GAME_WAIT"] = str(wait)
     return serve("game:app", backend=anyio_backend, app_dir=str(GAME_DIR), env=env)
 
 
@@ -304,3 +309,24 @@ async def test_three_players_two_match_one_waits(server: RunningServer) -> None:
                 matched.append((await until(client, "matched"))["game"])
         assert len(matched) == 2
         assert matched[0] == matched[1]
+
+
+async def test_a_player_whose_server_process_is_killed_loses_by_the_wait_delay(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "game.sqlite3"
+    with (
+        _serve(db, anyio_backend, move=20, grace=20, wait=1.5) as one,
+        _serve(db, anyio_backend, move=20, grace=20, wait=1.5) as two,
+    ):
+        async with await connect(one) as first, await connect(two) as second:
+            x, o = await match(first, second)
+            victim = one if x.client is first else two
+            os.killpg(victim.process.pid, signal.SIGKILL)  # X's process dies: no close, no away
+            won = await until(o.client, "over", timeout=10)
+            assert (won["result"], won["reason"]) == ("won", "your opponent went silent")
+            survivor = two if victim is one else one
+            async with await connect(survivor) as late:  # X's player, back through the other process
+                await late.send_json({"type": "rejoin", "game": x.game, "token": x.token})
+                assert await late.wait_closed() == (4410, f"game {x.game} is over: your opponent went silent")
+        assert "Traceback" not in survivor.logs()
