@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
@@ -70,8 +70,8 @@ class _Events:
 
     def __init__(self) -> None:
         self.items: deque[Message] = deque()
-        self.ready = anyio.Event()
-        self.room = anyio.Event()
+        self.ready: anyio.Event | None = None  # set while the app waits for an event
+        self.room: anyio.Event | None = None  # set while the reader waits for room
         self.finished = False
 
     async def put(self, event: Message) -> None:
@@ -79,13 +79,17 @@ class _Events:
             self.room = anyio.Event()
             await self.room.wait()
         self.items.append(event)
-        self.ready.set()
+        if self.ready is not None:
+            self.ready.set()
+            self.ready = None
 
     def put_last(self, event: Message) -> None:
         if not self.finished:
             self.finished = True
             self.items.append(event)
-            self.ready.set()
+            if self.ready is not None:
+                self.ready.set()
+                self.ready = None
 
     async def get(self) -> Message:
         items = self.items
@@ -95,7 +99,9 @@ class _Events:
             self.ready = anyio.Event()
             await self.ready.wait()
         event = items.popleft()
-        self.room.set()
+        if self.room is not None:
+            self.room.set()
+            self.room = None
         return event
 
 
@@ -114,7 +120,7 @@ class _Connection:
         self.drained = anyio.Event()
         self.failed: BaseException | None = None
         self.tokens = float(server.burst)
-        self.stamp = anyio.current_time()
+        self.stamp = time.monotonic()  # the rate limit runs on real time, read once per chunk
 
     async def receive(self) -> Message:
         return await self.events.get()
@@ -196,9 +202,8 @@ class _Connection:
         self.ended = True
         self.events.put_last({"type": "tcp.disconnect", "code": code, "reason": reason})
 
-    def _spend(self) -> None:
+    def _spend(self, now: float) -> None:
         server = self.server
-        now = anyio.current_time()
         self.tokens = min(float(server.burst), self.tokens + (now - self.stamp) * server.max_lines_per_second)
         self.stamp = now
         if self.tokens < 1.0:
@@ -212,16 +217,20 @@ class _Connection:
         try:
             await self.events.put({"type": "tcp.connect"})
             while True:
-                with anyio.move_on_after(server.idle_timeout or math.inf) as idle:
+                if server.idle_timeout is None:
                     chunk = await self.stream.receive(65536)
-                if idle.cancelled_caught:
-                    raise _Violation(_GOING_AWAY, f"silent for idle_timeout ({server.idle_timeout:g} s)")
+                else:
+                    with anyio.move_on_after(server.idle_timeout) as idle:
+                        chunk = await self.stream.receive(65536)
+                    if idle.cancelled_caught:
+                        raise _Violation(_GOING_AWAY, f"silent for idle_timeout ({server.idle_timeout:g} s)")
+                now = time.monotonic()
                 buffer += chunk
                 start = 0
                 while (end := buffer.find(b"\n", start)) >= 0:
                     raw = bytes(buffer[start : end - 1 if end > start and buffer[end - 1] == 13 else end])
                     start = end + 1
-                    await self._line(raw, limit)
+                    await self._line(raw, limit, now)
                 del buffer[:start]
                 if len(buffer) > limit + 1:
                     raise _Violation(_TOO_BIG, f"a line over max_line ({limit} bytes)")
@@ -238,7 +247,7 @@ class _Connection:
                 _NORMAL if clean else _LOST, "the client closed the connection" if clean else repr(exc)
             )
 
-    async def _line(self, raw: bytes, limit: int) -> None:
+    async def _line(self, raw: bytes, limit: int, now: float) -> None:
         if len(raw) > limit:
             raise _Violation(_TOO_BIG, f"a line over max_line ({limit} bytes)")
         try:
@@ -246,7 +255,7 @@ class _Connection:
         except UnicodeDecodeError as exc:
             reason = f"a line that is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); send UTF-8 text"
             raise _Violation(_INVALID, reason) from exc
-        self._spend()
+        self._spend(now)
         await self.events.put({"type": "tcp.line", "text": text})
 
     def _peer(self) -> tuple[str, int]:
