@@ -1,6 +1,7 @@
 """Tic-tac-toe for two browsers: a turn-based game as a state machine.
 
-Run it with ``examples/game/game.sh`` (or ``python examples/game/game.py``), then open
+Run it with ``examples/game/game.sh`` (or ``python -m examples.game.game`` from the
+repository), then open
 http://127.0.0.1:8002/ in two browser tabs. Each connection to ``/ws/game/`` is one
 :class:`Player` actor::
 
@@ -46,9 +47,8 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import attrs
 import uvicorn
 from interlock.actors import (
     ASGIApp,
@@ -62,7 +62,30 @@ from interlock.actors import (
 )
 from interlock.actors.security import SameOriginValidator
 from interlock.dsl import Crossing, State, Timeout, on, to_message
-from interlock.layers import GroupLayer, InMemoryChannelLayer, ListableGroupLayer, SQLiteChannelLayer
+from interlock.layers import (
+    GroupLayer,
+    InMemoryChannelLayer,
+    ListableGroupLayer,
+    PeerWatchingLayer,
+    SQLiteChannelLayer,
+)
+
+from .messages import (
+    Accept,
+    Away,
+    Cancel,
+    Decline,
+    Forfeit,
+    Move,
+    Moved,
+    PeerGone,
+    Play,
+    Propose,
+    Refused,
+    Rejoin,
+    RejoinRequest,
+    Resume,
+)
 
 HERE = Path(__file__).resolve().parent
 LOBBY = "game.lobby"
@@ -86,132 +109,6 @@ def winner(board: str) -> str:
         if board[a] != "." and board[a] == board[b] == board[c]:
             return board[a]
     return ""
-
-
-# -- client → server -----------------------------------------------------------------------
-
-
-@attrs.frozen
-class Play:
-    """Client: find me an opponent."""
-
-    type: ClassVar[str] = "play"
-    name: str
-
-
-@attrs.frozen
-class RejoinRequest:
-    """Client: my connection dropped; let me back into *game* (token from ``matched``)."""
-
-    type: ClassVar[str] = "rejoin"
-    game: str
-    token: str
-
-
-@attrs.frozen
-class Move:
-    """Client: my mark on *square* (0 to 8, row by row)."""
-
-    type: ClassVar[str] = "move"
-    square: int
-
-
-# -- player → player (layer messages) ----------------------------------------------------
-
-
-@attrs.frozen
-class Propose:
-    """Shall we play? To a member of the lobby group."""
-
-    type: ClassVar[str] = "game.propose"
-    channel: str
-    name: str
-    game: str
-    token_hash: str
-
-
-@attrs.frozen
-class Accept:
-    """Yes: the proposer plays X and moves first."""
-
-    type: ClassVar[str] = "game.accept"
-    channel: str
-    name: str
-    token_hash: str
-
-
-@attrs.frozen
-class Decline:
-    """No: busy with another proposal, or not looking any more."""
-
-    type: ClassVar[str] = "game.decline"
-    channel: str
-
-
-@attrs.frozen
-class Cancel:
-    """Your accept came after I stopped waiting for it: look again."""
-
-    type: ClassVar[str] = "game.cancel"
-    channel: str
-
-
-@attrs.frozen
-class Moved:
-    """My mark is on *square*."""
-
-    type: ClassVar[str] = "game.moved"
-    channel: str
-    square: int
-
-
-@attrs.frozen
-class Forfeit:
-    """I lose: *reason*."""
-
-    type: ClassVar[str] = "game.forfeit"
-    channel: str
-    reason: str
-
-
-@attrs.frozen
-class Away:
-    """My client's connection is gone; it may rejoin within the grace period."""
-
-    type: ClassVar[str] = "game.away"
-    channel: str
-
-
-@attrs.frozen
-class Rejoin:
-    """To the game's group: a new connection for the player who left, with its token."""
-
-    type: ClassVar[str] = "game.rejoin"
-    channel: str
-    token: str
-
-
-@attrs.frozen
-class Resume:
-    """To the rejoining connection: the game as it stands."""
-
-    type: ClassVar[str] = "game.resume"
-    channel: str
-    name: str
-    token_hash: str
-    board: str
-    turn: str
-    mark: str
-    """The rejoining player's mark."""
-
-
-@attrs.frozen
-class Refused:
-    """To the rejoining connection: no; close with *code* and *reason*."""
-
-    type: ClassVar[str] = "game.refused"
-    code: int
-    reason: str
 
 
 class Player(JsonStateActor):
@@ -420,10 +317,19 @@ class Player(JsonStateActor):
             "turn": self.turn,
         }
 
+    def watch_opponent(self, channel: str) -> None:
+        """Be told when the opponent's channel is gone, where the layer can tell (``peer.gone``)."""
+        if self.opponent and self.opponent != channel:
+            self.unwatch(self.opponent)
+        self.opponent = channel
+        if isinstance(self.channel_layer, PeerWatchingLayer):
+            self.watch(channel)
+
     @game.enter
     async def entered_game(self, crossing: Crossing) -> None:
         """Join the game's group (a rejoining connection finds the game through it)."""
         await self.channel_layer.group_add(f"game.{self.game_id}", self.me)
+        self.watch_opponent(self.opponent)
         if crossing.event != Resume.type:
             await self.send_json({"type": "matched", "token": self.token, **self._summary()})
 
@@ -431,6 +337,7 @@ class Player(JsonStateActor):
     async def left_game(self, crossing: Crossing) -> None:
         """Leave the group; a connection ending mid-game tells the opponent."""
         await self.channel_layer.group_discard(f"game.{self.game_id}", self.me)
+        self.unwatch(self.opponent)
         if crossing.teardown and crossing.source.startswith("open.game.playing"):
             await self.tell(self.opponent, Away(self.me))
 
@@ -539,8 +446,24 @@ class Player(JsonStateActor):
     @on.message(Away, source=playing, target=opponent_away, guard=from_opponent)
     async def opponent_left(self, event: Away) -> None:
         """The opponent's connection dropped: wait for it, for the grace period."""
+        await self._wait_for_opponent()
+
+    async def _wait_for_opponent(self) -> None:
         grace = self.seconds("opponent_away:grace", GRACE_SECONDS)
         await self.send_json({"type": "opponent_away", "seconds": grace})
+
+    def opponent_gone_now(self, event: PeerGone) -> bool:
+        """Guard: the watched channel is the opponent's (its server may have died)."""
+        return event.channel == self.opponent
+
+    @on.message(PeerGone, source=playing, target=opponent_away, guard=opponent_gone_now)
+    async def opponent_lost(self, event: PeerGone) -> None:
+        """The layer says the opponent's channel is gone (closed, or its process's lease ended)."""
+        await self._wait_for_opponent()
+
+    @on.message(PeerGone)
+    async def peer_gone_ignored(self, event: PeerGone) -> None:
+        """Already away (game.away came first), or decided: nothing to do."""
 
     def token_ok(self, event: Rejoin) -> bool:
         """Guard: the rejoining connection has the opponent's token."""
@@ -549,7 +472,7 @@ class Player(JsonStateActor):
     @on.message(Rejoin, source=opponent_away, target=playing.history, guard=token_ok)
     async def opponent_back(self, event: Rejoin) -> None:
         """The opponent is back within the grace period: resume where the game was."""
-        self.opponent = event.channel
+        self.watch_opponent(event.channel)
         resume = Resume(self.me, self.name, token_hash(self.token), self.board, self.turn, self.their_mark)
         await self.tell(event.channel, resume)
         await self.send_json({"type": "opponent_back"})
@@ -670,7 +593,7 @@ def main() -> None:
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port)
     else:  # workers import the app by name
-        uvicorn.run("game:app", app_dir=str(HERE), host=args.host, port=args.port, workers=args.workers)
+        uvicorn.run("game.game:app", app_dir=str(HERE.parent), host=args.host, port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

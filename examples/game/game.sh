@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .ci/setup dev
-exec .venv/bin/python examples/game/game.py "$@"
+exec .venv/bin/python -m examples.game.game "$@"

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.servers import RunningServer, serve
 
-GAME_DIR = Path(__file__).resolve().parents[2] / "examples" / "game"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -35,7 +35,7 @@ def browser() -> Iterator[Browser]:
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     db = tmp_path_factory.mktemp("game") / "game.sqlite3"
     env = {"INTERLOCK_GAME_LAYER": "sqlite", "INTERLOCK_GAME_DB": str(db)}
-    with serve("game:app", backend=request.param, app_dir=str(GAME_DIR), env=env) as running:
+    with serve("game.game:app", backend=request.param, app_dir=str(EXAMPLES), env=env) as running:
         yield running
 
 

@@ -22,13 +22,15 @@ import pytest
 from tests.support.servers import RunningServer, serve
 from tests.support.wsclient import WSClient
 
-GAME_DIR = Path(__file__).resolve().parents[2] / "examples" / "game"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.e2e
 
 
-def _serve(db: Path, anyio_backend: str, *, move: float, grace: float, wait: float | None = None) -> Any:
+def _serve(
+    db: Path, anyio_backend: str, *, move: float, grace: float, wait: float | None = None, layer: str = "sqlite"
+) -> Any:
     env = {
-        "INTERLOCK_GAME_LAYER": "sqlite",
+        "INTERLOCK_GAME_LAYER": layer,
         "INTERLOCK_GAME_DB": str(db),
         "INTERLOCK_GAME_MOVE": str(move),
         "INTERLOCK_GAME_GRACE": str(grace),
@@ -36,7 +38,7 @@ def _serve(db: Path, anyio_backend: str, *, move: float, grace: float, wait: flo
     }
     if wait is not None:
         env["INTERLOCK_GAME_WAIT"] = str(wait)
-    return serve("game:app", backend=anyio_backend, app_dir=str(GAME_DIR), env=env)
+    return serve("game.game:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env)
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +332,30 @@ async def test_a_player_whose_server_process_is_killed_loses_by_the_wait_delay(
                 await late.send_json({"type": "rejoin", "game": x.game, "token": x.token})
                 assert await late.wait_closed() == (4410, f"game {x.game} is over: your opponent went silent")
         assert "Traceback" not in survivor.logs()
+
+
+@pytest.fixture(scope="module")
+def memory_server(anyio_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One process on the in-memory layer, which watches peers: ``peer.gone`` comes too."""
+    db = tmp_path_factory.mktemp("game") / "unused.sqlite3"
+    with _serve(db, anyio_backend, move=20, grace=20, layer="memory") as running:
+        yield running
+        assert "Traceback" not in running.logs()
+
+
+async def test_on_a_layer_that_watches_peers_the_opponent_is_told_once(memory_server: RunningServer) -> None:
+    async with await connect(memory_server) as one, await connect(memory_server) as two:
+        x, o = await match(one, two)
+        await x.client.abort()  # game.away and peer.gone (closed) both reach O: one opponent_away
+        assert (await until(o.client, "opponent_away"))["seconds"] == 20
+        await o.client.receive_nothing(0.3)
+        async with await connect(memory_server) as back:
+            await back.send_json({"type": "rejoin", "game": x.game, "token": x.token})
+            await until(back, "resumed")
+            assert await o.client.receive_json() == {"type": "opponent_back"}
+            x = Seat(back, "X", x.game, x.token)
+            assert (await until(x.client, "turn"))["yours"] is True  # X was on turn: history
+            await move(x, o, 4)
+            await back.abort()  # the watch follows the new connection
+            await until(o.client, "opponent_away")
+            await o.client.receive_nothing(0.3)

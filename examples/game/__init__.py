@@ -1,0 +1,1 @@
+"""Tic-tac-toe for two browsers: the turn-based game example (see README.md)."""
