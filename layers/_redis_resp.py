@@ -35,7 +35,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-__all__ = ["Resp", "RespError", "RespProtocolError", "Script", "lean_address"]
+__all__ = ["Resp", "RespError", "RespProtocolError", "Script", "lean_address", "parse"]
 
 _CHUNK: Final = 262_144
 _SPLIT_AT: Final = 16  # arrays this long are first tried as bulk strings split in C
@@ -47,10 +47,6 @@ class RespError(Exception):
 
 class RespProtocolError(ConnectionError):
     """What came back is not a Redis reply (the address is not a Redis server)."""
-
-
-class _Incomplete(Exception):
-    pass
 
 
 def _encode(args: tuple[bytes | str | int, ...]) -> bytes:
@@ -80,43 +76,87 @@ def _bulk_strings(buf: bytes, pos: int, count: int) -> tuple[list[bytes], int] |
     return items, pos + sum(map(len, parts[: 2 * count])) + 4 * count
 
 
-def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
-    """One reply of *buf* from *pos*: (value, next position); raises _Incomplete."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        raise _Incomplete
-    kind = buf[pos]
-    line = buf[pos + 1 : end]
-    pos = end + 2
-    if kind == 36:  # $ bulk string
-        size = int(line)
-        if size < 0:
-            return None, pos
-        if len(buf) < pos + size + 2:
-            raise _Incomplete
-        return buf[pos : pos + size], pos + size + 2
-    if kind == 42:  # * array
-        count = int(line)
-        if count < 0:
-            return None, pos
-        if count >= _SPLIT_AT:
-            found = _bulk_strings(buf, pos, count)
-            if found is not None:
-                return found
-        items: list[Any] = []
-        for _ in range(count):
-            item, pos = _parse(buf, pos)
-            items.append(item)
-        return items, pos
-    if kind == 58:  # : integer
-        return int(line), pos
-    if kind == 43:  # + simple string
-        return line, pos
-    if kind == 45:  # - error
-        return RespError(line.decode(errors="replace")), pos
-    shown = buf[pos - len(line) - 3 : pos][:40]
-    msg = f"not a Redis reply: {shown!r}"
-    raise RespProtocolError(msg)
+class _Reader:
+    """Replies from the bytes of a stream, resumable: an array or a string cut between two
+    reads is taken up where it stopped, never parsed again from its start (a batch of 512
+    large entries arrives in hundreds of reads)."""
+
+    __slots__ = ("_arrays", "_chunks", "_counts", "_need", "_size")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []  # bytes not parsed yet
+        self._size = 0
+        self._need = 0  # bytes the element under way needs before parsing can go on
+        self._arrays: list[list[Any]] = []  # arrays under way, outermost first
+        self._counts: list[int] = []  # how many items each of them holds when complete
+
+    def feed(self, data: bytes) -> list[Any]:  # noqa: PLR0915 - one flat loop over elements: the hot path
+        """Take *data*; return the replies it completed, in order."""
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size < self._need:
+            return []
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        out: list[Any] = []
+        pos, size, need = 0, len(buf), 0
+        arrays, counts = self._arrays, self._counts
+        while pos < size:
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                need = size + 1
+                break
+            kind = buf[pos]
+            value: Any
+            if kind == 36:  # $ bulk string
+                length = int(buf[pos + 1 : end])
+                if length < 0:
+                    value, pos = None, end + 2
+                else:
+                    stop = end + 2 + length
+                    if stop + 2 > size:
+                        need = stop + 2
+                        break
+                    value, pos = buf[end + 2 : stop], stop + 2
+            elif kind == 42:  # * array
+                count = int(buf[pos + 1 : end])
+                found = _bulk_strings(buf, end + 2, count) if count >= _SPLIT_AT else None
+                if found is not None:
+                    value, pos = found
+                elif count <= 0:
+                    value, pos = (None if count < 0 else []), end + 2
+                else:
+                    arrays.append([])
+                    counts.append(count)
+                    pos = end + 2
+                    continue
+            elif kind == 58:  # : integer
+                value, pos = int(buf[pos + 1 : end]), end + 2
+            elif kind == 43:  # + simple string
+                value, pos = buf[pos + 1 : end], end + 2
+            elif kind == 45:  # - error
+                value, pos = RespError(buf[pos + 1 : end].decode(errors="replace")), end + 2
+            else:
+                msg = f"not a Redis reply: {buf[pos : end + 2][:40]!r}"
+                raise RespProtocolError(msg)
+            while arrays:  # the value completes an item, maybe the arrays holding it
+                top = arrays[-1]
+                top.append(value)
+                if len(top) < counts[-1]:
+                    break
+                value = arrays.pop()
+                counts.pop()
+            else:
+                out.append(value)
+        rest = buf[pos:]
+        self._chunks = [rest] if rest else []
+        self._size = len(rest)
+        self._need = need - pos if need else 0
+        return out
+
+
+def parse(data: bytes) -> list[Any]:
+    """Every complete reply in *data* (for tests and tools)."""
+    return _Reader().feed(data)
 
 
 class _Reply:
@@ -177,7 +217,7 @@ class Resp:
         self._waiting: deque[_Reply] = deque()
         self._writing = False
         self._reading = False
-        self._buf = b""
+        self._reader = _Reader()
 
     async def aclose(self) -> None:
         """Close the socket; waiting commands fail."""
@@ -199,7 +239,7 @@ class Resp:
                     stream: anyio.abc.ByteStream = await anyio.connect_unix(self._path)
                 else:
                     stream = await anyio.connect_tcp(self._host, self._port)  # TCP_NODELAY: both backends
-            self._stream, self._broken, self._buf = stream, None, b""
+            self._stream, self._broken, self._reader = stream, None, _Reader()
             hello: list[tuple[bytes | str | int, ...]] = []
             if self._password is not None:
                 hello.append(("AUTH", self._password) if self._user is None else ("AUTH", self._user, self._password))
@@ -231,7 +271,7 @@ class Resp:
         """Break the connection: every waiter gets *exc*."""
         self._broken = exc
         self._out.clear()
-        self._buf = b""
+        self._reader = _Reader()
         waiting, self._waiting = self._waiting, deque()
         for reply in waiting:
             reply.value, reply.done = exc, True
@@ -296,22 +336,20 @@ class Resp:
                 except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                     await self._lose(stream, exc if isinstance(exc, OSError) else ConnectionError("Redis closed it"))
                     return
-                buf = self._buf + data if self._buf else data
-                pos = 0
-                waiting = self._waiting
                 try:
-                    while pos < len(buf):
-                        value, pos = _parse(buf, pos)
-                        reply = waiting.popleft()
-                        reply.value, reply.done = value, True
-                        if reply.event is not None:
-                            reply.event.set()
-                except _Incomplete:
-                    pass
-                except (RespProtocolError, ValueError, IndexError) as exc:
+                    replies = self._reader.feed(data)
+                except (RespProtocolError, ValueError) as exc:
                     await self._lose(stream, exc if isinstance(exc, RespProtocolError) else RespProtocolError(str(exc)))
                     return
-                self._buf = buf[pos:]
+                waiting = self._waiting
+                if len(replies) > len(waiting):
+                    await self._lose(stream, RespProtocolError(f"a reply nobody asked for: {replies[-1]!r:.40}"))
+                    return
+                for value in replies:
+                    reply = waiting.popleft()
+                    reply.value, reply.done = value, True
+                    if reply.event is not None:
+                        reply.event.set()
         finally:
             self._reading = False
             for reply in self._waiting:  # the next waiter reads on

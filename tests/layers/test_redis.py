@@ -170,6 +170,26 @@ async def test_group_send_spans_processes_and_counts_remote_drops(
     assert full not in await one.drop_counts()
 
 
+async def test_large_messages_in_large_batches_arrive_whole_and_in_order(key_prefix: str) -> None:
+    """The pump's batches of big entries come in many reads of the lean connection."""
+    async with (
+        RedisChannelLayer(REDIS_URL, prefix=key_prefix, capacity=1000) as one,
+        RedisChannelLayer(REDIS_URL, prefix=key_prefix, capacity=1000, capacity_bytes=None) as two,
+    ):
+        theirs = await two.new_channel()
+        await one.group_add("big", theirs)
+        text = "x" * 50_000
+        async with anyio.create_task_group() as tasks:  # concurrent sends: pipelined in shared writes
+            for n in range(300):
+                tasks.start_soon(one.send, theirs, {"type": "big", "n": n, "text": text})
+        await one.group_send("big", {"type": "big", "n": 300, "text": text, "blob": b"\x00\r\n" * 1000})
+        with anyio.fail_after(WAIT):
+            got = [await two.receive(theirs) for _ in range(301)]
+        assert sorted(message["n"] for message in got[:300]) == list(range(300))
+        assert got[300] == {"type": "big", "n": 300, "text": text, "blob": b"\x00\r\n" * 1000}
+        assert all(message["text"] == text for message in got)
+
+
 async def _true(value: bool) -> bool:
     return value
 

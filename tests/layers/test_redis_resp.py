@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 
 import anyio
 import anyio.abc
 import pytest
 from interlock.layers._redis_hot import CoredisHot, LeanHot, make_hot
-from interlock.layers._redis_resp import Resp, RespError, RespProtocolError, Script, _parse, lean_address
+from interlock.layers._redis_resp import Resp, RespError, RespProtocolError, Script, _Reader, lean_address, parse
 
 from .redis_support import REDIS_URL, WAIT, redis_is_up
 
@@ -134,17 +135,37 @@ async def _id(resp: Resp, name: str) -> int:
 
 
 def test_the_parser_reads_every_reply_type_and_long_arrays_with_crlf_inside() -> None:
-    assert _parse(b"+OK\r\n", 0) == (b"OK", 5)
-    assert _parse(b":-7\r\n", 0) == (-7, 5)
-    assert _parse(b"$-1\r\n", 0) == (None, 5)
-    assert _parse(b"*-1\r\n", 0) == (None, 5)
-    error, _ = _parse(b"-ERR wrong\r\n", 0)
+    assert parse(b"+OK\r\n:-7\r\n$-1\r\n*-1\r\n*0\r\n") == [b"OK", -7, None, None, []]
+    [error] = parse(b"-ERR wrong\r\n")
     assert isinstance(error, RespError)
     assert str(error) == "ERR wrong"
     crlf = b"*20\r\n" + b"$4\r\na\r\nb\r\n" * 20  # long enough for the split path, which must give way
-    assert _parse(crlf + b"+OK\r\n", 0) == ([b"a\r\nb"] * 20, len(crlf))
+    assert parse(crlf + b"+OK\r\n") == [[b"a\r\nb"] * 20, b"OK"]
     mixed = b"*17\r\n" + b"$1\r\nx\r\n" * 16 + b":1\r\n"
-    assert _parse(mixed, 0) == ([b"x"] * 16 + [1], len(mixed))
+    assert parse(mixed) == [[b"x"] * 16 + [1]]
+    with pytest.raises(RespProtocolError, match=re.escape("not a Redis reply: b'HTTP/1.1 400")):
+        parse(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_replies_cut_anywhere_between_reads_come_out_whole() -> None:
+    nested = b"*2\r\n$3\r\nkey\r\n*3\r\n$5\r\nfirst\r\n$0\r\n\r\n*1\r\n:9\r\n"
+    stream = nested + b"$6\r\nsecond\r\n" + b"*18\r\n" + b"$2\r\nab\r\n" * 18
+    expected = [[b"key", [b"first", b"", [9]]], b"second", [b"ab"] * 18]
+    for cut in range(1, len(stream)):
+        reader = _Reader()
+        assert reader.feed(stream[:cut]) + reader.feed(stream[cut:]) == expected, cut
+    reader = _Reader()
+    assert [value for byte in range(len(stream)) for value in reader.feed(stream[byte : byte + 1])] == expected
+
+
+def test_a_large_batch_in_many_reads_is_parsed_in_linear_time() -> None:
+    entry = b"m" * 100_000
+    batch = b"*2\r\n$5\r\ninbox\r\n*512\r\n" + (b"$%d\r\n%s\r\n" % (len(entry), entry)) * 512
+    reader = _Reader()
+    started = time.perf_counter()
+    replies = [value for at in range(0, len(batch), 65_536) for value in reader.feed(batch[at : at + 65_536])]
+    assert replies == [[b"inbox", [entry] * 512]]
+    assert time.perf_counter() - started < 2.0  # re-parsing from the start on every read is quadratic
 
 
 def test_only_plain_urls_take_the_lean_path() -> None:
