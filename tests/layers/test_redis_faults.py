@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import coredis
 import pytest
 from interlock.actors import WebsocketActor, _base
 from interlock.actors.testing import WebsocketCommunicator
@@ -173,6 +174,20 @@ async def test_a_redis_that_refuses_auth_is_a_clear_error_at_start(url_password:
         password = redis.url.replace("redis://", "redis://:s3cret@")
         async with RedisChannelLayer(password, prefix="faults", timeout=TIMEOUT) as layer:
             assert await layer.groups() == {}
+        in_db3 = redis.url.replace("redis://", "redis://:s3cret@").replace("/0", "/3")
+        async with (  # the lean connection authenticates and selects the URL's database too
+            RedisChannelLayer(in_db3, prefix="faults", timeout=TIMEOUT) as one,
+            RedisChannelLayer(in_db3, prefix="faults", timeout=TIMEOUT) as two,
+        ):
+            theirs = await two.new_channel()
+            await one.group_add("room", theirs)
+            await one.send(theirs, {"type": "direct"})
+            await one.group_send("room", {"type": "to.room"})
+            with anyio.fail_after(WAIT):
+                assert [await two.receive(theirs) for _ in range(2)] == [{"type": "direct"}, {"type": "to.room"}]
+            client: Any = coredis.Redis.from_url(in_db3.replace("/3", "/0"))
+            async with client:
+                assert await client.dbsize() == 0  # nothing went to database 0
     finally:
         redis.kill()
 
