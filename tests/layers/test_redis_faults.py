@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -226,3 +227,24 @@ async def test_actors_failed_by_an_outage_close_with_1011_and_log_one_warning(
     finally:
         server.start()
         await layer.close()
+
+
+async def test_a_unix_socket_url_serves_the_whole_layer(tmp_path: Path) -> None:
+    path = tmp_path / "redis.sock"
+    redis = RedisServer("--unixsocket", str(path), "--unixsocketperm", "700")
+    redis.start()
+    try:
+        url = f"unix://{path}?db=2"
+        async with (
+            RedisChannelLayer(url, prefix="unix", timeout=TIMEOUT) as one,
+            RedisChannelLayer(url, prefix="unix", timeout=TIMEOUT) as two,
+        ):
+            theirs = await two.new_channel()
+            await one.group_add("room", theirs)
+            await one.send(theirs, {"type": "direct"})
+            await one.group_send("room", {"type": "to.room"})
+            with anyio.fail_after(WAIT):
+                assert [await two.receive(theirs) for _ in range(2)] == [{"type": "direct"}, {"type": "to.room"}]
+            assert await two.group_members("room") == {theirs}
+    finally:
+        redis.kill()
