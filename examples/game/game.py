@@ -538,7 +538,11 @@ def make_layer() -> GroupLayer:
     """The layer named by ``INTERLOCK_GAME_LAYER``: ``sqlite`` (the default) or ``memory``."""
     kind = os.environ.get("INTERLOCK_GAME_LAYER", "sqlite")
     if kind == "sqlite":
-        return SQLiteChannelLayer(os.environ.get("INTERLOCK_GAME_DB", str(HERE.parent / "game.sqlite3")))
+        path = os.environ.get("INTERLOCK_GAME_DB", str(HERE.parent / "game.sqlite3"))
+        lease = os.environ.get("INTERLOCK_GAME_LEASE")  # how soon a dead process's players count as gone
+        if lease is None:
+            return SQLiteChannelLayer(path)
+        return SQLiteChannelLayer(path, lease=float(lease), grace=float(lease))
     if kind == "memory":
         return InMemoryChannelLayer()
     msg = f"INTERLOCK_GAME_LAYER={kind!r}: expected 'sqlite' or 'memory'"

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from interlock.layers import PeerWatchingLayer, SQLiteChannelLayer
 
 from tests.support.servers import RunningServer, serve
 from tests.support.wsclient import WSClient
@@ -27,7 +28,14 @@ pytestmark = pytest.mark.e2e
 
 
 def _serve(
-    db: Path, anyio_backend: str, *, move: float, grace: float, wait: float | None = None, layer: str = "sqlite"
+    db: Path,
+    anyio_backend: str,
+    *,
+    move: float,
+    grace: float,
+    wait: float | None = None,
+    layer: str = "sqlite",
+    lease: float | None = None,
 ) -> Any:
     env = {
         "INTERLOCK_GAME_LAYER": layer,
@@ -38,6 +46,8 @@ def _serve(
     }
     if wait is not None:
         env["INTERLOCK_GAME_WAIT"] = str(wait)
+    if lease is not None:
+        env["INTERLOCK_GAME_LEASE"] = str(lease)
     return serve("game.game:app", backend=anyio_backend, app_dir=str(EXAMPLES), env=env)
 
 
@@ -359,3 +369,31 @@ async def test_on_a_layer_that_watches_peers_the_opponent_is_told_once(memory_se
             await back.abort()  # the watch follows the new connection
             await until(o.client, "opponent_away")
             await o.client.receive_nothing(0.3)
+
+
+@pytest.mark.skipif(
+    not issubclass(SQLiteChannelLayer, PeerWatchingLayer),
+    reason="the SQLite layer cannot watch peers (no watch_peer): the opponent is told by the wait delay only",
+)
+async def test_a_player_whose_server_process_is_killed_is_away_and_rejoins_through_another(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "game.sqlite3"
+    with (
+        _serve(db, anyio_backend, move=20, grace=20, lease=0.6) as one,
+        _serve(db, anyio_backend, move=20, grace=20, lease=0.6) as two,
+    ):
+        async with await connect(one) as first, await connect(two) as second:
+            x, o = await match(first, second)
+            victim, survivor = (one, two) if x.client is first else (two, one)
+            os.killpg(victim.process.pid, signal.SIGKILL)  # no close, no game.away: the lease ends
+            with anyio.fail_after(10):  # lease and grace (1.2 s), a beat of the keeper, the pump
+                assert (await until(o.client, "opponent_away", timeout=10))["seconds"] == 20
+            async with await connect(survivor) as back:
+                await back.send_json({"type": "rejoin", "game": x.game, "token": x.token})
+                assert (await until(back, "resumed"))["mark"] == "X"
+                assert await o.client.receive_json() == {"type": "opponent_back"}
+                x = Seat(back, "X", x.game, x.token)
+                assert (await until(x.client, "turn"))["yours"] is True  # X was on turn: history
+                await move(x, o, 4)
+        assert "Traceback" not in survivor.logs()
