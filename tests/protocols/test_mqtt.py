@@ -360,7 +360,8 @@ async def test_a_publish_made_while_reconnecting_goes_out_once_connected(tmp_pat
             broker.stop()
             await wait_for(lambda: sender.state == RECONNECTING, what="reconnecting")
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(lambda: sender.publish("late/1", "kept", qos=1))
+                # retained: the watcher below may subscribe after the sender is back and published
+                tasks.start_soon(lambda: sender.publish("late/1", "kept", qos=1, retain=True))
                 await anyio.sleep(0.3)
                 broker.start()
                 async with MqttConnection(broker.url) as watcher:
