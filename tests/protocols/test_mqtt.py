@@ -406,3 +406,9 @@ async def test_an_actor_publishing_under_a_flood_never_deadlocks() -> None:
             for n in range(200):
                 await peer.publish(f"{prefix}/in", f"echo {n}", qos=1)
             await wait_for(lambda: len(messages(record)) == 200, timeout=15, what="all 200 handled")
+
+
+def test_the_docs_diagram_is_the_generated_one() -> None:
+    """docs/protocols.md shows what ``interlock diagram interlock.actors.mqtt:MqttConnection`` prints."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{MqttConnection.diagram()}```" in page
