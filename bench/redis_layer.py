@@ -8,7 +8,8 @@ Two measurements, each layer in turn, on the Redis at 127.0.0.1:6379:
    messages as fast as it can (the receiver reports messages/s from first to last arrival).
 2. **Fan-out.**  Four processes each make 250 channels and join them to one group; the
    sender ``group_send``s ``--rounds`` times (one at a time) and each process reports when
-   the last of its 250 copies arrived: the round's time is the latest of the four.
+   the last of its 250 copies arrived: the round's time is the latest of the four.  Each
+   process also reports its CPU time per round (the mean of the four is shown).
 
 3. **Senders in one process** (``--concurrency``, interlock only): 1, 4 and 16 tasks of
    one process share ``--burst`` awaited sends to a receiver process; and the round trip
@@ -231,6 +232,7 @@ async def members(kind: str, prefix: str, rounds: int) -> None:
     for channel in channels:
         await layer.group_add("crowd", channel)
     print("ready", flush=True)
+    cpu = time.process_time()
     arrived: dict[int, list[float]] = {}
     done = anyio.Event()
 
@@ -248,6 +250,7 @@ async def members(kind: str, prefix: str, rounds: int) -> None:
         for channel in channels:
             tasks.start_soon(receive, channel)
         await done.wait()
+    print(json.dumps({"cpu_ms_per_round": (time.process_time() - cpu) / rounds * 1000}), flush=True)
     await close(layer)
 
 
@@ -286,14 +289,21 @@ def fan_out(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 msg = f"{kind} members did not start"
                 raise RuntimeError(msg)
         times = _run(kind, group_sender, kind, prefix, args.rounds, children)
+        cpu = []
         for child in children:
+            assert child.stdout is not None
+            cpu.append(json.loads(child.stdout.readline())["cpu_ms_per_round"])
             child.wait(timeout=60)
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    return {"fan_p50_ms": statistics.median(times) * 1000, "fan_max_ms": max(times) * 1000}
+    return {
+        "fan_p50_ms": statistics.median(times) * 1000,
+        "fan_max_ms": max(times) * 1000,
+        "member_cpu_ms": statistics.mean(cpu),
+    }
 
 
 def main() -> None:
@@ -329,7 +339,7 @@ def main() -> None:
     )
     print(
         f"{'layer':<15} {'p50 ms':>8} {'p99 ms':>8} {'burst msg/s':>12} {'sender msg/s':>13} "
-        f"{'fan-out p50 ms':>15} {'fan-out max ms':>15}"
+        f"{'fan-out p50 ms':>15} {'fan-out max ms':>15} {'member CPU ms':>14}"
     )
     for kind, row in rows.items():
         if isinstance(row, str):
@@ -337,7 +347,8 @@ def main() -> None:
         else:
             print(
                 f"{kind:<15} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['burst_msgs_per_s']:>12.0f} "
-                f"{row['sender_msgs_per_s']:>13.0f} {row['fan_p50_ms']:>15.1f} {row['fan_max_ms']:>15.1f}"
+                f"{row['sender_msgs_per_s']:>13.0f} {row['fan_p50_ms']:>15.1f} {row['fan_max_ms']:>15.1f} "
+                f"{row['member_cpu_ms']:>14.1f}"
             )
     pubsub = rows.get("pubsub")
     for kind in ("interlock", "interlock-trio"):
