@@ -21,6 +21,8 @@ warning too.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 import sys
@@ -29,6 +31,7 @@ from typing import Any
 
 from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
@@ -318,9 +321,41 @@ def drop_borrowed_docstrings(  # noqa: PLR0917 - the signature of Sphinx's event
         lines.clear()
 
 
+_AUTOMODULE = re.compile(r"^\.\. automodule:: (?P<module>[\w.]+)$", re.MULTILINE)
+
+
+def add_data_entries(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Give the constants and type aliases of an API page's module their entries too.
+
+    ``automodule`` documents the classes and functions a module's ``__all__`` names but
+    skips the data it imports (``MAX_NAME_LENGTH``, ``Scope``): each gets an ``autodata``
+    under *Types and constants* unless the page already has one for it.
+    """
+    if not docname.startswith("api/"):
+        return
+    text = source[0]
+    found = _AUTOMODULE.search(text)
+    if found is None:
+        return
+    module = importlib.import_module(found["module"])
+    documented = {name for scope, name in ModuleAnalyzer.for_module(module.__name__).find_attr_docs() if not scope}
+    names = [
+        name
+        for name in getattr(module, "__all__", ())
+        if not (inspect.isclass(obj := getattr(module, name)) or inspect.isroutine(obj) or inspect.ismodule(obj))
+        and f"autodata:: {name}\n" not in text
+        and name not in documented  # automodule documents those itself
+    ]
+    if names:
+        entries = "".join(f".. autodata:: {name}\n" for name in names)
+        heading = "" if "## Types and constants" in text else "\n## Types and constants\n"
+        source[0] = f"{text}{heading}\n```{{eval-rst}}\n.. currentmodule:: {module.__name__}\n\n{entries}```\n"
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register the diagram and repository-link transforms and the docstring filter."""
+    """Register the diagram and repository-link transforms and the docstring filters."""
     app.connect("autodoc-process-docstring", drop_borrowed_docstrings)
+    app.connect("source-read", add_data_entries)
     app.add_post_transform(DrawMermaid)
     app.add_post_transform(RepositoryLinks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
