@@ -54,10 +54,11 @@ send never returns before Redis has queued it.  coredis does everything else, an
 hot path too on a Cluster, over TLS or with a client given (see :mod:`._redis_hot`).
 
 Measured (``bench/redis_layer.py`` and ``--concurrency``, this 2-core machine shared
-with the senders, the receivers, Redis and other work; figures of calm runs): p99
-2.0-4.8 ms from process to process; 1,000 members in 4 processes reached in 12-16 ms
-(p50, asyncio; 24-27 ms with every process on trio, whose task wake-ups cost more) against
-25-34 ms when the script queued a copy per member.  One sender awaiting each send:
+with the senders, the receivers, Redis and other work; runs at load average 3 or less):
+p99 2.0-5.4 ms from process to process; 1,000 members in 4 processes reached in 12-18 ms
+(p50, asyncio; 14-27 ms with every process on trio) against 25-34 ms when the script
+queued a copy per member (at load 5: 28-34 ms).  What remains is the receivers' CPU, ~6 ms
+a round in each process when 250 tasks wait in ``receive()``.  One sender awaiting each send:
 2,600-7,300 messages/s on asyncio, 3,000-6,000 on trio, against channels_redis PubSub's
 3,700-8,000 (which awaits no delivery and loses messages while a consumer is away):
 0.4-1.0x, not the 3x asked.  The bound, measured in the same runs: one awaited ``PING``
