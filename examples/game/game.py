@@ -1,9 +1,8 @@
-"""Tic-tac-toe for two browsers: a turn-based game as a state machine.
+"""Tic-tac-toe for two browsers: a turn-based game as a state machine (see README.md).
 
 Run it with ``examples/game/game.sh`` (or ``python -m examples.game.game`` from the
-repository), then open
-http://127.0.0.1:8002/ in two browser tabs. Each connection to ``/ws/game/`` is one
-:class:`Player` actor::
+repository) and open http://127.0.0.1:8002/ in two tabs. Each connection to
+``/ws/game/`` is one :class:`Player`::
 
     lobby ─play─▶ matching (looking ⇄ proposing) ─▶ game
     lobby ─rejoin─▶ rejoining ─resume─▶ game
@@ -11,30 +10,14 @@ http://127.0.0.1:8002/ in two browser tabs. Each connection to ``/ws/game/`` is 
            playing ─opponent gone─▶ opponent_away ─back in time─▶ playing.history
            opponent_away ─grace period over─▶ finished
 
-* ``lobby``: send ``{"type": "play", "name": "ada"}`` to be matched, or ``{"type":
-  "rejoin", "game": ID, "token": TOKEN}`` to return to a game after a dropped connection.
-* ``matching``: players wait in the ``game.lobby`` group; one in ``looking`` proposes a
-  game to another member (``group_members``) and waits for its accept in ``proposing``.
-  Two proposing to each other settle it by channel name; a proposal to a busy player is
-  declined and the proposer looks again.
-* ``game``: ``{"type": "move", "square": 0..8}`` on your turn; ``{"type": "resign"}``.
-  A move out of turn, on a taken square or off the board gets ``{"type": "error"}``
-  and the game goes on. ``my_turn`` has a move delay: past it you lose (``their_turn``
-  waits a little longer, in case the opponent's server is gone). ``judging`` is an
-  eventless choice taken after every move: won or drawn, your turn, or theirs.
-* A dropped connection tells the opponent (``opponent_away``, with a grace period);
-  the rejoining connection presents the game id and the token it was given at match
-  time, and both players resume where they were (``playing.history``). After the
-  grace period the one who stayed wins; a late rejoin is refused with 4410, a wrong
-  token with 4403, an unknown game with 4404 (no player of it answers).
-* Any other client event type closes the socket with 1008, malformed JSON with 1007.
-
-The layer is ``INTERLOCK_GAME_LAYER``: ``sqlite`` (default; the file
-``INTERLOCK_GAME_DB``, else ``examples/game.sqlite3``, so ``--workers N`` processes
-match players across processes) or ``memory`` (one process). Delays, in seconds:
-``INTERLOCK_GAME_MOVE`` (30), ``INTERLOCK_GAME_GRACE`` (30); per instance with
-``Player.as_asgi(delays={"my_turn:move": 5, ...})`` (see :func:`make_app`).
-Draw it with ``interlock diagram examples.game.game:Player`` (from the repository).
+Players wait in the ``game.lobby`` group; one that finds another there (``group_members``)
+proposes a game, and crossed proposals are settled by channel name. A dropped player's
+new connection presents the game id and the token it got in ``matched``; the one who
+stayed goes back to ``playing.history``. Moves out of turn or on a taken square get an
+``error`` frame; a rejoin is refused with 4403 (wrong token), 4409 (still connected),
+4410 (game over) or 4404 (nobody answers); other bad frames close with 1007/1008/1003.
+Settings come from the environment (:func:`make_layer`, :func:`env_delays`) or
+:func:`make_app`. Draw it with ``interlock diagram examples.game.game:Player``.
 """
 
 from __future__ import annotations
@@ -400,10 +383,10 @@ class Player(JsonStateActor):
     @on.client(Move)
     async def out_of_turn(self, event: Move) -> None:
         """A move when it is not this player's turn."""
-        where = (
-            "it is your opponent's turn" if self.state.endswith("their_turn") else f"you cannot move now ({self.state})"
-        )
-        await self.send_json({"type": "error", "error": where})
+        if self.state.endswith("their_turn"):
+            await self.send_json({"type": "error", "error": "it is your opponent's turn"})
+        else:
+            await self._not_now("move")
 
     def from_opponent(self, event: Moved | Forfeit | Away | Cancel) -> bool:
         """Guard: the message comes from this game's opponent."""
@@ -532,6 +515,32 @@ class Player(JsonStateActor):
     @on.client("again", source=finished, target=matching)
     async def again(self, event: dict[str, Any]) -> None:
         """Another game, against whoever waits."""
+
+    # -- known requests at the wrong time: the client's mistake, explained ------------------
+
+    async def _not_now(self, what: str) -> None:
+        where = self.state.removeprefix("open.").replace(".", " / ")
+        await self.send_json({"type": "error", "error": f"{what} is not possible now (you are in {where})"})
+
+    @on.client(Play)
+    async def play_not_now(self, event: Play) -> None:
+        """``play`` outside the lobby."""
+        await self._not_now("play")
+
+    @on.client(RejoinRequest)
+    async def rejoin_not_now(self, event: RejoinRequest) -> None:
+        """``rejoin`` outside the lobby (a connection rejoins once, first thing)."""
+        await self._not_now("rejoin")
+
+    @on.client("resign")
+    async def resign_not_now(self, event: dict[str, Any]) -> None:
+        """``resign`` with no game in progress."""
+        await self._not_now("resign")
+
+    @on.client("again")
+    async def again_not_now(self, event: dict[str, Any]) -> None:
+        """``again`` before the game is over."""
+        await self._not_now("again")
 
 
 def make_layer() -> GroupLayer:

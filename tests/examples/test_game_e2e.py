@@ -155,7 +155,7 @@ async def test_a_full_game_to_a_win(players: tuple[Seat, Seat]) -> None:
     assert (won["result"], won["reason"]) == ("won", "three in a row")
     assert (lost["result"], lost["reason"]) == ("lost", "three in a row")
     await x.client.send_json({"type": "move", "square": 8})  # the game is over: refused, not fatal
-    assert "cannot move now" in (await x.client.receive_json())["error"]
+    assert (await x.client.receive_json())["error"] == "move is not possible now (you are in game / finished)"
 
 
 async def test_a_draw(players: tuple[Seat, Seat]) -> None:
@@ -165,6 +165,24 @@ async def test_a_draw(players: tuple[Seat, Seat]) -> None:
         mover, other = (x, o) if n % 2 == 0 else (o, x)
         await move(mover, other, square)
     assert [(await until(seat.client, "over"))["result"] for seat in (x, o)] == ["draw", "draw"]
+
+
+async def test_known_requests_at_the_wrong_time_get_an_error_frame(
+    players: tuple[Seat, Seat], server: RunningServer
+) -> None:
+    x, o = players
+    for request in (
+        {"type": "play", "name": "again"},
+        {"type": "again"},
+        {"type": "rejoin", "game": x.game, "token": "t"},
+    ):
+        await x.client.send_json(request)
+        error = (await x.client.receive_json())["error"]
+        assert error == f"{request['type']} is not possible now (you are in game / playing / my_turn)"
+    async with await connect(server) as idle:
+        await idle.send_json({"type": "resign"})
+        assert (await idle.receive_json())["error"] == "resign is not possible now (you are in lobby)"
+    await move(x, o, 4)  # the game went on
 
 
 async def test_moves_out_of_turn_and_illegal_squares_are_refused_and_the_game_goes_on(
