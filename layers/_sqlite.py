@@ -77,6 +77,7 @@ from ._errors import LayerClosed, LayerFileReplaced
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper
 from ._sqlite_local import LocalQueues, Room
+from ._sqlite_peers import SQLitePeers
 from ._sqlite_thread import ConnectionThread
 from ._types import Message, StartsAndCloses
 from ._validation import (
@@ -186,6 +187,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._drops = Drops(logger)
         self._pump_scope: anyio.CancelScope | None = None
         self._pump_idle: anyio.Event | None = None
+        old: SQLitePeers | None = getattr(self, "_peers", None)
+        if old is not None:
+            old.forget()  # a forked child: the parent's watchers are not here to be told
+        self._peers = SQLitePeers(self._process, self._db)
 
     def _forget_parent(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
@@ -288,6 +293,7 @@ class SQLiteChannelLayer(StartsAndCloses):
             self._own.clear()
             self._pending_drops.take()
             self._broken = None
+            self._peers.stop()
 
     def _shutdown(self) -> None:
         with self._open_lock:
@@ -317,6 +323,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         await self._db(store.flush)
         self._own.clear()
         self._pending_drops.take()
+        self._peers.stop()
         if home:
             self._local.clear()
             self._drops.clear()
@@ -537,6 +544,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
         name = self._names.new_name(prefix)
         await self._ready()
+        self._peers.made(name)
         return name
 
     def watch_channel(
@@ -568,6 +576,14 @@ class SQLiteChannelLayer(StartsAndCloses):
         """The next unexpired message of a watched channel, or None: never waits."""
         return self._local.take(channel)
 
+    def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
+        """Call ``on_gone(channel, reason)`` once when *channel* is gone, whichever process
+        owns it: closed (``"closed"``), a channel of this process it did not make or closed
+        already (``"unknown"``, at once), or one whose process was pruned after its lease
+        and grace ended (``"lease"``). See :mod:`._sqlite_peers`; call it on the layer's
+        home event loop (the one the layer started on)."""
+        return self._peers.watch(require_channel_name(channel), on_gone)
+
     async def close_channel(self, channel: str, /) -> None:
         """Drop *channel*'s queued messages and remove it from all its groups."""
         channel = require_channel_name(channel)
@@ -575,6 +591,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         await self._db(store.close_channel, channel)
         self._own.drop(channel)
         self._pending_drops.discard(channel)
+        self._peers.closed(channel)
         if home:
             self._local.drop(channel)
             self._drops.forget(channel)

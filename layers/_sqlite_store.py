@@ -125,6 +125,19 @@ _DROPS_SCHEMA: Final = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS drops_by_owner ON drops (owner) WHERE dropped > reported",
 )
+_WATCHES_SCHEMA: Final = (
+    # Watches of channels owned by another process (or named), so the owner's close and
+    # the owner's death reach the watcher: a close marks the rows ``gone``; a watched
+    # channel whose owner has no row any more (pruned) is gone with reason ``lease``.
+    """CREATE TABLE IF NOT EXISTS watches (
+        channel TEXT NOT NULL,
+        watcher TEXT NOT NULL,
+        owner TEXT,
+        gone TEXT,
+        PRIMARY KEY (channel, watcher)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS watches_by_watcher ON watches (watcher)",
+)
 _TABLES: Final = frozenset({"processes", "memberships", "messages"})
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -234,9 +247,10 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
             _set_wal(conn)
         _check_header(conn, path, app_id, version)
         if not read_only:
-            if "drops" not in _table_names(conn):  # a file from before drops were counted
+            tables = _table_names(conn)
+            if "drops" not in tables or "watches" not in tables:  # a file from before they existed
                 with _writing(conn):
-                    for statement in _DROPS_SCHEMA:
+                    for statement in (*_DROPS_SCHEMA, *_WATCHES_SCHEMA):
                         conn.execute(statement)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
@@ -299,7 +313,7 @@ def _initialise(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if _header(conn) == (0, 0):  # another process may have initialised it meanwhile
-            for statement in (*_SCHEMA, *_DROPS_SCHEMA):
+            for statement in (*_SCHEMA, *_DROPS_SCHEMA, *_WATCHES_SCHEMA):
                 conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -499,8 +513,10 @@ def renew(conn: sqlite3.Connection, me: Owner, lease_until: float) -> bool:
 
 
 def unregister(conn: sqlite3.Connection, process: str) -> None:
-    """Remove *process*, its channels' memberships and their queued messages."""
+    """Remove *process*, its channels' memberships and their queued messages; the watchers
+    of its channels in other processes find them closed."""
     with _writing(conn):
+        conn.execute("UPDATE watches SET gone = 'closed' WHERE owner = ? AND gone IS NULL", (process,))
         _drop_process(conn, process)
 
 
@@ -508,6 +524,7 @@ def _drop_process(conn: sqlite3.Connection, process: str) -> tuple[int, int]:
     memberships = conn.execute("DELETE FROM memberships WHERE owner = ?", (process,)).rowcount
     messages = conn.execute("DELETE FROM messages WHERE owner = ?", (process,)).rowcount
     conn.execute("DELETE FROM drops WHERE owner = ?", (process,))
+    conn.execute("DELETE FROM watches WHERE watcher = ?", (process,))  # its own watches end with it
     conn.execute("DELETE FROM processes WHERE id = ?", (process,))
     return memberships, messages
 
@@ -585,11 +602,33 @@ def group_discard(conn: sqlite3.Connection, group: str, channel: str) -> None:
 
 
 def close_channel(conn: sqlite3.Connection, channel: str) -> None:
-    """Remove *channel* from every group and drop its queued messages."""
+    """Remove *channel* from every group and drop its queued messages; mark its watches gone."""
     with _writing(conn):
         conn.execute("DELETE FROM memberships WHERE channel = ?", (channel,))
         conn.execute("DELETE FROM messages WHERE channel = ?", (channel,))
         conn.execute("DELETE FROM drops WHERE channel = ?", (channel,))
+        conn.execute("UPDATE watches SET gone = 'closed' WHERE channel = ? AND gone IS NULL", (channel,))
+
+
+def sync_watches(
+    conn: sqlite3.Connection, watcher: str, add: list[tuple[str, str | None]], remove: list[str]
+) -> list[tuple[str, str]]:
+    """Record *watcher*'s new watches (channel, owner), forget *remove*, and return (and
+    forget) its watches that are gone: ``(channel, reason)``, reason ``closed`` or ``lease``."""
+    with _writing(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO watches (channel, watcher, owner) VALUES (?, ?, ?)",
+            [(channel, watcher, owner) for channel, owner in add],
+        )
+        conn.executemany("DELETE FROM watches WHERE channel = ? AND watcher = ?", [(c, watcher) for c in remove])
+        gone = conn.execute(
+            """SELECT channel, COALESCE(gone, 'lease') FROM watches
+               WHERE watcher = ? AND (gone IS NOT NULL
+                   OR (owner IS NOT NULL AND owner NOT IN (SELECT id FROM processes)))""",
+            (watcher,),
+        ).fetchall()
+        conn.executemany("DELETE FROM watches WHERE channel = ? AND watcher = ?", [(c, watcher) for c, _ in gone])
+    return [(str(channel), str(reason)) for channel, reason in gone]
 
 
 def group_members(conn: sqlite3.Connection, group: str, joined_after: float) -> list[tuple[str, str | None]]:

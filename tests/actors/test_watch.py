@@ -1,11 +1,13 @@
 """Peer watching: ``watch(channel)`` tells an actor, in its mailbox, when a channel is gone.
 
-On the in-memory layer here (both backends); the SQLite and Redis layers' cross-process
-cases (a watched channel's process killed) are in tests/layers.
+On the in-memory layer (and the SQLite one for an actor ending), both backends; the SQLite
+layer's cross-process cases (a watched channel's process killed) are in
+tests/layers/test_sqlite_peers.py.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -13,7 +15,7 @@ import pytest
 from interlock.actors import JsonStateActor, JsonWebsocketActor, ProtocolTypeRouter, handler
 from interlock.actors.testing import WebsocketCommunicator
 from interlock.dsl import State, on
-from interlock.layers import InMemoryChannelLayer, InvalidChannelName, Message
+from interlock.layers import InMemoryChannelLayer, InvalidChannelName, Message, SQLiteChannelLayer
 
 
 class Watcher(JsonWebsocketActor):
@@ -45,7 +47,7 @@ class SyncWatcher(JsonWebsocketActor):
         await self.send_json({"gone": event["channel"], "reason": event["reason"]})
 
 
-def app_for(layer: InMemoryChannelLayer, actor: type[JsonWebsocketActor] = Watcher) -> Any:
+def app_for(layer: Any, actor: type[JsonWebsocketActor] = Watcher) -> Any:
     return ProtocolTypeRouter({"websocket": actor.as_asgi()}, channel_layer=layer)
 
 
@@ -61,8 +63,9 @@ async def watch(ws: WebsocketCommunicator, channel: str, op: str = "watch") -> N
     assert await ws.receive_json_from() == {"done": op}
 
 
-async def test_a_watcher_is_told_when_the_watched_actor_ends() -> None:
-    layer = InMemoryChannelLayer()
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_watcher_is_told_when_the_watched_actor_ends(kind: str, tmp_path: Path) -> None:
+    layer: Any = InMemoryChannelLayer() if kind == "memory" else SQLiteChannelLayer(tmp_path / "layer.sqlite3")
     app = app_for(layer)
     async with WebsocketCommunicator(app, "/") as watcher, WebsocketCommunicator(app, "/") as peer:
         assert (await watcher.connect()).accepted
@@ -73,7 +76,10 @@ async def test_a_watcher_is_told_when_the_watched_actor_ends() -> None:
         await peer.disconnect(1000)
         assert await watcher.receive_json_from() == {"gone": peer_channel, "reason": "closed"}
         await watcher.receive_nothing(0.1)  # told once
-    assert len(layer._peers) == 0  # nothing left watching
+    peers = layer._peers if kind == "memory" else layer._peers.watches
+    assert len(peers) == 0  # nothing left watching
+    if kind == "sqlite":
+        await layer.close()
 
 
 async def test_a_channel_that_is_gone_already_is_unknown_at_once() -> None:
