@@ -14,7 +14,8 @@ While at least one inspector page or ``interlock inspect --watch`` is connected,
 * every mailbox item an actor handles (:meth:`Tap.event`), counted per class and kind
   (client event, layer message) for the message rates;
 * every transition record of a state actor (:meth:`Tap.transition`), kept in a bounded
-  ring per actor (:data:`RECENT` records, the newest last) and dropped with the actor.
+  ring per actor (:data:`RECENT` records, the newest last), dropped at the next summary
+  once the actor has left :data:`LIVE`.
 
 When the last watcher leaves, the counts and rings are cleared: nothing is recorded
 while nobody watches. This module imports nothing of interlock's, so ``_base`` and
@@ -60,10 +61,6 @@ class Tap:
         if ring is None:
             ring = self.transitions[id(actor)] = deque(maxlen=RECENT)
         ring.append(record)
-
-    def forget(self, actor: object) -> None:
-        """The actor ended: drop its records."""
-        self.transitions.pop(id(actor), None)
 
     def watch(self) -> None:
         """One more watcher: start recording."""

@@ -200,6 +200,8 @@ def summary(
     those of their class's ``groups``.
     """
     filters = filters or Filters()
+    for key in [key for key in TAP.transitions if key not in LIVE]:  # the records of ended actors
+        TAP.transitions.pop(key, None)
     actors = [actor for actor in list(LIVE.values()) if not getattr(type(actor), "_inspector_own", False)]
     rows = [_row(actor) for actor in actors]
     if memberships:
