@@ -191,3 +191,22 @@ def test_process_names_and_filters() -> None:
     assert Filters(state="open").match(
         {"class": "A", "state": "open.lobby", "groups": [], "id": "1", "channel": None, "path": "/", "client": None}
     )
+
+
+async def test_records_of_ended_actors_are_dropped_while_watched() -> None:
+    app = make_app(Inspector(token=TOKEN), InMemoryChannelLayer())
+    TAP.watch()
+    observe_state_actors(True)
+    try:
+        for _ in range(3):
+            async with WebsocketCommunicator(app, "/door/") as door:
+                assert (await door.connect()).accepted
+                await door.send_json_to({"type": "push"})
+                assert await door.receive_json_from() == {"door": "ajar"}
+        assert TAP.transitions  # kept while each one ran
+        assert (await get(app, "/_i/api/summary"))[0] == 200
+        assert TAP.transitions == {}  # the summary dropped the ended actors' records
+        assert TAP.counts  # the rates' counts stay while watched
+    finally:
+        TAP.unwatch()
+        observe_state_actors(False)
