@@ -70,6 +70,7 @@ class MqttActor(BaseActor):
     qos: ClassVar[int] = 1
     """The QoS the actor's filters are subscribed at (the broker may send lower)."""
     _needs_mailbox: ClassVar[bool] = True
+    _terminal_events: ClassVar[frozenset[str]] = BaseActor._terminal_events | {"mqtt.disconnect"}
 
     @inline
     def connected(self, reconnected: bool) -> Any:
