@@ -415,3 +415,39 @@ async def test_a_player_whose_server_process_is_killed_is_away_and_rejoins_throu
                 assert (await until(x.client, "turn"))["yours"] is True  # X was on turn: history
                 await move(x, o, 4)
         assert "Traceback" not in survivor.logs()
+
+
+async def test_six_players_at_once_on_two_processes_make_three_games(pair_of_servers: list[RunningServer]) -> None:
+    one, two = pair_of_servers
+    names = [f"p{n}" for n in range(6)]
+    clients = [await connect(one if n % 2 else two) for n in range(6)]
+    frames: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+
+    async def collect(client: WSClient, name: str) -> None:
+        with anyio.move_on_after(20):  # bounded: quiet for 3 s (longer than a proposal's answer delay) ends it
+            while True:
+                try:
+                    frames[name].append(await client.receive_json(timeout=3))
+                except TimeoutError:
+                    return
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for client, name in zip(clients, names, strict=True):
+                tasks.start_soon(collect, client, name)
+                await client.send_json({"type": "play", "name": name})
+    finally:
+        for client in clients:
+            await client.close()
+    games: dict[str, list[tuple[str, str, str]]] = {}
+    for name, got in frames.items():
+        kinds = [frame["type"] for frame in got]
+        last = max(i for i, kind in enumerate(kinds) if kind == "matched")  # cancelled ones came before
+        assert "cancelled" not in kinds[last:], (name, kinds)
+        matched = got[last]
+        games.setdefault(matched["game"], []).append((name, matched["mark"], matched["opponent"]))
+    assert len(games) == 3, games
+    for seats in games.values():
+        (a, mark_a, opponent_a), (b, mark_b, opponent_b) = seats
+        assert {mark_a, mark_b} == {"X", "O"}
+        assert (opponent_a, opponent_b) == (b, a)
