@@ -21,6 +21,7 @@ warning too.
 
 from __future__ import annotations
 
+import html
 import importlib
 import inspect
 import os
@@ -221,6 +222,15 @@ def mermaid_to_svg(text: str) -> str:
 _MARKER = re.compile(r"<!--\s*(?:diagram:\s*(?P<target>[\w.]+:[\w.]+)|(?P<http>http-diagram))\s*-->")
 
 
+def _marker_target(block: nodes.literal_block) -> str | None:
+    """The ``module:Class`` of the ``<!-- diagram: ... -->`` marker right above *block*, if any."""
+    parent = block.parent
+    index = parent.index(block)
+    marker = parent[index - 1] if index > 0 else None
+    found = _MARKER.search(marker.astext()) if isinstance(marker, nodes.raw) else None
+    return found["target"] if found is not None else None
+
+
 def _drawn_by_the_library(block: nodes.literal_block) -> str | None:
     """The SVG of the class a ``<!-- diagram: module:Class -->`` marker above *block* names.
 
@@ -252,8 +262,17 @@ class DrawMermaid(SphinxPostTransform):
 
     def run(self, **kwargs: Any) -> None:
         """Draw every Mermaid block of the document."""
+        pictures = {str(image.get("uri", "")).rsplit("/", 1)[-1] for image in self.document.findall(nodes.image)}
         for block in list(self.document.findall(nodes.literal_block)):
             if block.get("language") != "mermaid":
+                continue
+            target = _marker_target(block)
+            if target is not None and f"{target.replace(':', '.')}.svg" in pictures:
+                # The page shows this class's picture already (docs/diagrams.py draws it next
+                # to the Mermaid text, for readers of the Markdown): keep the text, folded.
+                text = html.escape(block.astext())
+                folded = f"<details><summary>The Mermaid text</summary><pre>{text}</pre></details>"
+                block.replace_self(nodes.raw("", folded, format="html"))
                 continue
             try:
                 svg = _drawn_by_the_library(block) or mermaid_to_svg(block.astext())
@@ -261,6 +280,7 @@ class DrawMermaid(SphinxPostTransform):
                 logger.warning("cannot draw this Mermaid diagram: %s", exc, location=block)
                 block["language"] = "text"
                 continue
+            svg = svg.replace("<svg ", '<svg style="max-width: 100%; height: auto" ', 1)  # fit the column
             figure = nodes.raw("", f'<figure class="interlock-diagram">{svg}</figure>', format="html")
             block.replace_self(figure)
 
