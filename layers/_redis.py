@@ -87,7 +87,6 @@ import re
 import socket
 import threading
 import time
-import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
@@ -100,6 +99,7 @@ from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_loc
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
+from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
 from ._redis_hot import make_hot
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
@@ -126,7 +126,6 @@ _WAIT: Final = 1.0  # seconds one BLMPOP blocks before the pump looks around
 _NAMED_POLL: Final = (0.002, 0.1)  # a named channel's receiver looks this often (first, at most)
 _SETTLE_AFTER: Final = 0.005  # seconds the settler gathers counts before one call settles them
 _RETRY: Final = (0.05, 1.0)  # seconds between tries of a task that lost Redis (first, at most)
-_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
 class _Run:
@@ -142,12 +141,6 @@ class _Run:
         self.store: Store | None = None
         self.error: BaseException | None = None
         self.closing = False
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 @final
@@ -199,15 +192,15 @@ class RedisChannelLayer(StartsAndCloses):
         on_availability: Callable[[str | None], None] | None = None,
     ) -> None:
         if isinstance(url_or_client, str):
-            if not url_or_client.startswith(_SCHEMES):
-                msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(_SCHEMES)}"
+            if not url_or_client.startswith(SCHEMES):
+                msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(SCHEMES)}"
                 raise ValueError(msg)
             self._url = url_or_client
-            self.address = _redacted(url_or_client)
+            self.address = redacted(url_or_client)
             self._client: Client | None = None
         else:
             self._url = ""
-            self.address = _describe_client(url_or_client)
+            self.address = describe_client(url_or_client)
             self._client = url_or_client
         if not (isinstance(prefix, str) and _KEY_PREFIX.fullmatch(prefix)):
             msg = f"prefix must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {prefix!r}"
@@ -295,22 +288,7 @@ class RedisChannelLayer(StartsAndCloses):
     def _make_client(self) -> Client:
         if self._client is not None:
             return self._client
-        import coredis  # noqa: PLC0415 - the redis extra, needed only once the layer starts
-
-        if not self.cluster:
-            return coredis.Redis.from_url(self._url, connect_timeout=self.timeout, decode_responses=False)
-        from coredis.connection import TCPLocation  # noqa: PLC0415 - likewise
-
-        url = urllib.parse.urlsplit(self._url)
-        return coredis.RedisCluster(
-            startup_nodes=[TCPLocation(url.hostname or "127.0.0.1", url.port or 6379)],
-            username=urllib.parse.unquote(url.username) if url.username else None,
-            password=urllib.parse.unquote(url.password) if url.password else None,
-            ssl=url.scheme == "rediss",
-            connect_timeout=self.timeout,
-            decode_responses=False,
-            non_atomic_cross_slot=False,  # a command across slots is a bug here: let it fail
-        )
+        return make_client(self._url, self.timeout, cluster=self.cluster)
 
     def _owner(self) -> Owner:
         return Owner(self._process, os.getpid(), socket.gethostname(), time.time() + self.lease, self.grace)
@@ -327,9 +305,9 @@ class RedisChannelLayer(StartsAndCloses):
                         with anyio.CancelScope(shield=True):
                             await hot.aclose()
         except Exception as exc:  # reported to the caller that started it, or logged
-            cause = _root_cause(exc)
+            cause = root_cause(exc)
             if not run.ready.is_set():
-                run.error = _start_error(self.address, cause)
+                run.error = start_error(self.address, cause)
                 run.error.__cause__ = cause
             else:
                 logger.error("%r stopped: %s", self, cause, exc_info=cause)
@@ -825,38 +803,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _redacted(url: str) -> str:
-    """*url* without its password, for messages and reprs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def _describe_client(client: Client) -> str:
-    """A client's address, for errors: ``host:port`` when it says, else its repr."""
-    pool = getattr(client, "connection_pool", None)
-    service = getattr(pool, "service_name", None)
-    if isinstance(service, str):  # a coredis.Sentinel's primary_for(service)
-        return f"the primary of Sentinel service {service!r}"
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if isinstance(kwargs, dict) and "host" in kwargs:
-        return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
-    return repr(client)
-
-
-def _start_error(address: str, cause: BaseException) -> BaseException:
-    """What starting the layer raises when Redis cannot be used at *address*."""
-    if isinstance(cause, LayerUnavailable):
-        return cause
-    import coredis.exceptions  # noqa: PLC0415 - with the client
-
-    if isinstance(cause, coredis.exceptions.AuthenticationError | coredis.exceptions.AuthorizationError):
-        return LayerUnavailable(f"Redis at {address} refused this client's credentials: {cause}")
-    if isinstance(cause, coredis.exceptions.ConnectionError | OSError):
-        return LayerUnavailable(f"cannot use Redis at {address}: {cause} (is a Redis server listening there?)")
-    return LayerUnavailable(f"cannot use Redis at {address}: {type(cause).__name__}: {cause}")

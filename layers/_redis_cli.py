@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 
 from ._errors import ChannelLayerError, LayerUnavailable
-from ._redis import RedisChannelLayer, _root_cause, _start_error
+from ._redis import RedisChannelLayer
+from ._redis_client import root_cause, start_error
 from ._redis_keys import Keys
 from ._redis_store import Owner, Store
 from ._validation import require_group_name
@@ -38,10 +39,10 @@ async def _run(command: str, args: argparse.Namespace) -> int:
     except LayerUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - the client's errors, in its task group's exception group
-        cause = _root_cause(exc)
+        cause = root_cause(exc)
         if isinstance(cause, ChannelLayerError):
             raise cause from None
-        raise _start_error(layer.address, cause) from cause
+        raise start_error(layer.address, cause) from cause
 
 
 async def _commands(command: str, args: argparse.Namespace, layer: RedisChannelLayer) -> int:
