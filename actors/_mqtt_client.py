@@ -66,6 +66,7 @@ from moat.lib.mqtt import (
     MQTTConnAckPacket,
     MQTTConnectPacket,
     MQTTDisconnectPacket,
+    MQTTException,
     MQTTPacket,
     MQTTPingResponsePacket,
     MQTTPublishAckPacket,
@@ -516,6 +517,13 @@ class MqttConnection:
                 self._move("unreachable")
                 reason = f"no CONNACK within connect_timeout ({self.connect_timeout:g} s): is it an MQTT v5 broker?"
                 raise BrokerUnavailable(self.broker, reason) from None
+            self._move("retry")
+            return None
+        except MQTTException as exc:  # it answered, but not in MQTT v5
+            if self.state == CONNECTING and not self.retry_first_connect:
+                self._move("unreachable")
+                reason = f"its answer to CONNECT is not MQTT v5 ({type(exc).__name__}: {exc}): is it an MQTT v5 broker?"
+                raise BrokerUnavailable(self.broker, reason) from exc
             self._move("retry")
             return None
         except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:

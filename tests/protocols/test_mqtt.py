@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 from interlock.actors import ASGIApp, handler
 from interlock.actors.mqtt import (
@@ -412,3 +413,20 @@ def test_the_docs_diagram_is_the_generated_one() -> None:
     """docs/protocols.md shows what ``interlock diagram interlock.actors.mqtt:MqttConnection`` prints."""
     page = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text(encoding="utf-8")
     assert f"```mermaid\n{MqttConnection.diagram()}```" in page
+
+
+async def test_a_server_that_is_not_an_mqtt_broker_is_named() -> None:
+    async def http_like(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await anyio.sleep(1)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, http_like)
+        with pytest.raises(BrokerUnavailable, match=r"is unavailable: .*is it an MQTT v5 broker\?"):
+            async with MqttConnection(f"mqtt://127.0.0.1:{port}", connect_timeout=2):
+                pass
+        tasks.cancel_scope.cancel()
