@@ -123,15 +123,15 @@ class Inspector:
         self._stream = _InspectorStream.as_asgi(inspector=self)
 
     def routes(self, prefix: str = "_interlock/") -> list[Route]:
-        """The two routes that mount it under *prefix* in a :class:`~interlock.actors.URLRouter`.
+        """The routes that mount it under *prefix* in a :class:`~interlock.actors.URLRouter`.
 
-        ``URLRouter([*inspector.routes("_interlock/"), ...])``: the page at the prefix, the
-        rest below it (as the kwarg ``rest``).
+        ``URLRouter([*inspector.routes("_interlock/"), ...])``: the page at the prefix (the
+        prefix without its ``/`` redirects there), the rest below it (as the kwarg ``rest``).
         """
         if not isinstance(prefix, str) or not prefix.endswith("/") or prefix.startswith("/"):
             msg = f"Inspector.routes({prefix!r}): expected a prefix like '_interlock/' (no leading '/', a trailing one)"
             raise ValueError(msg)
-        return [path(prefix, self), path(prefix + "<path:rest>", self)]
+        return [path(prefix.rstrip("/"), self), path(prefix, self), path(prefix + "<path:rest>", self)]
 
     def __repr__(self) -> str:
         checks = [name for name, value in (("token", self._token), ("allow", self._allow)) if value is not None]
@@ -185,8 +185,9 @@ class Inspector:
         route = _relative_path(scope)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if route in ("", "/"):
-            if route == "" and not str(scope.get("path", "")).endswith("/"):
-                location = str(scope.get("root_path", "")) + str(scope.get("path", "")) + "/"
+            full, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+            if not full.endswith("/"):  # the page's links are relative: it must be served as .../
+                location = (full if full.startswith(root) else root + full) + "/"
                 qs = scope.get("query_string", b"")
                 target = (location + ("?" + qs.decode("latin-1") if qs else "")).encode("latin-1")
                 await _respond(send, 308, b"", "text/plain", [(b"location", target)])

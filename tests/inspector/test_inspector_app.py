@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from interlock.actors import JsonStateActor, JsonWebsocketActor, ProtocolTypeRouter, URLRouter, path
 from interlock.actors._inspect_registry import LIVE, TAP
@@ -13,6 +14,8 @@ from interlock.actors.inspector import Inspector, format_summary
 from interlock.actors.testing import HttpCommunicator, HttpResponse, WebsocketCommunicator
 from interlock.dsl import State, on
 from interlock.layers import InMemoryChannelLayer
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 TOKEN = "a-token-of-enough-length"
 AUTH = [("authorization", f"Bearer {TOKEN}")]
@@ -210,3 +213,23 @@ async def test_records_of_ended_actors_are_dropped_while_watched() -> None:
     finally:
         TAP.unwatch()
         observe_state_actors(False)
+
+
+async def test_the_mount_point_without_its_slash_redirects_to_the_page() -> None:
+    app = make_app(Inspector(token=TOKEN), InMemoryChannelLayer())
+    response = await request(app, "GET", f"/_i?token={TOKEN}", [])
+    assert response.status == 308
+    assert response.header("location") == f"/_i/?token={TOKEN}"
+
+
+async def test_it_serves_under_a_starlette_mount() -> None:
+    host = Starlette(routes=[Mount("/_interlock", app=Inspector(token=TOKEN))])
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        summary = await client.get("/_interlock/api/summary", headers={"authorization": f"Bearer {TOKEN}"})
+        assert summary.status_code == 200, summary.text
+        assert "classes" in summary.json()
+        page = await client.get("/_interlock/", params={"token": TOKEN})
+        assert page.status_code == 200
+        assert "interlock inspector" in page.text
+        assert (await client.get("/_interlock/api/summary")).status_code == 401
