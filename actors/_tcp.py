@@ -116,7 +116,7 @@ class _Connection:
         self.ended = False
         self.writing = anyio.Lock()  # the actor's lines and the server's last words never interleave
         self.outgoing = bytearray()
-        self.have_output = anyio.Event()
+        self.have_output: anyio.Event | None = None  # set while the writer waits for output
         self.drained = anyio.Event()
         self.failed: BaseException | None = None
         self.tokens = float(server.burst)
@@ -150,7 +150,10 @@ class _Connection:
         if self.failed is not None:
             raise ConnectionResetError(str(self.failed) or "the client is gone") from self.failed
         self.outgoing += text.encode("utf-8")
-        self.have_output.set()
+        waiting = self.have_output
+        if waiting is not None:  # the writer sleeps: wake it (once; later lines join this write)
+            self.have_output = None
+            waiting.set()
         while len(self.outgoing) > _HIGH_WATER and self.failed is None and not self.closed:
             self.drained = anyio.Event()
             await self.drained.wait()
@@ -158,18 +161,19 @@ class _Connection:
     async def write_loop(self) -> None:
         """Write what waits, as one send per wake-up: lines sent together leave together."""
         while True:
-            await self.have_output.wait()
-            self.have_output = anyio.Event()
-            while self.outgoing:
-                data, self.outgoing = bytes(self.outgoing), bytearray()
-                try:
-                    async with self.writing:
-                        await self.stream.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                    self.failed = exc
-                    self.drained.set()
-                    return
-            self.drained.set()
+            if not self.outgoing:
+                self.have_output = waiting = anyio.Event()
+                await waiting.wait()
+            data, self.outgoing = bytes(self.outgoing), bytearray()
+            try:
+                async with self.writing:
+                    await self.stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.failed = exc
+                self.drained.set()
+                return
+            if not self.outgoing:
+                self.drained.set()
 
     async def flush(self) -> None:
         """Write what waits now (before last words or a close)."""
