@@ -233,3 +233,16 @@ async def test_it_serves_under_a_starlette_mount() -> None:
         assert page.status_code == 200
         assert "interlock inspector" in page.text
         assert (await client.get("/_interlock/api/summary")).status_code == 401
+
+
+async def test_nothing_is_recorded_while_nobody_watches() -> None:
+    app = make_app(Inspector(token=TOKEN), InMemoryChannelLayer())
+    assert not TAP.watching
+    async with WebsocketCommunicator(app, "/door/") as door:
+        assert (await door.connect()).accepted
+        await door.send_json_to({"type": "push"})
+        assert await door.receive_json_from() == {"door": "ajar"}
+        assert (await get(app, "/_i/api/summary"))[0] == 200  # a summary is not a watcher
+    assert TAP.counts == {}
+    assert TAP.transitions == {}
+    assert Door._observed is False

@@ -59,6 +59,12 @@ def open_inspector(browser: Browser, server: RunningServer, errors: list[str]) -
     return page
 
 
+def watchers(server: RunningServer) -> int:
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    count: int = httpx.get(server.http_url("/_interlock/api/summary"), headers=headers, timeout=5).json()["watchers"]
+    return count
+
+
 def chat_member(server: RunningServer, name: str) -> ClientConnection:
     return connect(server.ws_url(f"/ws/chat/lobby/?name={name}"), open_timeout=5)
 
@@ -123,6 +129,10 @@ def test_the_page_shows_live_actors_and_a_clients_state_change(
         assert shot.stat().st_size > 10_000
         print(f"inspector screenshot: {shot}")  # noqa: T201
         page.context.close()
+        deadline = time.monotonic() + 5  # the page's stream ended: nobody watches, nothing is recorded
+        while watchers(server) != 0:
+            assert time.monotonic() < deadline, "the closed page still counts as a watcher"
+            time.sleep(0.05)
     assert errors == []
     logs = server.logs()
     assert "Traceback" not in logs, logs
