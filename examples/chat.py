@@ -283,7 +283,10 @@ async def _serve(application: ProtocolTypeRouter, host: str, port: int, tcp_port
         if tcp_port:
             layer = application.channel_layer
             assert layer is not None
-            await tasks.start(make_tcp(layer, host, tcp_port).serve)
+            try:
+                await tasks.start(make_tcp(layer, host, tcp_port).serve)
+            except OSError as exc:  # the page matters more than the nc port: say so, go on
+                print(f"chat: no TCP port: {host}:{tcp_port}: {exc.strerror or exc} (move it with --tcp-port)")  # noqa: T201
         await server.serve()
         tasks.cancel_scope.cancel()
 
