@@ -158,6 +158,20 @@ async def test_a_full_game_to_a_win(players: tuple[Seat, Seat]) -> None:
     assert (await x.client.receive_json())["error"] == "move is not possible now (you are in game / finished)"
 
 
+async def test_after_a_game_both_play_again_in_a_new_game(players: tuple[Seat, Seat]) -> None:
+    x, o = players
+    await x.client.send_json({"type": "resign"})
+    assert (await until(x.client, "over"))["reason"] == "you resigned"
+    assert (await until(o.client, "over"))["reason"] == "your opponent forfeits: resigned"
+    await o.client.send_json({"type": "again"})
+    assert (await until(o.client, "waiting"))["type"] == "waiting"
+    await x.client.send_json({"type": "again"})
+    first, second = await until(o.client, "matched"), await until(x.client, "matched")
+    assert first["game"] == second["game"] != x.game
+    assert first["token"] != o.token
+    assert first["board"] == "........."
+
+
 async def test_a_draw(players: tuple[Seat, Seat]) -> None:
     x, o = players
     order = [0, 1, 2, 4, 3, 5, 7, 6, 8]  # X O X / X O O / O X X
