@@ -229,13 +229,13 @@ class Inspector:
         two listings): it is not made again.
         """
         filters = Filters.from_query(query)
-        if listing is None and query.get("layer", ["1"])[-1] not in ("", "0"):
+        wanted = query.get("layer", ["1"])[-1] not in ("", "0")
+        if listing is None and wanted:
             listing = await layer_summary(layer)
-        memberships = listing.pop("memberships", None) if listing is not None else None
+        memberships = listing.get("memberships") if listing is not None else None
         content = summary(filters, self.rates, memberships)
-        if listing is not None:
-            listing["memberships"] = memberships  # kept for the next reuse, not sent
-            content["layer"] = {key: value for key, value in listing.items() if key != "memberships"}
+        if wanted:  # None: no layer to list
+            content["layer"] = None if listing is None else {k: v for k, v in listing.items() if k != "memberships"}
         return content
 
 

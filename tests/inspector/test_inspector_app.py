@@ -246,3 +246,28 @@ async def test_nothing_is_recorded_while_nobody_watches() -> None:
     assert TAP.counts == {}
     assert TAP.transitions == {}
     assert Door._observed is False
+
+
+async def test_the_stream_without_a_layer_sends_the_summary_and_stops_watching_when_the_client_leaves() -> None:
+    inspector = Inspector(token=TOKEN, interval=0.05)  # no layer anywhere: mounted alone
+    async with (
+        WebsocketCommunicator(make_app(inspector, InMemoryChannelLayer()), "/member/") as member,
+        HttpCommunicator(inspector, "GET", "/events", headers=AUTH) as stream,
+    ):
+        assert (await member.connect()).accepted
+        await stream.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await stream.receive_output()
+        assert start["status"] == 200
+        assert (b"content-type", b"text/event-stream; charset=utf-8") in start["headers"]
+        body = b""
+        while b"event: summary" not in body:
+            body += (await stream.receive_output())["body"]
+        assert TAP.watchers == 1
+        data = body.split(b"data: ", 1)[1].split(b"\n", 1)[0]
+        content = json.loads(data)
+        assert [entry["name"] for entry in content["classes"]] == ["Member"]
+        assert content["layer"] is None  # mounted alone: no layer to list
+        await stream.send_input({"type": "http.disconnect"})
+        await stream.wait()
+    assert TAP.watchers == 0
+    assert not TAP.watching
