@@ -89,7 +89,8 @@ class Inspector:
 
     *channel_layer* is the layer whose groups are listed (by default the one the
     router put in the scope); *interval* is how often, in seconds, an open page is
-    brought up to date.
+    brought up to date; *max_streams* caps the live streams (open pages) of the process:
+    one more is answered 503.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class Inspector:
         allow: AccessCheck | None = None,
         channel_layer: GroupLayer | None = None,
         interval: float = 0.5,
+        max_streams: int = 8,
     ) -> None:
         if token is None and allow is None:
             msg = (
@@ -115,6 +117,10 @@ class Inspector:
         if not isinstance(interval, (int, float)) or not 0.05 <= interval <= 60:
             msg = f"Inspector(interval={interval!r}): expected a number of seconds from 0.05 to 60"
             raise ValueError(msg)
+        if type(max_streams) is not int or max_streams < 1:
+            msg = f"Inspector(max_streams={max_streams!r}): expected a whole number of streams, 1 or more"
+            raise ValueError(msg)
+        self.max_streams = max_streams
         self._token = token
         self._allow = allow
         self.channel_layer = channel_layer
@@ -215,6 +221,10 @@ class Inspector:
                 Filters.from_query(query)
             except ValueError as exc:
                 await _respond(send, 400, str(exc).encode() + b"\n", "text/plain; charset=utf-8", [])
+                return
+            if TAP.watchers >= self.max_streams:  # each stream takes a summary every interval
+                reason = f"{TAP.watchers} inspector streams are open already (max_streams={self.max_streams})\n"
+                await _respond(send, 503, reason.encode(), "text/plain; charset=utf-8", [(b"retry-after", b"5")])
                 return
             await self._stream(scope, receive, send)
             return

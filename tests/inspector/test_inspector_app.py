@@ -271,3 +271,14 @@ async def test_the_stream_without_a_layer_sends_the_summary_and_stops_watching_w
         await stream.wait()
     assert TAP.watchers == 0
     assert not TAP.watching
+
+
+async def test_streams_beyond_max_streams_are_refused() -> None:
+    inspector = Inspector(token=TOKEN, max_streams=1)
+    TAP.watch()  # one stream open already
+    try:
+        assert (await get(inspector, "/events"))[0] == 503
+    finally:
+        TAP.unwatch()
+    with pytest.raises(ValueError, match="max_streams"):
+        Inspector(token=TOKEN, max_streams=0)
