@@ -450,15 +450,19 @@ class RedisChannelLayer(StartsAndCloses):
     def _deliver_group(self, entry: bytes) -> None:
         """One ``group_send``'s message for several of our channels: decoded once, a copy each."""
         expires, group, names, body = entry.decode().split("\x00", 3)
+        now = time.time()
+        left = int(expires) / 1000 - now
+        if left <= 0:
+            return  # expired on the way, for every member
+        expires_at = time.monotonic() + left
         message = decode(body)
         size = message_size(message)
-        when = int(expires) / 1000
         *others, last = names.split(" ")
         deliver = self._queues.deliver_copy
         for name in others:
-            if not deliver(name, when, copy_message(message), size):
+            if not deliver(name, expires_at, copy_message(message), size):
                 self._dropped(group, name)
-        if not deliver(last, when, message, size):
+        if not deliver(last, expires_at, message, size):
             self._dropped(group, last)
 
     def _dropped(self, group: str, channel: str) -> None:

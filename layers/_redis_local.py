@@ -70,15 +70,18 @@ class InboxQueues(ChannelQueues):
             return
         self._append(name, queue, expires, message, size)
 
-    def deliver_copy(self, name: str, expires: float, message: Message, size: int) -> bool:
+    def deliver_copy(self, name: str, expires_at: float, message: Message, size: int) -> bool:
         """Queue a ``group_send``'s copy from the inbox; False if *name* is full (a drop).
 
-        Such copies never counted in Redis, so nothing is settled; a channel closed
-        meanwhile, or a copy expired on the way, is skipped (True).
+        *expires_at* is on :func:`time.monotonic`'s clock (the caller converts once for
+        every member).  Such copies never counted in Redis, so nothing is settled; a
+        channel closed meanwhile is skipped (True).
         """
-        if time.time() >= expires or not (name in self.live or name in self):
-            return True
-        queue = self._queue(name)
+        queue = self._queues.get(name)
+        if queue is None:
+            if name not in self.live:
+                return True
+            queue = self._queue(name)
         if name in self._held:
             return False
         if queue.over(self.capacity_bytes):
@@ -87,7 +90,7 @@ class InboxQueues(ChannelQueues):
                 queue.size -= messages.popleft()[2]
             if queue.over(self.capacity_bytes):
                 return False
-        queue.messages.append((expires - time.time() + time.monotonic(), message, size))
+        queue.messages.append((expires_at, message, size))
         queue.size += size
         self._appended(name, queue)
         return True
