@@ -69,7 +69,7 @@ whatever the client; our connection reaches 8,700-28,000 ``PING``/s (coredis
 the script's arguments, the timeout scope: ``layer.send`` 6,800/s against 10,900/s for
 the bare script call).  3x PubSub from one sender would take 24,000 awaited sends a
 second, a 41 us loop: faster than a C client's round trip on this machine.  Concurrent
-senders in one process share writes: 4 tasks 6,200-12,500/s, 16 tasks 9,600-16,900/s.
+senders in one process share writes: 4 tasks 4,900-12,500/s, 16 tasks 9,600-20,300/s.
 
 The layer belongs to the event loop that started it (its *home*): the client, the pump,
 the lease task and the queues all live there.  When that loop ends, the next loop that
