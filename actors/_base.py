@@ -43,7 +43,9 @@ from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import anyio
 from interlock.layers import DropCountingLayer, GroupLayer, LayerUnavailable, WatchableLayer
+from interlock.layers import Message as LayerMessage
 
+from . import _ask
 from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
 from ._inspect_registry import LIVE, TAP
@@ -66,6 +68,20 @@ INTERNAL: Final = 2
 FAILED: Final = 3  # a background task's exception (see _taskset)
 DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it was full
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NOT_HANDLED: Final = _Marker("NOT_HANDLED")  # dispatch(): no handler took the message
+DEFERRED: Final = _Marker("DEFERRED")  # dispatch(): a state actor deferred it
 
 _LIBRARY_CLASSES: list[type] = []
 C = TypeVar("C", bound=type)
@@ -290,6 +306,7 @@ class BaseActor:
     _closed_channel: bool = False
     _drops_pending: int = 0  # dropped for this channel since the actor last heard of it
     _watches: Watches | None = None  # the channels this actor watches (watch())
+    _answering: LayerMessage | None = None  # the ask whose handler runs now (reply())
     _watching_send: bool = False  # a watcher checks whether the send under way is stuck
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -472,25 +489,27 @@ class BaseActor:
 
     # -- calling handlers ----------------------------------------------------------------
 
-    async def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run the handler *name*, whatever its kind; return what it returned."""
         method: Callable[..., Any] = getattr(self, name)
         mode = self._asyncness.get(name)
         if mode is None:
             mode = self._asyncness[name] = _call_mode(method)
         if mode == _ASYNC:
-            await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         elif mode == _INLINE:
             result = method(*args, **kwargs)
             if result is not None:
-                await result
+                result = await result
         else:
             result = await run_in_worker(method, *args, **kwargs)
             if inspect.isawaitable(result):
-                await result
+                result = await result
         if self._outbox:
             await self._flush()
         if self._moves:
             await self._settle()
+        return result
 
     async def _settle(self) -> None:
         """Run what recorded state changes imply (state actors: exit and entry work)."""
@@ -534,11 +553,82 @@ class BaseActor:
         """Close the connection for the ``"close"`` policy; False if this actor cannot."""
         return False
 
-    async def dispatch(self, message: Message) -> None:
-        """Call the handler a layer message's ``type`` names, with the message."""
+    async def dispatch(self, message: Message) -> Any:
+        """Call the handler a layer message's ``type`` names, with the message; return its result."""
         name = self._handler_for(message.get("type"))
         if name is not None:
-            await self._call(name, message)
+            return await self._call(name, message)
+        return NOT_HANDLED
+
+    # -- conversations (see ._ask) --------------------------------------------------------------
+
+    async def ask(self, channel: str, message: LayerMessage, *, timeout: float = 10.0) -> Any:
+        """Send *message* to *channel* and return the handler's answer there.
+
+        The receiving handler answers by returning a value (or with ``await
+        self.reply(value)``). Raises :class:`~interlock.actors.AskTimeout` after
+        *timeout* seconds, :class:`~interlock.actors.PeerGone` as soon as the layer
+        knows the channel is gone, :class:`~interlock.actors.AskFailed` if the handler
+        failed, :class:`~interlock.actors.AskDeadlock` if the asked actor was asking this
+        one. Meanwhile this actor's other events wait in its mailbox (see
+        :mod:`interlock.actors._ask`).
+        """
+        return await _ask.ask(self, channel, message, timeout)
+
+    async def reply(self, value: Any = None) -> None:
+        """Answer the ask being handled now with *value* (its handler's return value is then ignored)."""
+        asked = self._answering
+        if asked is None:
+            msg = (
+                f"{type(self).__qualname__}.reply(): no ask is being handled (reply() answers the message of an ask())"
+            )
+            raise RuntimeError(msg)
+        self._answering = None
+        await self._send_reply(asked, _ask.reply_for(asked, value))
+
+    def _in_loop(self) -> bool:
+        """Whether the caller runs in the actor's own loop (a handler), where ask() may wait."""
+        return get_ident() == self._loop_thread
+
+    async def _serve_ask(self, message: LayerMessage) -> None:
+        """Run the handler of an ask and send its answer (or its failure) back (see ._ask)."""
+        self._answering = message
+        try:
+            value = await self.dispatch(message)
+        except Exception as exc:
+            if self._answering is message:
+                await self._send_reply(message, _ask.reply_for(message, error=exc))
+            raise
+        finally:
+            answering, self._answering = self._answering, None
+        if answering is message:  # not answered with reply()
+            await self._answer_ask(message, value)
+
+    async def _answer_ask(self, message: LayerMessage, value: Any) -> None:
+        """Send *value* as the answer to the ask *message* (if the event was not deferred)."""
+        if value is DEFERRED:
+            return
+        if value is NOT_HANDLED:
+            error = UnknownMessageType(type(self).__qualname__, message.get("type"), "no handler takes it")
+            await self._send_reply(message, _ask.reply_for(message, error=error))
+            return
+        await self._send_reply(message, _ask.reply_for(message, value))
+
+    async def _send_reply(self, asked: LayerMessage, reply: LayerMessage) -> None:
+        layer = self._channel_layer
+        if layer is None:
+            return
+        try:
+            await layer.send(asked[_ask.REPLY_TO], reply)
+        except Exception as exc:  # noqa: BLE001 - an answer the layer refuses: say so, small
+            if "error" in reply:
+                logger.warning("%r could not send the failure of an ask back: %r", self, exc)
+                return
+            logger.warning("%r: the answer to %r was refused by the layer: %s", self, asked.get("type"), exc)
+            try:
+                await layer.send(asked[_ask.REPLY_TO], _ask.reply_for(asked, error=exc))
+            except Exception as again:  # noqa: BLE001 - the asker is gone, say
+                logger.debug("%r could not send the refusal back either: %r", self, again)
 
     # -- running -------------------------------------------------------------------------
 
@@ -723,7 +813,12 @@ class BaseActor:
                 if payload is None:
                     pass  # it expired, or the channel was flushed
                 elif self._accepts_layer_messages():
-                    await self.dispatch(payload)
+                    if _ask.is_ask(payload):
+                        await self._serve_ask(payload)
+                    elif _ask.is_conversation(payload):  # a late reply, or a gone notice after it
+                        logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
+                    else:
+                        await self.dispatch(payload)
                 else:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
             elif kind == DROPPED:

@@ -8,16 +8,22 @@
 * Nobody's: :class:`ClientGone` (a send found the client gone), which ends the actor
   as a disconnect does, not as a failure.
 * Control flow: :class:`StopActor` and :class:`DenyConnection`, raised by handlers.
+* Conversations: :class:`AskError` and its kinds, raised by ``ask()`` when no reply comes.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AskDeadlock",
+    "AskError",
+    "AskFailed",
+    "AskTimeout",
     "ClientGone",
     "ClientTooSlow",
     "DenyConnection",
     "MalformedMessage",
     "NoChannelLayer",
+    "PeerGone",
     "RouteNotFound",
     "StopActor",
     "UnknownMessageType",
@@ -90,3 +96,32 @@ class NoChannelLayer(AttributeError):
             "ProtocolTypeRouter(...) or to as_asgi(...), or check with getattr(self, "
             f"{attribute!r}, None)"
         )
+
+
+class AskError(Exception):
+    """An ``ask()`` got no reply: the subclass says why."""
+
+
+class AskTimeout(AskError, TimeoutError):
+    """No reply came within the ask's timeout."""
+
+
+class PeerGone(AskError):
+    """The asked channel is gone (closed, unknown, or its process's lease ended) before it replied."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(text)
+
+
+class AskFailed(AskError):
+    """The asked actor's handler failed (or it has none for the message): ``error_type`` names it."""
+
+    def __init__(self, text: str, error_type: str, error_message: str) -> None:
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(text)
+
+
+class AskDeadlock(AskError):
+    """The asked actor was itself waiting for a reply from the asker: both would wait for ever."""

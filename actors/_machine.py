@@ -68,7 +68,8 @@ from interlock.dsl import (
     target_of,
 )
 
-from ._base import INTERNAL, LAYER, ActorApp, UnhandledPolicy, library_class
+from ._ask import is_ask
+from ._base import DEFERRED, INTERNAL, LAYER, NOT_HANDLED, ActorApp, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
 from ._inspect_registry import TAP
@@ -349,7 +350,10 @@ class _MachineActor(WebsocketActor):
             for kind, event, payload in replay:
                 if self.state in (CLOSING, CLOSED):
                     break  # a replayed event closed the connection: the rest are never handled
-                await self._event(kind, event, payload)
+                if kind == "message" and is_ask(payload):
+                    await self._serve_ask(payload)  # its answer goes back now
+                else:
+                    await self._event(kind, event, payload)
 
     def _accepts_none(self, transition: Transition) -> bool:
         return transition.guard is None or bool(transition.guard(self, None))
@@ -477,22 +481,23 @@ class _MachineActor(WebsocketActor):
 
     # -- events ---------------------------------------------------------------------------
 
-    async def _event(self, kind: EventKind, event: str, payload: Any) -> None:
-        if self._regions and await self._offer_regions(kind, event, payload):
-            return
+    async def _event(self, kind: EventKind, event: str, payload: Any) -> Any:
+        """Handle one event; return its handler's result (``NOT_HANDLED``, ``DEFERRED``: none ran)."""
+        if self._regions:
+            taken = await self._offer_regions(kind, event, payload)
+            if taken is not NOT_HANDLED:
+                return taken
         state = self.state
         spec = self.machine
         candidates = spec.dispatch.get((state, kind, event))
         if candidates is not None:
             first = candidates[0]
             if first.guard is None and first.message_class is None:  # the usual case: one plain handler
-                await self._fire(first, payload)
-                return
+                return await self._fire(first, payload)
             chosen = select(spec, state, kind, event, lambda t: self._guard_passes(t, payload))
             if isinstance(chosen, Transition):
                 value = self._structure(chosen, payload) if chosen.message_class is not None else payload
-                await self._fire(chosen, value)
-                return
+                return await self._fire(chosen, value)
             if self._observed:
                 self._observe(kind, event, state, state, accepted=False)
             if kind == "error":  # an invoked task failed and no handler took it: the actor fails
@@ -503,13 +508,13 @@ class _MachineActor(WebsocketActor):
                 deferred = spec.deferred.get(state)
                 if state == CONNECTING or (deferred is not None and event in deferred):
                     self._defer(kind, event, payload)
-                    return
+                    return DEFERRED
             if kind == "done":
                 logger.debug("%r ignored the result of task %r", self, event)
-                return
+                return NOT_HANDLED
             if kind == "timer":  # started elsewhere, due where nothing handles it: it is over
                 logger.debug("%r ignored timer %r: state %r has no handler for it", self, event, state)
-                return
+                return NOT_HANDLED
             if kind == "error":
                 raise payload.error
             reason = "no transition of this state accepts it"
@@ -517,38 +522,39 @@ class _MachineActor(WebsocketActor):
                 self._observe(kind, event, state, state, accepted=False)
         error = UnhandledEvent(type(self).__qualname__, kind, event, state, reason)
         self._apply_unhandled(error, self.unhandled_client if kind == "client" else None)
+        return NOT_HANDLED
 
-    async def _offer_regions(self, kind: EventKind, event: str, payload: Any) -> bool:
+    async def _offer_regions(self, kind: EventKind, event: str, payload: Any) -> Any:
         """Offer an event the parallel regions handle to the main state, then to each region.
 
-        Returns whether any took it; False also when no region has a transition for it
-        (the main states' rules then apply alone: deferral, the unhandled policy).
+        Returns the first handler's result if any took it; ``NOT_HANDLED`` also when no
+        region has a transition for it (the main states' rules then apply alone:
+        deferral, the unhandled policy).
         """
         spec = self.machine
         regions = self._regions or {}
         hits = [region for region, leaf in regions.items() if (leaf, kind, event) in spec.dispatch]
         if not hits:
-            return False
-        taken = False
+            return NOT_HANDLED
+        taken: Any = NOT_HANDLED
         if (self.state, kind, event) in spec.dispatch:
             chosen = select(spec, self.state, kind, event, lambda t: self._guard_passes(t, payload))
             if isinstance(chosen, Transition):
-                await self._fire(chosen, self._value(chosen, payload))
-                taken = True
+                taken = await self._fire(chosen, self._value(chosen, payload))
         for region in hits:
             regions = self._regions or {}
             if region not in regions or self.state in (CLOSING, CLOSED):
                 break
             chosen = select(spec, regions[region], kind, event, lambda t: self._guard_passes(t, payload))
             if isinstance(chosen, Transition):
-                await self._fire_region(region, chosen, self._value(chosen, payload))
-                taken = True
+                value = await self._fire_region(region, chosen, self._value(chosen, payload))
+                taken = value if taken is NOT_HANDLED else taken
         return taken
 
     def _value(self, transition: Transition, payload: Any) -> Any:
         return self._structure(transition, payload) if transition.message_class is not None else payload
 
-    async def _fire_region(self, region: str, transition: Transition, value: Any) -> None:
+    async def _fire_region(self, region: str, transition: Transition, value: Any) -> Any:
         """Run a parallel region's transition: the handler, then the region's crossing."""
         spec = self.machine
         regions = self._regions
@@ -556,7 +562,7 @@ class _MachineActor(WebsocketActor):
         source = regions[region]
         if self.idle_timeout is not None and transition.kind not in ("idle", "always"):
             self._arm(_IDLE, self.idle_timeout, "idle", "idle", "idle")
-        await self._call(transition.handler, value)
+        result = await self._call(transition.handler, value)
         target = source
         regions = self._regions
         if transition.target is not None and regions is not None and regions.get(region) == source:
@@ -572,6 +578,7 @@ class _MachineActor(WebsocketActor):
             self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
         if transition.kind != "always":
             await self._region_choices(region)
+        return result
 
     async def _region_choices(self, region: str) -> None:
         """Take a region's eventless choices until none applies (at most ``_MAX_CHOICES``)."""
@@ -645,12 +652,12 @@ class _MachineActor(WebsocketActor):
                 raise MalformedMessage(str(exc), close_code=1007) from exc
             raise
 
-    async def _fire(self, transition: Transition, value: Any) -> None:
+    async def _fire(self, transition: Transition, value: Any) -> Any:
         source = self.state
         idle = self.idle_timeout
         if idle is not None and transition.kind not in ("idle", "always"):  # every handled event resets it
             self._arm(_IDLE, idle, "idle", "idle", "idle")
-        await self._call(transition.handler, value)
+        result = await self._call(transition.handler, value)
         target = self.state
         if transition.target is not None and self.state == source:
             target = target_of(self.machine, transition, self._history)
@@ -663,13 +670,17 @@ class _MachineActor(WebsocketActor):
             await self._settle()  # an internal transition may have made a choice's guard true
         if self._observed:
             self._observe(transition.kind, transition.event, source, target, accepted=True, handler=transition.handler)
+        return result
 
     # -- layer messages -------------------------------------------------------------------
 
-    async def dispatch(self, message: dict[str, Any]) -> None:  # type: ignore[override]
-        """Deliver a layer message to the state machine as a ``message`` event."""
+    async def dispatch(self, message: dict[str, Any]) -> Any:  # type: ignore[override]
+        """Deliver a layer message to the state machine as a ``message`` event; return the handler's result."""
         kind = message.get("type")
-        await self._event("message", kind if isinstance(kind, str) else repr(kind), message)
+        return await self._event("message", kind if isinstance(kind, str) else repr(kind), message)
+
+    def _in_loop(self) -> bool:
+        return super()._in_loop() and not _IN_INVOKED_TASK.get()
 
     def raise_event(self, message: dict[str, Any]) -> None:
         """Post *message* (a dict with a str ``"type"``) to this actor itself, as a layer message.

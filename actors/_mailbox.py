@@ -68,6 +68,11 @@ class Mailbox(Generic[T]):
             await self._not_full.wait()
         self.put_nowait(item)
 
+    def push_front(self, items: list[T]) -> None:
+        """Put *items* back at the head, in their order: taken out of turn, they go first."""
+        if items:
+            self._items[:0] = items
+
     def put_nowait(self, item: T) -> None:
         """Append *item* now, past the limit: for items another bound already limits."""
         self._items.append(item)
