@@ -89,13 +89,19 @@ class SQLitePeers:
         cancel = self.watches.add(channel, on_gone)
         if channel not in self._remote:
             self._remote[channel] = owner
-            self._add.append((channel, owner))
+            if channel in self._remove:  # its row is still in the file: keep it
+                self._remove.remove(channel)
+            else:
+                self._add.append((channel, owner))
             self._start_polling()
 
         def cancel_remote() -> None:
             cancel()
             if channel not in self.watches.watched() and self._remote.pop(channel, 0) != 0:
-                self._remove.append(channel)
+                if (channel, owner) in self._add:  # never written: nothing to forget
+                    self._add.remove((channel, owner))
+                else:
+                    self._remove.append(channel)
 
         return cancel_remote
 

@@ -137,7 +137,14 @@ _WATCHES_SCHEMA: Final = (
         PRIMARY KEY (channel, watcher)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS watches_by_watcher ON watches (watcher)",
+    # Channels of processes closed lately, so a watch that begins after the close is told too.
+    """CREATE TABLE IF NOT EXISTS closed (
+        channel TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    ) WITHOUT ROWID""",
 )
+CLOSED_KEPT: Final = 600.0
+"""Seconds a closed process channel is remembered for watches that begin after its close."""
 _TABLES: Final = frozenset({"processes", "memberships", "messages"})
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -248,7 +255,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
         _check_header(conn, path, app_id, version)
         if not read_only:
             tables = _table_names(conn)
-            if "drops" not in tables or "watches" not in tables:  # a file from before they existed
+            if not {"drops", "watches", "closed"} <= set(tables):  # a file from before they existed
                 with _writing(conn):
                     for statement in (*_DROPS_SCHEMA, *_WATCHES_SCHEMA):
                         conn.execute(statement)
@@ -541,6 +548,7 @@ def prune(conn: sqlite3.Connection, now: float) -> PruneReport:
             memberships += dropped_memberships
             messages += dropped_messages
         messages += conn.execute("DELETE FROM messages WHERE expires <= ?", (now,)).rowcount
+        conn.execute("DELETE FROM closed WHERE at < ?", (now - CLOSED_KEPT,))
     return PruneReport(dead, memberships, messages)
 
 
@@ -608,6 +616,8 @@ def close_channel(conn: sqlite3.Connection, channel: str) -> None:
         conn.execute("DELETE FROM messages WHERE channel = ?", (channel,))
         conn.execute("DELETE FROM drops WHERE channel = ?", (channel,))
         conn.execute("UPDATE watches SET gone = 'closed' WHERE channel = ? AND gone IS NULL", (channel,))
+        if "!" in channel:  # a process's channel is never used again: remember it for later watches
+            conn.execute("INSERT OR REPLACE INTO closed VALUES (?, ?)", (channel, time.time()))
 
 
 def sync_watches(
@@ -621,6 +631,12 @@ def sync_watches(
             [(channel, watcher, owner) for channel, owner in add],
         )
         conn.executemany("DELETE FROM watches WHERE channel = ? AND watcher = ?", [(c, watcher) for c in remove])
+        if add:  # a watch that began after its channel's close
+            conn.execute(
+                """UPDATE watches SET gone = 'closed' WHERE watcher = ? AND gone IS NULL
+                   AND channel IN (SELECT channel FROM closed)""",
+                (watcher,),
+            )
         gone = conn.execute(
             """SELECT channel, COALESCE(gone, 'lease') FROM watches
                WHERE watcher = ? AND (gone IS NOT NULL
