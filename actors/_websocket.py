@@ -276,7 +276,7 @@ class WebsocketActor(BaseActor):
         """The compiled state machine of this class (the built-in lifecycle if it declares none)."""
         spec: MachineSpec | None = cls.__dict__.get("_machine_spec")
         if spec is None:
-            spec = compile_machine(cls)
+            spec = compile_machine(cls, idle_events=not cls._plain_idle)
             cls._machine_spec = spec
         return spec
 

@@ -184,8 +184,9 @@ def _within(path: str, outer: str) -> bool:
 
 
 class _Compiler:
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, *, idle_events: bool = True) -> None:
         self.cls = cls
+        self.idle_events = idle_events
         self.owner = cls.__qualname__
         self.declared: dict[str, State] = {}
         self.paths: dict[int, str] = {}  # id(State) -> path
@@ -323,7 +324,8 @@ class _Compiler:
         history = {t.target for t in transitions if t.history is not None}
         infos = [attrs.evolve(info, history=True) if info.path in history else info for info in infos]
         spec_states = {info.path: info for info in infos}
-        idle = getattr(self.cls, "idle_timeout", None)
+        # A plain actor's idle_timeout closes the connection itself: no @on.idle() event.
+        idle = getattr(self.cls, "idle_timeout", None) if self.idle_events else None
         if idle is not None and (not isinstance(idle, (int, float)) or idle <= 0):
             raise self.fail(f"idle_timeout = {idle!r}: expected a positive number of seconds or None")
         self.check(spec_states, transitions, idle)
@@ -717,6 +719,10 @@ class _Compiler:
         return dispatch, deferred
 
 
-def compile_machine(cls: type) -> MachineSpec:
-    """Compile and check the state machine declared on *cls*."""
-    return _Compiler(cls).compile()
+def compile_machine(cls: type, *, idle_events: bool = True) -> MachineSpec:
+    """Compile and check the state machine declared on *cls*.
+
+    *idle_events* False: the class's ``idle_timeout`` is not an ``@on.idle()`` event (a
+    plain actor closes the connection itself), so it needs no handler.
+    """
+    return _Compiler(cls, idle_events=idle_events).compile()

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 import pytest
-from interlock.actors import JsonStateActor
+from interlock.actors import JsonStateActor, WebsocketActor
 from interlock.dsl import (
     Entry,
     Exit,
@@ -332,3 +332,17 @@ def test_a_subclass_override_keeps_the_parents_transitions() -> None:
     assert Fast.machine.states["open.a"].timeout == 0.1
     assert Fast.machine.dispatch["open.a", "timeout", "open.a"][0].target == "open.b"
     assert Base.machine.states["open.a"].timeout == 10
+
+
+def test_a_plain_actor_with_an_idle_timeout_is_drawn() -> None:
+    """A plain actor's idle_timeout closes the connection itself: no @on.idle() is asked for."""
+
+    class Quiet(WebsocketActor):
+        idle_timeout = 300.0
+
+    assert "connecting --> open: accept" in Quiet.diagram("mermaid")
+    assert Quiet.machine_spec().idle_timeout is None
+    with refused("idle_timeout = 300 but no handler"):
+
+        class Stateful(JsonStateActor):
+            idle_timeout = 300
