@@ -183,11 +183,29 @@ class _MachineActor(WebsocketActor):
                     "(a method or setting of interlock's actor classes); name the state differently"
                 )
                 raise MachineDefinitionError(cls.__qualname__, problem)
+        cls._check_method_names()
         cls.lifecycle = cls.machine.lifecycle
         cls._refresh_lifecycle()
         cls._needs_mailbox = cls.machine.uses_clock
         cls._observed = cls.on_transition is not _MachineActor.on_transition
         cls._delays = cls.machine.delays
+
+    @classmethod
+    def _check_method_names(cls) -> None:
+        """A handler, hook or invoked task named like one of the actor's own methods would
+        replace it (``accept``, ``send``, ``close`` …): refused when the class is created."""
+        spec = cls.machine
+        named = [(f"handler {t.handler!r}", t.handler) for t in spec.transitions]
+        for info in spec.states.values():
+            named += [(f"hook {hook!r} of state {info.path!r}", hook) for hook in (*info.enter, *info.exit)]
+            named += [(f"task {task!r} of state {info.path!r}", task) for task in info.invoke]
+        for what, name in named:
+            if name in cls._reserved:
+                problem = (
+                    f"{what} would replace the actor's own {name}() (one of interlock's methods); "
+                    "name it differently"
+                )
+                raise MachineDefinitionError(cls.__qualname__, problem)
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ActorApp:

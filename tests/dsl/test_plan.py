@@ -346,3 +346,12 @@ def test_a_plain_actor_with_an_idle_timeout_is_drawn() -> None:
 
         class Stateful(JsonStateActor):
             idle_timeout = 300
+
+
+@pytest.mark.parametrize("name", ["accept", "send_json", "close", "raise_event"])
+def test_a_handler_named_like_one_of_the_actors_methods_is_refused(name: str) -> None:
+    async def body(self: Any, event: Any) -> None: ...
+
+    body.__name__ = name
+    with refused(f"handler {name!r} would replace the actor's own {name}\\(\\)"):
+        type("Shadow", (JsonStateActor,), {"a": State(), name: on.client("go", source="a")(body)})
