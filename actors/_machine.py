@@ -202,8 +202,7 @@ class _MachineActor(WebsocketActor):
         for what, name in named:
             if name in cls._reserved:
                 problem = (
-                    f"{what} would replace the actor's own {name}() (one of interlock's methods); "
-                    "name it differently"
+                    f"{what} would replace the actor's own {name}() (one of interlock's methods); name it differently"
                 )
                 raise MachineDefinitionError(cls.__qualname__, problem)
 
@@ -295,6 +294,18 @@ class _MachineActor(WebsocketActor):
         self.on_transition(record)
         if TAP.watching:  # an inspector shows the recent transitions (it sets _observed meanwhile)
             TAP.transition(self, record)
+
+    def delay(self, ref: str) -> float:
+        """The seconds a delay lasts for this actor (after ``delays`` overrides, per class
+        and per instance): ``"state"`` for a state's timeout, ``"state:name"`` for a named one."""
+        spec = self.machine
+        try:
+            key = spec.delay_key(ref)
+        except KeyError:
+            known = ", ".join(spec.delay_names()) or "none"
+            msg = f"{type(self).__qualname__}.delay({ref!r}): no such delay; the delays are: {known}"
+            raise ValueError(msg) from None
+        return self._delays[key]
 
     def has_tag(self, tag: str) -> bool:
         """Whether the current state, or a state enclosing it, carries *tag* (in any region too)."""

@@ -614,3 +614,16 @@ def test_region_mistakes_are_refused(attrs_: Any, match: str) -> None:
 
 
 async def _noop(self: Any, event: Any) -> None: ...
+
+
+def test_an_actor_reads_its_effective_delays() -> None:
+    class Faster(Turns):
+        delays: ClassVar[dict[str, float]] = {"my_turn:warn": 0.5}
+
+    actor = Faster(delays={"waiting": 2})
+    assert actor.delay("my_turn:warn") == 0.5  # the class's override
+    assert actor.delay("my_turn:forfeit") == 2  # as declared
+    assert actor.delay("waiting") == 2  # this instance's
+    assert Faster().delay("waiting") == 5
+    with pytest.raises(ValueError, match="no such delay; the delays are: my_turn:warn, my_turn:forfeit, waiting"):
+        actor.delay("my_turn:nap")
