@@ -21,7 +21,9 @@ The layer is chosen by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (the default: the fi
 outlives a restart), ``memory`` (one process) or a Redis URL (``--layer
 redis://127.0.0.1:6379/0``: processes on several machines). ``INTERLOCK_CHAT_MAX_CONNECTIONS``
 (10,000 by default) caps the members one process serves. The sockets check their
-``Origin`` (same origin as the page; see docs/security.md).
+``Origin`` (same origin as the page; see docs/security.md). With
+``INTERLOCK_INSPECTOR_TOKEN`` set (16 characters at least), ``/_interlock/`` serves the
+live inspector to whoever holds that token (docs/inspector.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from interlock.actors import (
     handler,
     path,
 )
+from interlock.actors.inspector import Inspector
 from interlock.actors.security import SameOriginValidator
 from interlock.actors.tcp import LineActor, TcpServer
 from interlock.layers import (
@@ -245,8 +248,13 @@ def make_http(layer: GroupLayer) -> ASGIApp:
         else:
             await _respond(send, 404, b"Not Found", b"text/plain")
 
+    # The live inspector, at /_interlock/, only for whoever holds the token the
+    # environment names (``INTERLOCK_INSPECTOR_TOKEN``, 16 characters at least): off without it.
+    token = os.environ.get("INTERLOCK_INSPECTOR_TOKEN")
+    inspector = Inspector(token=token).routes("_interlock/") if token else []
     return URLRouter(
         [
+            *inspector,
             path("api/rooms", RoomListing.as_asgi()),
             path("api/rooms/<str:room>/events", RoomFeed.as_asgi()),
             path("<path:rest>", page_or_404),
