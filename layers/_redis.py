@@ -308,7 +308,8 @@ class RedisChannelLayer(StartsAndCloses):
             cause = root_cause(exc)
             if not run.ready.is_set():
                 run.error = start_error(self.address, cause)
-                run.error.__cause__ = cause
+                if run.error is not cause:  # (a LayerUnavailable is raised as it is: not its own cause)
+                    run.error.__cause__ = cause
             else:
                 logger.error("%r stopped: %s", self, cause, exc_info=cause)
         finally:
