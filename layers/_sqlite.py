@@ -74,10 +74,10 @@ from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import LayerClosed, LayerFileReplaced
+from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper
 from ._sqlite_local import LocalQueues, Room
-from ._sqlite_peers import SQLitePeers
 from ._sqlite_thread import ConnectionThread
 from ._types import Message, StartsAndCloses
 from ._validation import (
@@ -187,10 +187,10 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._drops = Drops(logger)
         self._pump_scope: anyio.CancelScope | None = None
         self._pump_idle: anyio.Event | None = None
-        old: SQLitePeers | None = getattr(self, "_peers", None)
+        old: StorePeers | None = getattr(self, "_peers", None)
         if old is not None:
             old.forget()  # a forked child: the parent's watchers are not here to be told
-        self._peers = SQLitePeers(self._process, self._db)
+        self._peers = StorePeers(self._process, self._sync_watches, "sqlite")
 
     def _forget_parent(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
@@ -576,11 +576,14 @@ class SQLiteChannelLayer(StartsAndCloses):
         """The next unexpired message of a watched channel, or None: never waits."""
         return self._local.take(channel)
 
+    async def _sync_watches(self, add: list[tuple[str, str | None]], remove: list[str]) -> list[tuple[str, str]]:
+        return await self._db(store.sync_watches, self._process, add, remove)
+
     def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
         """Call ``on_gone(channel, reason)`` once when *channel* is gone, whichever process
         owns it: closed (``"closed"``), a channel of this process it did not make or closed
         already (``"unknown"``, at once), or one whose process was pruned after its lease
-        and grace ended (``"lease"``). See :mod:`._sqlite_peers`; call it on the layer's
+        and grace ended (``"lease"``). See :mod:`._peers`; call it on the layer's
         home event loop (the one the layer started on)."""
         return self._peers.watch(require_channel_name(channel), on_gone)
 
