@@ -134,6 +134,10 @@ class StorePeers:
         self.forget()
         watches.all_gone("closed")
 
+    def remote(self) -> dict[str, str | None]:
+        """The channels watched through the store, with their owners (None: named)."""
+        return dict(self._remote)
+
     def forget(self) -> None:
         """In a forked child: drop the parent's watches without telling anyone."""
         self._generation += 1

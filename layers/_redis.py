@@ -98,11 +98,13 @@ from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
+from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
 from ._redis_hot import make_hot
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
+from ._redis_peers import forget_process, mark_closed, mark_closed_all, sync_watches
 from ._redis_store import Client, Owner, Store
 from ._types import Message, StartsAndCloses
 from ._validation import (
@@ -236,6 +238,10 @@ class RedisChannelLayer(StartsAndCloses):
         self._registered = False  # since the last close(): a lease to end, even from another loop
         self._generation += 1
         self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
+        old: StorePeers | None = getattr(self, "_peers", None)
+        if old is not None:
+            old.forget()  # a forked child: the parent's watchers are not here to be told
+        self._peers = StorePeers(self._process, self._sync_watches, "redis")
 
     def __repr__(self) -> str:
         state = "started" if self._run is not None else "not started"
@@ -342,6 +348,7 @@ class RedisChannelLayer(StartsAndCloses):
 
     async def _unregister(self, store: Store) -> None:
         try:
+            await mark_closed_all(store, self._process)
             await store.unregister(self._process)
         except LayerUnavailable as exc:
             logger.warning("%r closed without reaching Redis (%s): its channels are pruned after its grace", self, exc)
@@ -373,6 +380,7 @@ class RedisChannelLayer(StartsAndCloses):
             self._own.clear()
             self._pending_drops.take()
             self._wake_named()
+            self._peers.stop()
 
     async def flush(self) -> None:
         """Delete every membership and queued message under this prefix, and this process's queues."""
@@ -385,6 +393,7 @@ class RedisChannelLayer(StartsAndCloses):
         self._own.clear()
         self._pending_drops.take()
         self._undone.clear()
+        self._peers.stop()
 
     # -- background tasks --------------------------------------------------------------------
 
@@ -531,6 +540,7 @@ class RedisChannelLayer(StartsAndCloses):
             self._undone.discard((group, channel))
         report = await store.prune(time.time(), self._process)
         if report.processes:
+            await forget_process(store, report.processes)
             logger.info(
                 "pruned dead layer processes %s: %d memberships", ", ".join(report.processes), report.memberships
             )
@@ -646,6 +656,7 @@ class RedisChannelLayer(StartsAndCloses):
         name = self._names.new_name(prefix)
         await self._store()
         self._queues.live.add(name)
+        self._peers.made(name)
         return name
 
     def watch_channel(
@@ -679,11 +690,24 @@ class RedisChannelLayer(StartsAndCloses):
             self._drops.forget(channel)
             self._pending_drops.discard(channel)
         self._own.drop(channel)
+        self._peers.closed(channel)  # this process's watchers of it, at once
         try:
             await store.close_channel(channel, owner_of(channel))
         except LayerUnavailable:
             self._undone.add((None, channel))  # done on a later beat, once Redis answers
             raise
+        await mark_closed(store, channel, owner_of(channel))  # the other processes' watchers
+
+    def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
+        """Call ``on_gone(channel, reason)`` once when *channel* is gone, whichever process
+        owns it: closed (``"closed"``), a channel of this process it did not make or closed
+        already (``"unknown"``, at once), or one whose process was pruned after its lease
+        and grace ended (``"lease"``). See :mod:`._peers` and :mod:`._redis_peers`; call it
+        on the layer's home event loop."""
+        return self._peers.watch(require_channel_name(channel), on_gone)
+
+    async def _sync_watches(self, add: list[tuple[str, str | None]], remove: list[str]) -> list[tuple[str, str]]:
+        return await sync_watches(await self._store(), self._process, add, remove, self._peers.remote())
 
     # -- groups ----------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """Ask and reply between actors: answers, errors that come promptly, and what waits meanwhile.
 
-In process on the in-memory layer, and across two layer instances on one SQLite file (two
-processes as far as the layer knows), both backends.
+In process on the in-memory layer, and across two layer instances on one SQLite file or
+one Redis prefix (two processes as far as the layer knows), both backends.
 """
 
 from __future__ import annotations
 
+import secrets
+import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +25,7 @@ from interlock.actors import (
 )
 from interlock.actors.testing import WebsocketCommunicator
 from interlock.dsl import State, on
-from interlock.layers import InMemoryChannelLayer, SQLiteChannelLayer
+from interlock.layers import InMemoryChannelLayer, RedisChannelLayer, SQLiteChannelLayer
 
 
 class Oracle(JsonWebsocketActor):
@@ -84,12 +86,32 @@ async def oracle_channel(ws: WebsocketCommunicator) -> str:
     return str((await ws.receive_json_from())["channel"])
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def redis_is_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379")),
+    ]
+)
 def layers(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, Any]:
-    """The asker's and the oracle's layer: one in memory, or two instances on one file."""
+    """The asker's and the oracle's layer: one in memory, or two instances on one file or prefix."""
     if request.param == "memory":
         layer = InMemoryChannelLayer()
         return layer, layer
+    if request.param == "redis":
+        prefix = f"interlock-test:{secrets.token_hex(6)}"
+        return (
+            RedisChannelLayer("redis://127.0.0.1:6379/0", prefix=prefix, lease=0.3, grace=0.3),
+            RedisChannelLayer("redis://127.0.0.1:6379/0", prefix=prefix, lease=0.3, grace=0.3),
+        )
     path = tmp_path / "layer.sqlite3"
     return SQLiteChannelLayer(path, lease=0.3, grace=0.3), SQLiteChannelLayer(path, lease=0.3, grace=0.3)
 
