@@ -914,7 +914,10 @@ class JsonStateActor(_MachineActor, JsonWebsocketActor):
                 if limit is not None and len(text) * 4 > limit:
                     self._check_size(text, None)  # near the limit: count exactly
                 content = self.decode_json(text)
-                await self._event("client", _event_type(content), content)
+                kind = content.get("type") if type(content) is dict else None
+                if type(kind) is not str or not kind:  # checked (and explained) the slow way
+                    kind = _event_type(content)
+                await self._event("client", kind, content)
                 return self.state == CLOSED
         return await super()._on_client_event(message)
 
