@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 import attrs
-from interlock.dsl import DiagramError, Edge, Lifecycle
+from interlock.dsl import Edge, FlatChart, Lifecycle, render_flat
 
 __all__ = ["CLOSED", "CONNECTED", "CONNECTING", "MQTT_LIFECYCLE", "RECONNECTING", "render_mqtt_lifecycle"]
 
@@ -88,52 +88,7 @@ def _edges() -> list[tuple[str, str, str]]:
     return [(source, target, " / ".join(labels)) for (source, target), labels in merged.items()]
 
 
-def _mermaid(owner: str, highlight: str | None) -> str:
-    lines = ["stateDiagram-v2", f"    %% {owner}", f"    [*] --> {CONNECTING}"]
-    lines.extend(f"    {source} --> {target}: {label}" for source, target, label in _edges())
-    lines.append(f"    {CLOSED} --> [*]")
-    if highlight is not None:
-        lines.append("    classDef current fill:#ffd54f,stroke:#e65100,stroke-width:3px")
-        lines.append(f"    class {highlight} current")
-    return "\n".join(lines) + "\n"
-
-
-def _dot(owner: str, highlight: str | None) -> str:
-    lines = [
-        f'digraph "{owner}" {{',
-        "    rankdir=LR; fontname=Helvetica;",
-        '    node [shape=box, style="rounded", fontname=Helvetica];',
-        "    edge [fontname=Helvetica, fontsize=10];",
-        '    "__start" [shape=point, width=0.15];',
-        '    "__end" [shape=doublecircle, label="", width=0.15];',
-    ]
-    current = ', style="rounded,filled", fillcolor="#ffd54f", color="#e65100", penwidth=3'
-    lines.extend(f'    "{s}" [label="{s}"{current if s == highlight else ""}];' for s in MQTT_STATES)
-    lines.append(f'    "__start" -> "{CONNECTING}";')
-    for source, target, label in _edges():
-        dashed = ", style=dashed" if source == target else ""
-        lines.append(f'    "{source}" -> "{target}" [label="{label}"{dashed}];')
-    lines.append(f'    "{CLOSED}" -> "__end";')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
 def render_mqtt_lifecycle(owner: str, fmt: str = "mermaid", highlight: str | None = None) -> str:
     """Draw the MQTT connection lifecycle as ``mermaid`` or ``dot`` text (``svg`` with Graphviz)."""
-    if highlight is not None and highlight not in MQTT_STATES:
-        msg = f"highlight={highlight!r} is not a state of the MQTT lifecycle ({', '.join(MQTT_STATES)})"
-        raise ValueError(msg)
-    if fmt == "mermaid":
-        return _mermaid(owner, highlight)
-    if fmt == "dot":
-        return _dot(owner, highlight)
-    if fmt == "svg":
-        try:
-            import pygraphviz  # noqa: PLC0415 - optional dependency, imported on demand
-        except ImportError as exc:
-            msg = "SVG diagrams need Graphviz through pygraphviz: pip install 'interlock[svg]'"
-            raise DiagramError(msg) from exc
-        data: bytes = pygraphviz.AGraph(string=_dot(owner, highlight)).draw(format="svg", prog="dot")
-        return data.decode("utf-8")
-    msg = f"unknown diagram format {fmt!r}; choose one of mermaid, dot, svg"
-    raise DiagramError(msg)
+    chart = FlatChart("the MQTT lifecycle", tuple(MQTT_STATES), CONNECTING, (CLOSED,), tuple(_edges()))
+    return render_flat(owner, chart, fmt, highlight)

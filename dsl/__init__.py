@@ -8,6 +8,7 @@ and draws it.
 from ._compile import MachineDefinitionError, MachineSpec, StateInfo, Transition, compile_machine
 from ._declare import Crossing, EventKind, Frame, HandlerDecl, History, State, StateRef, TaskFailed, Timeout, on
 from ._diagram import FORMATS, DiagramError, DiagramFormat, render
+from ._diagram_flat import FlatChart, render_flat
 from ._errors import IllegalTransition
 from ._lifecycle import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Edge, Lifecycle
 from ._messages import MessageFormatError, from_message, to_message
@@ -27,6 +28,7 @@ __all__ = [
     "Entry",
     "EventKind",
     "Exit",
+    "FlatChart",
     "Frame",
     "HandlerDecl",
     "History",
@@ -47,6 +49,7 @@ __all__ = [
     "on",
     "plan_crossing",
     "render",
+    "render_flat",
     "select",
     "target_of",
     "to_message",

@@ -29,7 +29,8 @@ from typing import Final
 import attrs
 
 from ._compile import MachineSpec
-from ._diagram import FORMATS, DiagramError, LifecycleView, render
+from ._diagram import LifecycleView, render
+from ._diagram_flat import FlatChart, render_flat
 from ._lifecycle import OPEN, Edge, Lifecycle
 
 __all__ = [
@@ -114,59 +115,13 @@ def _edges(edges: Sequence[Edge]) -> list[tuple[str, str, str]]:
     return [(source, target, " / ".join(labels)) for (source, target), labels in merged.items()] + loops
 
 
-def _mermaid(owner: str, highlight: str | None) -> str:
-    lines = ["stateDiagram-v2", f"    %% {owner}", f"    [*] --> {RECEIVING}"]
-    lines.extend(f"    {source} --> {target}: {label}" for source, target, label in _edges(HTTP_EDGES))
-    lines.extend(f"    {final} --> [*]" for final in (DONE, GONE))
-    if highlight is not None:
-        lines.append("    classDef current fill:#ffd54f,stroke:#e65100,stroke-width:3px")
-        lines.append(f"    class {highlight} current")
-    return "\n".join(lines) + "\n"
-
-
-def _dot(owner: str, highlight: str | None) -> str:
-    lines = [
-        f'digraph "{owner}" {{',
-        "    rankdir=LR; fontname=Helvetica;",
-        '    node [shape=box, style="rounded", fontname=Helvetica];',
-        "    edge [fontname=Helvetica, fontsize=10];",
-        '    "__start" [shape=point, width=0.15];',
-        '    "__end" [shape=doublecircle, label="", width=0.15];',
-    ]
-    for state in HTTP_STATES:
-        style = ', style="rounded,filled", fillcolor="#ffd54f", color="#e65100", penwidth=3'
-        lines.append(f'    "{state}" [label="{state}"{style if state == highlight else ""}];')
-    lines.append(f'    "__start" -> "{RECEIVING}";')
-    for source, target, label in _edges(HTTP_EDGES):
-        dashed = ", style=dashed" if source == target else ""
-        lines.append(f'    "{source}" -> "{target}" [label="{label}"{dashed}];')
-    lines.extend(f'    "{final}" -> "__end";' for final in (DONE, GONE))
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
 def render_lifecycle(owner: str, fmt: str = "mermaid", highlight: str | None = None) -> str:
     """Draw the HTTP lifecycle as ``mermaid`` or ``dot`` text (``svg`` with Graphviz installed).
 
     *highlight* marks a live actor's current state.
     """
-    if highlight is not None and highlight not in HTTP_STATES:
-        msg = f"highlight={highlight!r} is not a state of the HTTP lifecycle ({', '.join(HTTP_STATES)})"
-        raise ValueError(msg)
-    if fmt == "mermaid":
-        return _mermaid(owner, highlight)
-    if fmt == "dot":
-        return _dot(owner, highlight)
-    if fmt == "svg":
-        try:
-            import pygraphviz  # noqa: PLC0415 - optional dependency, imported on demand
-        except ImportError as exc:
-            msg = "SVG diagrams need Graphviz through pygraphviz: pip install 'interlock[svg]'"
-            raise DiagramError(msg) from exc
-        data: bytes = pygraphviz.AGraph(string=_dot(owner, highlight)).draw(format="svg", prog="dot")
-        return data.decode("utf-8")
-    msg = f"unknown diagram format {fmt!r}; choose one of {', '.join(FORMATS)}"
-    raise DiagramError(msg)
+    chart = FlatChart("the HTTP lifecycle", tuple(HTTP_STATES), RECEIVING, (DONE, GONE), tuple(_edges(HTTP_EDGES)))
+    return render_flat(owner, chart, fmt, highlight)
 
 
 SERVING: Final = "serving"
