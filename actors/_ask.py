@@ -37,6 +37,7 @@ import anyio
 from interlock.layers import PeerWatchingLayer, WatchableLayer, require_channel_name
 
 from ._errors import AskDeadlock, AskFailed, AskTimeout, ClientGone, PeerGone
+from ._mailbox import CLIENT, LAYER
 
 if TYPE_CHECKING:
     from ._base import BaseActor
@@ -112,7 +113,7 @@ async def ask(actor: BaseActor, channel: str, message: Message, timeout: float) 
     if isinstance(layer, PeerWatchingLayer):
 
         def gone(watched: str, reason: str) -> None:
-            mailbox.put_nowait((_LAYER, {"type": GONE, ASK_ID: ask_id, "channel": watched, "reason": reason}))
+            mailbox.put_nowait((LAYER, {"type": GONE, ASK_ID: ask_id, "channel": watched, "reason": reason}))
 
         cancel = layer.watch_peer(channel, gone)
     waiting = _Waiting(actor, channel, kind, ask_id)
@@ -149,19 +150,19 @@ class _Waiting:
         source, payload = item
         actor = self.actor
         layer = actor.channel_layer
-        if source == _LAYER and payload is None and isinstance(layer, WatchableLayer):
+        if source == LAYER and payload is None and isinstance(layer, WatchableLayer):
             payload = layer.take_message(actor.channel_name)  # a token: the message waits in the channel
             if payload is None:
                 return False  # expired meanwhile
-            item = (_LAYER, payload)
-        if source == _LAYER and isinstance(payload, dict) and self._answers(payload):
+            item = (LAYER, payload)
+        if source == LAYER and isinstance(payload, dict) and self._answers(payload):
             return True
-        if source == _LAYER and isinstance(payload, dict) and is_ask(payload) and payload[REPLY_TO] == self.channel:
+        if source == LAYER and isinstance(payload, dict) and is_ask(payload) and payload[REPLY_TO] == self.channel:
             deadlock = AskDeadlock(f"{self.who} is waiting for your reply to {self.kind!r}")  # rule 4
             await layer.send(payload[REPLY_TO], reply_for(payload, error=deadlock))
             return False
         self.stash.append(item)
-        if source == _CLIENT and isinstance(payload, dict) and payload.get("type") in actor._terminal_events:
+        if source == CLIENT and isinstance(payload, dict) and payload.get("type") in actor._terminal_events:
             msg = f"{self.who} asked {self.channel!r} ({self.kind!r}); its client left meanwhile"
             raise ClientGone(msg)
         return False
@@ -179,7 +180,3 @@ class _Waiting:
             msg = f"{self.who} asked {self.channel!r} ({self.kind!r}), which is gone ({reason}) without replying"
             raise PeerGone(msg, reason)
         return False
-
-
-_CLIENT: Final = 0  # the mailbox item kinds of ._base (not imported: ._base imports this module)
-_LAYER: Final = 1

@@ -50,7 +50,7 @@ from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
 from ._inspect_registry import LIVE, TAP
 from ._lifespan import refuse_scope, serve_lifespan
-from ._mailbox import Mailbox
+from ._mailbox import CLIENT, DROPPED, FAILED, INTERNAL, LAYER, Mailbox
 from ._sync import run_in_worker
 from ._taskset import TaskSet
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
@@ -62,11 +62,6 @@ logger = logging.getLogger("interlock.actors")
 
 UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
 
-CLIENT: Final = 0
-LAYER: Final = 1
-INTERNAL: Final = 2
-FAILED: Final = 3  # a background task's exception (see _taskset)
-DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it was full
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
 
 

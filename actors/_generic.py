@@ -18,8 +18,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ._base import CLIENT, LAYER, BaseActor, Flush, library_class, logger
+from ._base import BaseActor, Flush, library_class, logger
 from ._errors import StopActor
+from ._mailbox import CLIENT, LAYER
 from ._types import Message, Receive, Scope, Send
 
 __all__ = ["Actor"]

@@ -47,9 +47,10 @@ from interlock.dsl import Lifecycle
 from interlock.dsl.http import DONE, GONE, HTTP_LIFECYCLE, LIVE, RECEIVING, RESPONDING, STREAMING, render_lifecycle
 
 from ._asgi import Headers, encode_headers
-from ._base import CLIENT, BaseActor, Flush, inline, library_class
+from ._base import BaseActor, Flush, inline, library_class
 from ._ending import Ending
 from ._errors import ClientGone
+from ._mailbox import CLIENT
 from ._types import Message, Receive
 
 __all__ = ["HttpActor", "HttpError", "HttpExchange", "RequestTooLarge"]

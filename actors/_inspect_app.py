@@ -34,9 +34,10 @@ from urllib.parse import parse_qs
 
 from interlock.layers import GroupLayer
 
-from ._base import INTERNAL, inline, library_class
+from ._base import inline, library_class
 from ._inspect_registry import TAP
 from ._inspect_snapshot import Filters, Rates, actor_detail, layer_summary, observe_state_actors, summary
+from ._mailbox import INTERNAL
 from ._routing import Route, path
 from ._sse import SseActor
 from ._types import LAYER_KEY, Receive, Scope, Send

@@ -69,10 +69,11 @@ from interlock.dsl import (
 )
 
 from ._ask import is_ask
-from ._base import DEFERRED, INTERNAL, LAYER, NOT_HANDLED, ActorApp, UnhandledPolicy, library_class
+from ._base import DEFERRED, NOT_HANDLED, ActorApp, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
 from ._inspect_registry import TAP
+from ._mailbox import INTERNAL, LAYER
 from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
@@ -232,28 +233,10 @@ class _MachineActor(WebsocketActor):
 
     @classmethod
     def _instance_delays(cls, delays: object) -> dict[tuple[str, str], float]:
-        spec = cls.machine
-        if not isinstance(delays, Mapping):
-            msg = f"{cls.__qualname__}: delays={delays!r}: expected a mapping such as {{'state': 5, 'state:name': 2}}"
-            raise TypeError(msg)
-        table = dict(spec.delays)
-        for ref, seconds in delays.items():
-            try:
-                key = spec.delay_key(ref) if isinstance(ref, str) else None
-            except KeyError:
-                key = None
-            if key is None:
-                known = ", ".join(spec.delay_names()) or "none: no state declares timeout= or after="
-                msg = (
-                    f"{cls.__qualname__}: delays names {ref!r}, which is no delay of this class; "
-                    f"the delays are: {known}"
-                )
-                raise ValueError(msg)
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
-                msg = f"{cls.__qualname__}: delays[{ref!r}] = {seconds!r}: expected a positive number of seconds"
-                raise ValueError(msg)
-            table[key] = seconds
-        return table
+        try:
+            return cls.machine.with_delays(delays)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{cls.__qualname__}: {exc}") from None
 
     # Per-instance state starts as these class-level defaults and becomes an instance
     # attribute only once used: each actor's __dict__ stays small (and key-shared).

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 
@@ -36,9 +36,16 @@ from ._taskset import running_asyncio_loop
 if TYPE_CHECKING:
     import trio
 
-__all__ = ["Mailbox"]
+__all__ = ["CLIENT", "DROPPED", "FAILED", "INTERNAL", "LAYER", "Mailbox"]
 
 T = TypeVar("T")
+
+# What an actor's mailbox item ``(kind, payload)`` holds:
+CLIENT: Final = 0  # an event from the server (the client's)
+LAYER: Final = 1  # a layer message (None: a token, the message waits in the watched channel)
+INTERNAL: Final = 2  # the actor's own: timers due, task results
+FAILED: Final = 3  # a background task's exception (see _taskset)
+DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it was full
 
 
 class Mailbox(Generic[T]):

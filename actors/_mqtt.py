@@ -38,9 +38,10 @@ import anyio
 import anyio.abc
 from interlock.layers import GroupLayer
 
-from ._base import CLIENT, LAYER, BaseActor, Flush, inline, library_class
+from ._base import BaseActor, Flush, inline, library_class
 from ._ending import Ending
 from ._errors import StopActor
+from ._mailbox import CLIENT, LAYER
 from ._mqtt_client import MqttConnection, MqttMessage
 from ._mqtt_topics import check_topic_filter, topic_matches
 from ._routing import ProtocolTypeRouter

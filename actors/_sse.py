@@ -37,8 +37,9 @@ import anyio
 from interlock.dsl.http import STREAMING
 
 from ._asgi import Headers, encode_headers
-from ._base import INTERNAL, Flush, inline, library_class
+from ._base import Flush, inline, library_class
 from ._http import HttpActor
+from ._mailbox import INTERNAL
 from ._types import Message
 
 __all__ = ["SSE_EVENT", "SseActor", "format_event", "sse_message"]
