@@ -144,6 +144,32 @@ class MachineSpec:
                 return path, name
         raise KeyError(ref)
 
+    def with_delays(self, overrides: object) -> dict[tuple[str, str], float]:
+        """This spec's delays with *overrides* (``{"state": s, "state:name": s}``) applied.
+
+        Raises :class:`TypeError` if *overrides* is not a mapping, :class:`ValueError` if
+        it names no delay of the class (listing those it has) or a delay is not a
+        positive number of seconds.
+        """
+        if not isinstance(overrides, Mapping):
+            msg = f"delays={overrides!r}: expected a mapping such as {{'state': 5, 'state:name': 2}}"
+            raise TypeError(msg)
+        table = dict(self.delays)
+        for ref, seconds in overrides.items():
+            try:
+                key = self.delay_key(ref) if isinstance(ref, str) else None
+            except KeyError:
+                key = None
+            if key is None:
+                known = ", ".join(self.delay_names()) or "none: no state declares timeout= or after="
+                msg = f"delays names {ref!r}, which is no delay of this class; the delays are: {known}"
+                raise ValueError(msg)
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+                msg = f"delays[{ref!r}] = {seconds!r}: expected a positive number of seconds"
+                raise ValueError(msg)
+            table[key] = seconds
+        return table
+
     def delay_names(self) -> list[str]:
         """The keys ``delays`` accepts, for error messages."""
         return [f"{self.states[p].name}:{n}" if n else self.states[p].name for p, n in self.delays]
@@ -374,22 +400,11 @@ class _Compiler:
                 delays[path, ""] = info.timeout
             for name, seconds in info.after:
                 delays[path, name] = seconds
-        overrides = getattr(self.cls, "delays", None) or {}
-        if not isinstance(overrides, Mapping):
-            raise self.fail(f"delays = {overrides!r}: expected a mapping such as {{'state': 5, 'state:name': 2}}")
         probe = MachineSpec(self.owner, states, (), LIFECYCLE, {}, {}, None, OPEN, frozenset(), delays)
-        for ref, seconds in overrides.items():
-            try:
-                key = probe.delay_key(ref) if isinstance(ref, str) else None
-            except KeyError:
-                key = None
-            if key is None:
-                known = ", ".join(probe.delay_names()) or "none: no state declares timeout= or after="
-                raise self.fail(f"delays names {ref!r}, which is no delay of this class; the delays are: {known}")
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
-                raise self.fail(f"delays[{ref!r}] = {seconds!r}: expected a positive number of seconds")
-            delays[key] = seconds
-        return delays
+        try:
+            return probe.with_delays(getattr(self.cls, "delays", None) or {})
+        except (TypeError, ValueError) as exc:
+            raise self.fail(str(exc)) from None
 
     def crossing_hooks(self, states: Mapping[str, StateInfo]) -> frozenset[str]:
         out: set[str] = set()
