@@ -25,7 +25,7 @@ import anyio.lowlevel
 
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
-from ._peers import OnGone, PeerWatches
+from ._peers import OnGone, PeerWatches, nothing
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
@@ -174,7 +174,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         channel = require_channel_name(channel)
         if "!" in channel and channel not in self._live:
             on_gone(channel, "unknown")
-            return _nothing
+            return nothing
         return self._peers.add(channel, on_gone)
 
     # -- groups ----------------------------------------------------------------------------
@@ -243,7 +243,3 @@ class InMemoryChannelLayer(StartsAndCloses):
         now = time.monotonic()
         counts = {group: len(self._live_members(group, now)) for group in list(self._groups)}
         return {group: count for group, count in counts.items() if count}
-
-
-def _nothing() -> None:
-    """The cancel function of a watch that ended at once."""

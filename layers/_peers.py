@@ -37,7 +37,7 @@ import anyio
 from ._background import spawn_system_task
 from ._core import owner_of
 
-__all__ = ["GONE_REASONS", "POLL_INTERVAL", "GoneReason", "OnGone", "PeerWatches", "StorePeers", "Sync"]
+__all__ = ["GONE_REASONS", "POLL_INTERVAL", "GoneReason", "OnGone", "PeerWatches", "StorePeers", "Sync", "nothing"]
 
 logger = logging.getLogger("interlock.layers")
 
@@ -154,7 +154,7 @@ class StorePeers:
         if owner == self.process:
             if channel not in self.live:
                 on_gone(channel, "unknown")
-                return _nothing
+                return nothing
             return self.watches.add(channel, on_gone)
         cancel = self.watches.add(channel, on_gone)
         if channel not in self._remote:
@@ -207,5 +207,5 @@ class StorePeers:
                     self._start_polling()
 
 
-def _nothing() -> None:
+def nothing() -> None:
     """The cancel function of a watch that ended at once."""

@@ -23,16 +23,12 @@ from collections.abc import Iterable
 from typing import Final
 
 from ._core import owner_of
-from ._redis_store import Store
+from ._redis_store import Store, _text
 
 __all__ = ["CLOSED_KEPT", "forget_process", "mark_closed", "mark_closed_all", "sync_watches"]
 
 CLOSED_KEPT: Final = 600
 """Seconds a closed process channel is remembered for watches that begin after its close."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _watchers(prefix: str, channel: str, owner: str | None) -> str:
