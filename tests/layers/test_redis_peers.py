@@ -14,6 +14,7 @@ import anyio.abc
 import pytest
 from interlock.layers import PeerWatchingLayer, RedisChannelLayer
 
+from .peers_support import Told
 from .redis_support import REDIS_URL, WAIT, count_keys, delete_prefix, redis_is_up, unique_prefix
 
 pytestmark = [
@@ -43,23 +44,6 @@ async def key_prefix() -> AsyncIterator[str]:
 
 def fast(prefix: str) -> RedisChannelLayer:
     return RedisChannelLayer(REDIS_URL, prefix=prefix, lease=0.3, grace=0.3)
-
-
-class Told:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self._event = anyio.Event()
-
-    def __call__(self, channel: str, reason: str) -> None:
-        self.calls.append((channel, reason))
-        self._event.set()
-
-    async def wait(self, timeout: float = WAIT) -> list[tuple[str, str]]:
-        with anyio.fail_after(timeout):
-            while not self.calls:
-                await self._event.wait()
-                self._event = anyio.Event()
-        return self.calls
 
 
 async def test_own_channels_are_told_at_once(key_prefix: str) -> None:

@@ -15,6 +15,8 @@ import anyio.abc
 import pytest
 from interlock.layers import PeerWatchingLayer, SQLiteChannelLayer
 
+from .peers_support import Told
+
 WAIT = 10.0
 
 CHILD = """
@@ -43,25 +45,6 @@ anyio.run(main, sys.argv[1], sys.argv[2], backend=sys.argv[3])
 
 def fast(path: Path) -> SQLiteChannelLayer:
     return SQLiteChannelLayer(path, lease=0.3, grace=0.3)
-
-
-class Told:
-    """Collects on_gone calls and lets a test wait for them."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self._event = anyio.Event()
-
-    def __call__(self, channel: str, reason: str) -> None:
-        self.calls.append((channel, reason))
-        self._event.set()
-
-    async def wait(self, timeout: float = WAIT) -> list[tuple[str, str]]:
-        with anyio.fail_after(timeout):
-            while not self.calls:
-                await self._event.wait()
-                self._event = anyio.Event()
-        return self.calls
 
 
 def watch_rows(path: Path) -> list[tuple[Any, ...]]:
