@@ -17,6 +17,7 @@ from ._errors import (
     LayerUnavailable,
     UnserializableMessage,
 )
+from ._history import POSITION, GroupHistory, HistoryLayer, HistoryPage, InvalidHistoryPosition
 from ._memory import InMemoryChannelLayer
 from ._redis import RedisChannelLayer
 from ._sqlite import SQLiteChannelLayer
@@ -33,14 +34,19 @@ from ._validation import MAX_NAME_LENGTH, check_message, require_channel_name, r
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "POSITION",
     "ChannelFull",
     "ChannelLayer",
     "ChannelLayerError",
     "DropCountingLayer",
+    "GroupHistory",
     "GroupLayer",
+    "HistoryLayer",
+    "HistoryPage",
     "InMemoryChannelLayer",
     "InvalidChannelName",
     "InvalidGroupName",
+    "InvalidHistoryPosition",
     "InvalidMessage",
     "LayerBusy",
     "LayerClosed",

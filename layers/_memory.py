@@ -25,6 +25,7 @@ import anyio.lowlevel
 
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
+from ._history import GroupHistory, HistoryPage, MemoryHistory, check_since, not_kept, wall_clock
 from ._peers import OnGone, PeerWatches, nothing
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
@@ -56,6 +57,8 @@ class InMemoryChannelLayer(StartsAndCloses):
         messages waiting in a channel may hold before more are refused
         like at ``capacity`` (8 MiB by default; None for no bound). It bounds what a client
         that stopped reading holds, however large the messages sent to it.
+    :param history: the groups whose messages are kept, numbered, for members that come
+        back (see :class:`~interlock.layers.GroupHistory`); None keeps none.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         group_expiry: float = 86400.0,
         channel_capacity: Mapping[str, int] | None = None,
         capacity_bytes: int | None = DEFAULT_CAPACITY_BYTES,
+        history: GroupHistory | None = None,
     ) -> None:
         self.capacity = capacity
         self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
@@ -79,6 +83,11 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._groups: dict[str, dict[str, float]] = {}
         self._memberships: dict[str, set[str]] = {}
         self._drops = Drops(logger)
+        if history is not None and not isinstance(history, GroupHistory):
+            msg = f"history must be a GroupHistory or None, got {history!r}"
+            raise TypeError(msg)
+        self.history = history
+        self._history = None if history is None else MemoryHistory(history)
 
     def __repr__(self) -> str:
         return (
@@ -102,6 +111,8 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._memberships.clear()
         self._drops.clear()
         self._live.clear()
+        if self._history is not None:
+            self._history.clear()
         self._peers.all_gone("closed")
 
     # -- channels --------------------------------------------------------------------------
@@ -222,6 +233,9 @@ class InMemoryChannelLayer(StartsAndCloses):
         """Send a copy of *message* to every member; full members miss it (counted, logged)."""
         require_group_name(group)
         checked = check_message(message)
+        history = self._history
+        if history is not None and history.policy.keeps(group):
+            checked = history.record(group, checked, wall_clock())
         now = time.monotonic()
         size = message_size(checked)
         for channel in self._live_members(group, now):
@@ -243,3 +257,15 @@ class InMemoryChannelLayer(StartsAndCloses):
         now = time.monotonic()
         counts = {group: len(self._live_members(group, now)) for group in list(self._groups)}
         return {group: count for group, count in counts.items() if count}
+
+    async def group_history(
+        self, group: str, /, *, since: int = 0, epoch: str | None = None, limit: int | None = None
+    ) -> HistoryPage:
+        """The kept messages of *group* after offset *since* of *epoch* (see
+        :class:`~interlock.layers.HistoryLayer`)."""
+        require_group_name(group)
+        check_since(group, since, epoch, limit)
+        history = self._history
+        if history is None or not history.policy.keeps(group):
+            raise not_kept(group)
+        return history.page(group, since, epoch, limit, wall_clock())

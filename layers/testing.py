@@ -63,8 +63,8 @@ from __future__ import annotations
 import enum
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Protocol
 
@@ -80,6 +80,7 @@ from ._errors import (
     InvalidMessage,
     UnserializableMessage,
 )
+from ._history import POSITION, GroupHistory, HistoryLayer, HistoryPage, InvalidHistoryPosition
 from ._types import ChannelLayer, DropCountingLayer, GroupLayer, ListableGroupLayer, Message, WatchableLayer
 from ._validation import MAX_DEPTH, MAX_NAME_LENGTH, require_channel_name
 
@@ -913,3 +914,175 @@ class ChannelLayerConformance:
         await layer.send(channel, _msg(n=1))
         await anyio.sleep(0.05)  # a layer that notifies from its own task has had its chance
         assert notified == [1]
+
+    # -- group history (HistoryLayer) --------------------------------------------------------
+
+    history_age: ClassVar[float] = 1.0
+    """Seconds of ``GroupHistory.age`` the history-age test asks ``layer_factory`` for."""
+
+    @staticmethod
+    @asynccontextmanager
+    async def _history(layer_factory: LayerFactory, **policy: Any) -> AsyncIterator[ChannelLayer]:
+        factory = layer_factory(history=GroupHistory(**policy))
+        try:
+            layer = await factory.__aenter__()
+        except TypeError as error:
+            if "history" not in str(error):
+                raise
+            pytest.skip(f"the layer takes no history= option: {error}")
+        try:
+            yield layer
+        except BaseException as error:
+            if not await factory.__aexit__(type(error), error, error.__traceback__):
+                raise
+        else:
+            await factory.__aexit__(None, None, None)
+
+    @staticmethod
+    def _keeper(layer: ChannelLayer) -> HistoryLayer:
+        if not isinstance(layer, HistoryLayer) or not isinstance(layer, GroupLayer):
+            pytest.skip(f"{type(layer).__name__} is not a HistoryLayer: it keeps no group history")
+        return layer
+
+    async def _history_group(self, layer: ChannelLayer, sent: int) -> tuple[str, str]:
+        keeper, groups = self._keeper(layer), _groups(layer)
+        group = _unique("history")
+        epoch = (await keeper.group_history(group)).epoch
+        for n in range(1, sent + 1):
+            await groups.group_send(group, _msg(n=n))
+        return group, epoch
+
+    @staticmethod
+    def _numbers(page: HistoryPage) -> list[int]:
+        return [message["n"] for message in page.messages]
+
+    async def test_history_numbers_each_group_send_and_tells_members(self, layer_factory: LayerFactory) -> None:
+        """Offsets run 1, 2, 3 per group; each member's copy carries its group, epoch and offset."""
+        async with self._history(layer_factory) as layer:
+            keeper, groups = self._keeper(layer), _groups(layer)
+            group, channel = _unique("history"), await layer.new_channel()
+            await groups.group_add(group, channel)
+            for n in range(1, 4):
+                await groups.group_send(group, _msg(n=n))
+            page = await keeper.group_history(group)
+            assert page.offset == 3
+            assert page.complete
+            assert self._numbers(page) == [1, 2, 3]
+            for offset in range(1, 4):
+                got = await self._next(layer, channel)
+                assert got[POSITION] == {"group": group, "epoch": page.epoch, "offset": offset}
+                assert got["n"] == offset
+
+    async def test_history_keeps_what_is_sent_while_nobody_listens(self, layer_factory: LayerFactory) -> None:
+        """A group with no members still records: the member that comes back is not a member yet."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 5)
+            page = await self._keeper(layer).group_history(group, since=2, epoch=epoch)
+            assert (page.epoch, page.offset, page.complete) == (epoch, 5, True)
+            assert self._numbers(page) == [3, 4, 5]
+            assert [m[POSITION]["offset"] for m in page.messages] == [3, 4, 5]
+
+    async def test_history_since_the_latest_offset_is_empty_and_complete(self, layer_factory: LayerFactory) -> None:
+        """Nothing missed is an empty, complete page (a reconnect with nothing to catch up on)."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 2)
+            page = await self._keeper(layer).group_history(group, since=2, epoch=epoch)
+            assert page.messages == ()
+            assert page.complete
+
+    async def test_history_keeps_at_most_count_messages(self, layer_factory: LayerFactory) -> None:
+        """Beyond *count* the oldest go: a position before them cannot be recovered."""
+        async with self._history(layer_factory, count=3) as layer:
+            group, epoch = await self._history_group(layer, 6)
+            keeper = self._keeper(layer)
+            lost = await keeper.group_history(group, since=1, epoch=epoch)
+            assert not lost.complete
+            assert self._numbers(lost) == [4, 5, 6]
+            kept = await keeper.group_history(group, since=3, epoch=epoch)
+            assert kept.complete
+            assert self._numbers(kept) == [4, 5, 6]
+
+    async def test_history_forgets_messages_older_than_age(self, layer_factory: LayerFactory) -> None:
+        """Messages older than *age* are not returned; offsets go on from where they were."""
+        async with self._history(layer_factory, age=self.history_age) as layer:
+            group, epoch = await self._history_group(layer, 2)
+            groups, keeper = _groups(layer), self._keeper(layer)
+            await anyio.sleep(self.history_age * 1.3)
+            await groups.group_send(group, _msg(n=3))
+            page = await keeper.group_history(group, since=0, epoch=epoch)
+            assert not page.complete
+            assert self._numbers(page) == [3]
+            assert page.offset == 3
+            assert (await keeper.group_history(group, since=2, epoch=epoch)).complete
+
+    async def test_history_of_another_epoch_is_incomplete(self, layer_factory: LayerFactory) -> None:
+        """A position from an epoch that is not the group's current one cannot be recovered."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 2)
+            page = await self._keeper(layer).group_history(group, since=1, epoch="0" * 16)
+            assert page.epoch == epoch
+            assert page.messages == ()
+            assert not page.complete
+
+    async def test_history_flush_starts_a_new_epoch(self, layer_factory: LayerFactory) -> None:
+        """After ``flush()`` the old positions are gone for good: a new epoch, offsets from 1."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 2)
+            await layer.flush()
+            await _groups(layer).group_send(group, _msg(n=1))
+            page = await self._keeper(layer).group_history(group, since=1, epoch=epoch)
+            assert page.epoch != epoch
+            assert not page.complete
+            assert page.offset == 1
+
+    async def test_history_limit_returns_the_oldest_first(self, layer_factory: LayerFactory) -> None:
+        """*limit* caps a page at its oldest messages."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 5)
+            page = await self._keeper(layer).group_history(group, since=1, epoch=epoch, limit=2)
+            assert page.complete
+            assert self._numbers(page) == [2, 3]
+
+    async def test_history_pages_are_copies(self, layer_factory: LayerFactory) -> None:
+        """Changing a page's messages changes nothing kept."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 1)
+            keeper = self._keeper(layer)
+            (await keeper.group_history(group)).messages[0]["n"] = 99
+            assert self._numbers(await keeper.group_history(group, epoch=epoch)) == [1]
+
+    async def test_groups_outside_the_history_patterns_are_not_numbered(self, layer_factory: LayerFactory) -> None:
+        """Only the groups the patterns match are recorded; reading another's history is an error."""
+        async with self._history(layer_factory, groups=("kept.*",)) as layer:
+            keeper, groups = self._keeper(layer), _groups(layer)
+            group, channel = _unique("other"), await layer.new_channel()
+            await groups.group_add(group, channel)
+            await groups.group_send(group, _msg(n=1))
+            assert POSITION not in await self._next(layer, channel)
+            with pytest.raises(ValueError, match="keeps no history") as raised:
+                await keeper.group_history(group)
+            _assert_shows(raised.value, group)
+            assert (await keeper.group_history("kept.room")).offset == 0
+
+    @pytest.mark.parametrize("since", [-1, 1.5, True, "3", None])
+    async def test_history_refuses_a_malformed_offset(self, layer_factory: LayerFactory, since: Any) -> None:
+        """An offset that is not an integer ≥ 0 raises InvalidHistoryPosition, naming it."""
+        async with self._history(layer_factory) as layer:
+            group, _ = await self._history_group(layer, 1)
+            with pytest.raises(InvalidHistoryPosition) as raised:
+                await self._keeper(layer).group_history(group, since=since)
+            _assert_shows(raised.value, since)
+
+    async def test_history_refuses_an_offset_never_handed_out(self, layer_factory: LayerFactory) -> None:
+        """An offset ahead of the group's latest in its epoch was forged: InvalidHistoryPosition."""
+        async with self._history(layer_factory) as layer:
+            group, epoch = await self._history_group(layer, 2)
+            with pytest.raises(InvalidHistoryPosition, match="ahead of its latest offset 2"):
+                await self._keeper(layer).group_history(group, since=3, epoch=epoch)
+
+    @pytest.mark.parametrize("group", ["", "bad name", "x" * (MAX_NAME_LENGTH + 1)])
+    async def test_history_refuses_an_invalid_group_name(self, layer_factory: LayerFactory, group: str) -> None:
+        """Reading the history of an invalid group name raises InvalidGroupName."""
+        async with self._history(layer_factory) as layer:
+            with pytest.raises(InvalidGroupName):
+                await self._keeper(layer).group_history(group)
