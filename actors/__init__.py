@@ -10,6 +10,7 @@ import contextlib
 from interlock.dsl import IllegalTransition
 
 from ._base import ActorApp, BaseActor, Flush, UnhandledPolicy, handler
+from ._conversations import Recovered, Recovery, RecoveryRefused
 from ._ending import EndCause, Ending
 from ._errors import (
     AskDeadlock,
@@ -68,6 +69,9 @@ __all__ = [
     "PeerGone",
     "ProtocolTypeRouter",
     "Receive",
+    "Recovered",
+    "Recovery",
+    "RecoveryRefused",
     "RequestTooLarge",
     "Route",
     "RouteNotFound",

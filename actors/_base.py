@@ -45,7 +45,7 @@ import anyio
 from interlock.layers import DropCountingLayer, GroupLayer, LayerUnavailable, WatchableLayer
 from interlock.layers import Message as LayerMessage
 
-from . import _ask
+from . import _ask, _conversations
 from ._ending import SHUTDOWN_CODES, Ending
 from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, UnknownMessageType
 from ._inspect_registry import LIVE, TAP
@@ -302,6 +302,7 @@ class BaseActor:
     _drops_pending: int = 0  # dropped for this channel since the actor last heard of it
     _watches: Watches | None = None  # the channels this actor watches (watch())
     _answering: LayerMessage | None = None  # the ask whose handler runs now (reply())
+    _floors: dict[str, int] | None = None  # group -> last offset a recovery handed over (._conversations)
     _watching_send: bool = False  # a watcher checks whether the send under way is stuck
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
@@ -812,7 +813,7 @@ class BaseActor:
                         await self._serve_ask(payload)
                     elif _ask.is_conversation(payload):  # a late reply, or a gone notice after it
                         logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
-                    else:
+                    elif self._floors is None or not _conversations.replayed(self, payload):
                         await self.dispatch(payload)
                 else:
                     logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))

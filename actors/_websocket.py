@@ -21,8 +21,10 @@ import anyio.lowlevel
 from interlock.dsl import CLOSED, CLOSING, CONNECTING, LIFECYCLE, OPEN, Lifecycle, MachineSpec, compile_machine, render
 from interlock.layers import LayerUnavailable
 
+from . import _conversations
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
 from ._base import BaseActor, Flush, inline, library_class
+from ._conversations import Recovered, Recovery
 from ._ending import Ending
 from ._errors import ClientTooSlow, DenyConnection, MalformedMessage, StopActor
 from ._types import Message
@@ -32,6 +34,7 @@ __all__ = ["JsonWebsocketActor", "WebsocketActor"]
 logger = logging.getLogger("interlock.actors")
 
 _MAX_REASON_BYTES = 123
+_NO_ID: Any = object()  # a frame without an "ack" key
 _DENIAL_SETTLE_TURNS = 3  # loop turns after a denial response (measured: 3 turns, no ERROR in 100)
 _SLOW_GOODBYE = 1.0  # seconds the close frame to a client given up as too slow may wait
 
@@ -583,6 +586,15 @@ class JsonWebsocketActor(WebsocketActor):
     json_loads: ClassVar[Callable[[str], Any]] = staticmethod(json.loads)
     json_dumps: ClassVar[Callable[[Any], str]] = staticmethod(json.dumps)
 
+    acks: ClassVar[bool] = False
+    """Answer client frames that carry an ``"ack"`` id with ``receive_json``'s return value
+    (see :doc:`/conversations`)."""
+
+    recovery: ClassVar[Recovery | None] = None
+    """How sessions recover the group messages they missed (:meth:`join_recovering`)."""
+
+    _client_asks: int = 0  # ask_client() ids handed out
+
     _async_codec: ClassVar[tuple[bool, bool]] = (False, False)  # encode_json, decode_json are coroutines
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -599,7 +611,46 @@ class JsonWebsocketActor(WebsocketActor):
             content = await self._decode_async(text_data)
         else:
             content = self.decode_json(text_data)
+        if type(content) is dict and (self.acks or self._client_asks):
+            await self._conversation_frame(content)
+            return
         await self._call("receive_json", content)
+
+    async def _conversation_frame(self, content: dict[str, Any]) -> None:
+        """An ack to answer, a late reply to drop, or a plain frame (``_conversations``, rules 1-2)."""
+        ack = content.get(_conversations.ACK, _NO_ID)
+        if self.acks and ack is not _NO_ID and _conversations.valid_id(ack):
+            result = await self._call("receive_json", content)
+            if self.state not in self._receivable:
+                return  # the handler closed: no answer
+            await self.send(text_data=_conversations.answer_frame(self, ack, result))
+            return
+        reply = content.get(_conversations.REPLY)
+        if type(reply) is int and 0 < reply <= self._client_asks:
+            logger.debug("%r dropped the client's reply to ask %d: no ask_client() waits for it", self, reply)
+            return
+        await self._call("receive_json", content)
+
+    async def ask_client(self, data: Any, *, timeout: float = 10.0) -> Any:
+        """Send ``{"ask": id, "data": data}`` to the client and return its reply's ``result``.
+
+        Raises :class:`~interlock.actors.AskTimeout` after *timeout* seconds,
+        :class:`~interlock.actors.AskFailed` if the client replied with an error,
+        :class:`~interlock.actors.ClientGone` if it left. Meanwhile this actor's other
+        events wait in its mailbox (see :doc:`/conversations`).
+        """
+        return await _conversations.ask_client(self, data, timeout)
+
+    async def join_recovering(self, group: str, *, recovery: Recovery | None = None) -> Recovered:
+        """Join *group* and hand over what this client missed while it was away.
+
+        The client presents the token of its last session and the last offset it saw
+        (query parameters ``recover`` and ``offset``); the messages after it reach their
+        handlers first, in order, then live ones, each once. Sends the client its new
+        session (``{"interlock": "session", ...}``) and returns what happened. The layer
+        must keep *group*'s history (``history=GroupHistory(...)``). See :doc:`/conversations`.
+        """
+        return await _conversations.join_recovering(self, group, recovery)
 
     async def _decode_async(self, text_data: str) -> Any:
         try:
@@ -611,8 +662,11 @@ class JsonWebsocketActor(WebsocketActor):
             raise MalformedMessage(msg, close_code=1007) from exc
 
     @inline
-    def receive_json(self, content: Any) -> Awaitable[None] | None:
-        """Called with each decoded JSON message (``def`` or ``async def``)."""
+    def receive_json(self, content: Any) -> Any:
+        """Called with each decoded JSON message (``def`` or ``async def``).
+
+        With ``acks = True``, what it returns answers a frame that carried an ``"ack"`` id.
+        """
         return None
 
     def send_json(self, content: Any, close: bool | int = False) -> Flush:
