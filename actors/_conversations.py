@@ -262,8 +262,14 @@ async def ask_client(actor: JsonWebsocketActor, data: Any, timeout: float) -> An
         msg = f"ask_client(..., timeout={timeout!r}): expected a positive number of seconds"
         raise ValueError(msg)
     mailbox = getattr(actor, "_mailbox", None)
-    if mailbox is None or not actor._in_loop():
+    if not actor._in_loop() or (mailbox is None and getattr(actor, "_asgi_send", None) is None):
         msg = f"{type(actor).__qualname__}.ask_client() is for async handlers: call it from the actor's own events"
+        raise RuntimeError(msg)
+    if mailbox is None:
+        msg = (
+            f"{type(actor).__qualname__}.ask_client() waits in the actor's mailbox, which an actor served "
+            "without a channel layer has only with acks = True: set acks = True on the class"
+        )
         raise RuntimeError(msg)
     actor._client_asks += 1
     ask_id = actor._client_asks

@@ -600,6 +600,8 @@ class JsonWebsocketActor(WebsocketActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._async_codec = (inspect.iscoroutinefunction(cls.encode_json), inspect.iscoroutinefunction(cls.decode_json))
+        if cls.acks:  # ask_client() waits in the mailbox, with or without a channel layer
+            cls._needs_mailbox = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Decode a text frame as JSON and pass it to ``receive_json``."""
