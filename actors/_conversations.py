@@ -16,13 +16,15 @@ Rules:
    events wait in its mailbox, in order.  A reply no ask waits for (late, unknown) is dropped.
 3. **Recovery** (``recovery = Recovery(secret=...)``; the layer keeps the group's history,
    see :class:`~interlock.layers.GroupHistory`): ``await self.join_recovering(group)``
-   joins the group and, if the client presented a session token and the last offset it saw
-   (query parameters ``recover`` and ``offset``), hands every message it missed to the
+   joins the group.  A client that asks for a session (query parameter ``recover``, empty
+   the first time) is sent ``{"interlock": "session", "group", "token", "offset",
+   "recovered"}`` to present next time; one that presents a token and the last offset it
+   saw (``recover=TOKEN&offset=N``) is first handed every message it missed, through the
    message's handler, in order, before any live one; live messages it has already had
    that way are dropped, so each arrives once.  It returns a :class:`Recovered` saying what
    happened (``recovered`` is None for a new session, False when the history no longer
-   holds what was missed: the application must resync), and sends the client
-   ``{"interlock": "session", "group", "token", "offset", "recovered"}`` to present next time.
+   holds what was missed: the application must resync).  A client that does not ask
+   (no ``recover`` parameter) just joins: old clients see nothing new.
 4. **A token proves the session, not the position**: it is an HMAC over the group and its
    epoch, with its issue time; a forged or mangled token (or another group's) closes the
    connection with 4401, an expired one (older than ``Recovery.max_age``) with 4408, an
@@ -163,7 +165,7 @@ class Recovered:
 
 def _query(actor: JsonWebsocketActor) -> dict[str, list[str]]:
     raw = actor.scope.get("query_string", b"")
-    return parse_qs(raw.decode("latin-1") if isinstance(raw, bytes) else str(raw))
+    return parse_qs(raw.decode("latin-1") if isinstance(raw, bytes) else str(raw), keep_blank_values=True)
 
 
 def _offset(text: str | None, group: str) -> int:
@@ -189,9 +191,11 @@ async def join_recovering(actor: JsonWebsocketActor, group: str, recovery: Recov
     query = _query(actor)
     tokens, offsets = query.get(policy.token_param), query.get(policy.offset_param)
     await layer.group_add(group, actor.channel_name)
-    if not tokens:
+    if not tokens or not tokens[0]:
         page = await layer.group_history(group, since=0, limit=1)
         outcome = Recovered(group, None, 0, page.epoch, page.offset)
+        if not tokens:  # a client that never asked for a session gets no session frame
+            return outcome
     else:
         epoch = policy.verify(tokens[0], group)
         since = _offset(offsets[0] if offsets else None, group)

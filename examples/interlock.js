@@ -27,10 +27,10 @@ class InterlockSocket {
   }
 
   open() {
-    let url = this.url;
+    // recover= (empty) asks for a session; recover=TOKEN&offset=N recovers what was missed.
+    let url = this.url + (this.url.includes("?") ? "&" : "?") + "recover=";
     if (this.token !== null) {
-      url += (url.includes("?") ? "&" : "?") + "recover=" + encodeURIComponent(this.token)
-        + "&offset=" + encodeURIComponent(String(this.offset ?? 0));
+      url += encodeURIComponent(this.token) + "&offset=" + encodeURIComponent(String(this.offset ?? 0));
     }
     const socket = new WebSocket(url);
     this.socket = socket;

@@ -66,7 +66,7 @@ def _layer(count: int = 100) -> InMemoryChannelLayer:
     return InMemoryChannelLayer(history=GroupHistory(count=count, groups=("room.*",)))
 
 
-def _client(layer: InMemoryChannelLayer, query: str = "") -> WebsocketCommunicator:
+def _client(layer: InMemoryChannelLayer, query: str = "recover=") -> WebsocketCommunicator:
     app = ProtocolTypeRouter({"websocket": Room.as_asgi()}, channel_layer=layer)
     return WebsocketCommunicator(app, f"/ws/?{query}", timeout=3)
 
@@ -124,7 +124,7 @@ async def test_without_acks_the_ack_key_is_the_applications() -> None:
         acks = False
 
     app = ProtocolTypeRouter({"websocket": Plain.as_asgi()}, channel_layer=_layer())
-    async with WebsocketCommunicator(app, "/ws/", timeout=3) as client:
+    async with WebsocketCommunicator(app, "/ws/?recover=", timeout=3) as client:
         await _joined(client)
         await client.send_json_to({"hello": 1, "ack": 7})
         await client.receive_nothing()  # receive_json's return value is dropped, as always
@@ -194,6 +194,16 @@ async def test_a_new_session_gets_a_token_and_the_groups_offset() -> None:
         assert session["offset"] == 0
         assert session["recovered"] is None
         assert Recovery(secret=SECRET).verify(session["token"], GROUP)
+
+
+async def test_a_client_that_asks_for_no_session_just_joins() -> None:
+    layer = _layer()
+    async with _client(layer, "") as plain, _client(layer) as other:
+        assert (await plain.connect()).accepted
+        assert await plain.receive_json_from() == {"recovered": None, "missed": 0}
+        await _joined(other)
+        await _say(other, ["hi"])
+        assert await plain.receive_json_from() == {"text": "hi", "offset": 1}
 
 
 async def test_a_reconnect_gets_exactly_what_it_missed_in_order_once() -> None:
