@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from interlock.actors import (
@@ -32,7 +32,7 @@ class Room(JsonWebsocketActor):
     """Joins GROUP recovering, relays {"say"} to it, answers acks, asks its client on request."""
 
     acks = True
-    recovery = Recovery(secret=SECRET)
+    recovery: ClassVar[Recovery | None] = Recovery(secret=SECRET)
     max_message_size = 4096
     session: Recovered
 
