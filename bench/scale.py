@@ -10,7 +10,9 @@ connections between them, all in one group. Then:
    ``time.monotonic_ns()`` (one clock for the whole machine); every connection records
    when it arrived.  Per burst: p50/p99/max of that one-way time over all connections,
    and the table shows the median over bursts; lost deliveries count connections that
-   had not got a burst after ``--burst-timeout`` seconds.  Server CPU is per burst;
+   had not got a burst after ``--burst-timeout`` seconds.  The server logs its garbage
+   collections (``SCALE_GCLOG``): the row's note counts the full (generation 2) ones
+   that ran while the bursts did, and their milliseconds.  Server CPU is per burst;
    client CPU is the busiest client process's per burst (if it approaches the burst's
    time, the client is the bottleneck and the row says so);
 3. **teardown**: every client closes its connections (close frame, then waits for the
@@ -278,7 +280,8 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
     from echo import free_port, stop_process  # noqa: PLC0415 - bench/ is on the path only once main() ran
 
     port = free_port()
-    env = {**os.environ, "SCALE_DB": str(tmp / f"scale{time.monotonic_ns()}.sqlite3")}
+    gclog = tmp / f"gc{time.monotonic_ns()}.txt"
+    env = {**os.environ, "SCALE_DB": str(tmp / f"scale{time.monotonic_ns()}.sqlite3"), "SCALE_GCLOG": str(gclog)}
     if args.profile == app:
         env["SCALE_PROFILE"] = str(BENCH / f"scale_{app}.prof")
     with tempfile.TemporaryFile() as log:
@@ -312,7 +315,7 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
             time.sleep(1.0)
             rss1 = ps.memory_info().rss
             bursts: list[dict[str, float]] = []
-            cpu_start = ps.cpu_times()
+            bursts_from = time.monotonic()
             burst_deadline = time.monotonic() + args.broadcast_budget
             for burst in range(args.bursts):
                 if time.monotonic() > burst_deadline:
@@ -333,16 +336,27 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
                     "client_cpu": max(a["cpu"] for a in answers) * 1000,
                 })  # fmt: skip
                 time.sleep(args.pause)
-            cpu_end = ps.cpu_times()
-            del cpu_start, cpu_end
+            bursts_to = time.monotonic()
             start = time.monotonic()
             closed = all_ask(clients, cmd="close", timeout=args.close_timeout)
             close_s = time.monotonic() - start
         finally:
             for client in clients:
                 client.stop()
+            if server.poll() is None:  # a graceful shutdown first: a profile is written at exit
+                server.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(timeout=60)
             stop_process(server)
+    full = []  # the full collections while the bursts ran: (start, ms)
+    if gclog.exists():
+        for line in gclog.read_text().splitlines():
+            at, generation, ms, _ = line.split()
+            if generation == "2" and bursts_from <= float(at) <= bursts_to:
+                full.append(float(ms))
     return {
+        "gen2": len(full),
+        "gen2_ms": sum(full),
         "conns": live,
         "failed": sum(o["failed"] for o in opened),
         "connect_per_s": live / connect_s,
@@ -411,6 +425,7 @@ def main() -> None:
             f"{median(row['bursts'], 'client_cpu'):>10.0f} {row['close_per_s']:>8.0f}"
         )
         notes = []
+        notes.append(f"full collections while the bursts ran: {row['gen2']}, {row['gen2_ms']:.0f} ms")
         if row["failed"] or row["unclosed"]:
             notes.append(f"{row['failed']} connections failed, {row['unclosed']} did not close in time")
         if app == "channels" and row["conns"] < args.conns:

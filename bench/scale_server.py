@@ -1,7 +1,10 @@
 """One uvicorn process of ``bench/scale.py``: the file limit raised, then ``uvicorn.run``.
 
 Run by the runner as ``python bench/scale_server.py APP PORT LOOP``. With ``SCALE_PROFILE``
-set to a path, the process runs under cProfile and writes its statistics there at exit.
+set to a path, the process runs under cProfile and writes its statistics there at exit;
+with ``SCALE_GCLOG`` set to a path, it writes there each garbage collection's start
+(``time.monotonic()``), generation, milliseconds and objects collected; with ``SCALE_GC=off``
+it runs without the collector.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import cProfile
 import os
 import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -21,11 +25,45 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def log_collections(path: str) -> None:
+    """Write every garbage collection's generation and duration to *path* at exit."""
+    import atexit  # noqa: PLC0415 - only when asked
+    import gc  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    started: list[float] = [0.0]
+    seen: list[tuple[float, int, float, int]] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.monotonic()
+        else:
+            seen.append((started[0], info["generation"], time.monotonic() - started[0], info["collected"]))
+
+    gc.callbacks.append(callback)
+
+    def write() -> None:
+        with Path(path).open("w") as out:
+            for at, generation, seconds, collected in seen:
+                out.write(f"{at:.6f} {generation} {seconds * 1000:.3f} {collected}\n")
+
+    atexit.register(write)
+
+
 def main() -> None:
     """Serve ``scale_apps:make_APP`` on 127.0.0.1:PORT."""
     app, port, loop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     raise_file_limit()
+    # uvicorn raises the signal again once it has shut down: let that be a clean exit,
+    # so that the profile and the collections' log are written
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if os.environ.get("SCALE_GC") == "off":  # an experiment: what the collector costs
+        import gc  # noqa: PLC0415
+
+        gc.disable()
+    if os.environ.get("SCALE_GCLOG"):
+        log_collections(os.environ["SCALE_GCLOG"])
     profile = os.environ.get("SCALE_PROFILE")
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
