@@ -881,11 +881,17 @@ class JsonStateActor(_MachineActor, JsonWebsocketActor):
             cls.receive is JsonWebsocketActor.receive
             and cls.receive_json is JsonStateActor.receive_json
             and not cls._async_codec[1]
+            and not cls.acks  # acks take JsonWebsocketActor's path: the handler's result answers
         )
 
-    async def receive_json(self, content: Any) -> None:
-        """Feed ``{"type": ..., ...}`` to the machine as a client event."""
-        await self._event("client", _event_type(content), content)
+    async def receive_json(self, content: Any) -> Any:
+        """Feed ``{"type": ..., ...}`` to the machine as a client event; return its handler's result.
+
+        With ``acks = True`` that result answers a frame carrying an ``"ack"`` id (None if no
+        handler ran: the event was unhandled, or deferred).
+        """
+        result = await self._event("client", _event_type(content), content)
+        return None if result is NOT_HANDLED or result is DEFERRED else result
 
     async def _on_client_event(self, message: Message) -> bool:
         # the hot path: a text frame in an open state is decoded and goes straight to the

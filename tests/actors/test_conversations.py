@@ -14,6 +14,7 @@ import pytest
 from interlock.actors import (
     AskFailed,
     AskTimeout,
+    JsonStateActor,
     JsonWebsocketActor,
     ProtocolTypeRouter,
     Recovered,
@@ -22,6 +23,7 @@ from interlock.actors import (
 )
 from interlock.actors import _conversations as conversations
 from interlock.actors.testing import WebsocketCommunicator
+from interlock.dsl import State, on
 from interlock.layers import POSITION, GroupHistory, InMemoryChannelLayer
 
 SECRET = b"s" * 32
@@ -344,3 +346,27 @@ def test_tokens_verify_and_carry_their_epoch() -> None:
     assert recovery.verify(token, GROUP) == "abc"
     with pytest.raises(conversations.RecoveryRefused, match="expired"):
         recovery.verify(token, GROUP, now=time.time() + 120)
+
+
+# -- the DSL's JSON state actor ------------------------------------------------------------
+
+
+class Lobby(JsonStateActor):
+    """A state actor whose client events answer acks with their handler's result."""
+
+    acks = True
+    waiting = State(initial=True)
+
+    @on.client("hello")
+    async def hello(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"hi": event["name"]}
+
+
+async def test_a_state_actors_handler_result_answers_the_ack() -> None:
+    app = ProtocolTypeRouter({"websocket": Lobby.as_asgi()})
+    async with WebsocketCommunicator(app, "/", timeout=3) as client:
+        assert (await client.connect()).accepted
+        await client.send_json_to({"type": "hello", "name": "Ada", "ack": 3})
+        assert await client.receive_json_from() == {"ack": 3, "result": {"hi": "Ada"}}
+        await client.send_json_to({"type": "hello", "name": "Bob"})  # no id: no answer
+        await client.receive_nothing()
