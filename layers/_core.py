@@ -12,8 +12,9 @@ Rules:
    :class:`PendingDrops` holds the drops of its own channels not yet written to the store.
    Both may be read from a lease thread, so both lock.
 3. **A group's local members are served from memory.**  :func:`put_local` queues one
-   ``group_send``'s copies for this process's own members; a full one misses it, and the
-   drop is counted (its hook told, the store told later), never raised.
+   ``group_send``'s message for this process's own members, one copy shared by their
+   queues; a full one misses it, and the drop is counted (its hook told, the store told
+   later), never raised.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ._drops import Drops
 from ._errors import ChannelFull, InvalidChannelName
 from ._queues import ChannelQueues
 from ._types import Message
-from ._validation import MAX_NAME_LENGTH, message_size
+from ._validation import MAX_NAME_LENGTH, copy_message, message_size
 
 __all__ = ["OwnMemberships", "PendingDrops", "ProcessNames", "owner_of", "put_local"]
 
@@ -145,11 +146,18 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
     message: Message,
     now: float,
 ) -> None:
-    """Queue a checked *message* of ``group_send`` to *group* for this process's *channels* (rule 3)."""
-    size = message_size(message)
-    for channel in channels:
+    """Queue a checked *message* of ``group_send`` to *group* for this process's *channels* (rule 3).
+
+    The queues share one copy of it, and each member copies it when it takes it (see
+    :mod:`._queues`): a waiting delivery holds no dict of its own.
+    """
+    members = channels if isinstance(channels, (list, tuple)) else list(channels)
+    many = len(members) > 1
+    shared = copy_message(message) if many else message
+    size = message_size(shared)
+    for channel in members:
         try:
-            queues.put(channel, message, now, size)
+            queues.put(channel, shared, now, size, shared=many)
         except ChannelFull:
             drops.seen(group, channel)
             drops.count(channel)

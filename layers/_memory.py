@@ -31,6 +31,7 @@ from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
     check_message,
+    copy_message,
     message_size,
     require_capacity,
     require_channel_name,
@@ -237,10 +238,12 @@ class InMemoryChannelLayer(StartsAndCloses):
         if history is not None and history.policy.keeps(group):
             checked = history.record(group, checked, wall_clock())
         now = time.monotonic()
-        size = message_size(checked)
-        for channel in self._live_members(group, now):
+        members = self._live_members(group, now)
+        shared = copy_message(checked) if len(members) > 1 else checked  # one copy for all, each taker its own
+        size = message_size(shared)
+        for channel in members:
             try:
-                self._queues.put(channel, checked, now, size)
+                self._queues.put(channel, shared, now, size, shared=len(members) > 1)
             except ChannelFull:
                 self._drops.seen(group, channel)
                 self._drops.count(channel)

@@ -1,9 +1,14 @@
 """Per-channel queues in process memory: what every layer's local delivery is made of.
 
-A queue is a deque of ``(expires_at, message)`` on :func:`time.monotonic`'s clock, with
-at most one :class:`anyio.Event` that its receivers share. ``put`` checks capacity and
+A queue is a deque of ``(expires_at, message, size)`` on :func:`time.monotonic`'s clock,
+with at most one :class:`anyio.Event` that its receivers share. ``put`` checks capacity and
 copies the message once; ``take`` pops from the left, skipping expired messages; nothing
 ever scans across channels, so delivering to *n* members costs *n* appends.
+
+A group send queues one copy, *shared* by its members' queues (an entry of four,
+``(expires_at, message, size, True)``), and each member's own copy is made when it takes
+it: a waiting delivery then holds no dict of its own, which at 15,000 members is 15,000
+fewer objects for the garbage collector to promote and scan while they wait.
 
 Queues belong to one event loop; an emptied queue with no waiter is dropped, so
 channels that come and go leave nothing behind.
@@ -23,7 +28,7 @@ import anyio
 
 from ._errors import ChannelFull
 from ._types import Message
-from ._validation import copy_message, copy_sized, require_capacity
+from ._validation import copy_message, copy_sized, message_size, require_capacity
 
 __all__ = ["DEFAULT_CAPACITY_BYTES", "YIELD_EVERY", "CapacityRule", "ChannelQueue", "ChannelQueues", "Pacer"]
 
@@ -81,7 +86,8 @@ class ChannelQueue:
     __slots__ = ("capacity", "messages", "size", "waiter")
 
     def __init__(self, capacity: int) -> None:
-        self.messages: deque[tuple[float, Message, int]] = deque()  # (expires at, message, its size)
+        # (expires at, message, its size), and True after them if the message is shared
+        self.messages: deque[tuple[float, Message, int] | tuple[float, Message, int, bool]] = deque()
         self.waiter: anyio.Event | None = None
         self.capacity = capacity
         self.size = 0  # the message_size() of what it holds
@@ -113,13 +119,15 @@ class ChannelQueues:
             queue = self._queues[name] = ChannelQueue(self.capacity_for(name))
         return queue
 
-    def put(self, name: str, message: Message, now: float, size: int | None = None) -> None:
+    def put(self, name: str, message: Message, now: float, size: int | None = None, *, shared: bool = False) -> None:
         """Queue a copy of a checked *message*; raise :class:`ChannelFull` at capacity.
 
         *size* is the message's :func:`message_size`, if the caller knows it already (a
-        group send measures once for every member). A queue whose messages hold
-        ``capacity_bytes`` or more takes no more; below that it takes one of any size, so
-        a queue holds at most the bound plus one message.
+        group send measures once for every member). With *shared*, *message* is already
+        the layer's own copy, queued as it is for several channels: each taker gets its
+        own copy then. A queue whose messages hold ``capacity_bytes`` or more takes no
+        more; below that it takes one of any size, so a queue holds at most the bound plus
+        one message.
         """
         queue = self._queue(name)
         messages = queue.messages
@@ -136,6 +144,13 @@ class ChannelQueues:
                     f"{queue.size:,} bytes, capacity_bytes is {limit:,.0f}"
                 )
                 raise ChannelFull(msg)
+        if shared:
+            if size is None:
+                size = message_size(message)
+            messages.append((now + self.expiry, message, size, True))
+            queue.size += size
+            self._appended(name, queue)
+            return
         if size is None:  # copied only once it is taken: a full channel costs no copy
             copy, size = copy_sized(message)
         else:
@@ -172,13 +187,13 @@ class ChannelQueues:
         messages = queue.messages
         now = time.monotonic()
         while messages:
-            expires_at, message, size = messages.popleft()
-            queue.size -= size
-            if expires_at > now:
+            entry = messages.popleft()
+            queue.size -= entry[2]
+            if entry[0] > now:
                 self._taken(name, queue)
                 if not messages and queue.waiter is None:
                     del self._queues[name]
-                return message
+                return copy_message(entry[1]) if len(entry) == 4 else entry[1]
         return None
 
     def _taken(self, name: str, queue: ChannelQueue) -> None:
