@@ -432,10 +432,11 @@ def main() -> None:
             notes.append(f"capped at {row['conns']} connections (--channels-conns: its receive scans every channel)")
         if notes:
             print(f"{'':<9} note: " + "; ".join(notes))
-    raw = rows.get("raw")
-    for app in ("memory", "sqlite", "channels"):
-        row = rows.get(app)
-        if isinstance(raw, dict) and isinstance(row, dict) and row["conns"] == raw["conns"]:
+    base = rows.get("raw")
+    limit: dict[str, Any] = base if isinstance(base, dict) else {}
+    for name in ("memory", "sqlite", "channels"):
+        other = rows.get(name)
+        if limit and isinstance(other, dict) and other["conns"] == limit["conns"]:
             ratio = median(row["bursts"], "max") / median(raw["bursts"], "max")
             extra = row["rss_kib"] - raw["rss_kib"]
             print(

@@ -70,7 +70,7 @@ def main() -> None:
         profiler.enable()
     try:
         uvicorn.run(
-            f"scale_apps:make_{app}", factory=True, host="127.0.0.1", port=port, loop=loop,  # type: ignore[arg-type]
+            f"scale_apps:make_{app}", factory=True, host="127.0.0.1", port=port, loop=loop,
             ws="websockets", ws_per_message_deflate=False, lifespan="off", log_level="warning",
             access_log=False, backlog=4096, timeout_graceful_shutdown=30,
         )  # fmt: skip
