@@ -437,10 +437,10 @@ def main() -> None:
     for name in ("memory", "sqlite", "channels"):
         other = rows.get(name)
         if limit and isinstance(other, dict) and other["conns"] == limit["conns"]:
-            ratio = median(row["bursts"], "max") / median(raw["bursts"], "max")
-            extra = row["rss_kib"] - raw["rss_kib"]
+            ratio = median(other["bursts"], "max") / median(limit["bursts"], "max")
+            extra = other["rss_kib"] - limit["rss_kib"]
             print(
-                f"{app}: broadcast {ratio:.2f}x raw (last delivery, median over bursts), RSS raw {extra:+.1f} KiB/conn"
+                f"{name}: broadcast {ratio:.2f}x raw (last delivery, median over bursts), RSS raw {extra:+.1f} KiB/conn"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
