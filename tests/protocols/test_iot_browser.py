@@ -19,22 +19,12 @@ from pathlib import Path
 import anyio
 import pytest
 from interlock.actors.mqtt import MqttConnection
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from .support import BROKER, free_port, needs_broker, unique_prefix
 
 IOT = Path(__file__).resolve().parents[2] / "examples" / "iot"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 pytestmark = [pytest.mark.e2e, needs_broker]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

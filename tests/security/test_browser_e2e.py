@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.security.servers import KINDS, assert_clean, run
 from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 OPEN_SOCKET = """
 async ([url, protocols, say]) => await new Promise((resolve) => {
@@ -35,14 +33,6 @@ async ([url, protocols, say]) => await new Promise((resolve) => {
     ws.onclose = (event) => { clearTimeout(timer); resolve({outcome: "closed", code: event.code}); };
 })
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module", params=KINDS)
