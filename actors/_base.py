@@ -713,7 +713,8 @@ class BaseActor:
             with anyio.CancelScope() as self._loop_scope:  # cancelled to give up a slow client
                 while True:
                     deadline = self._next_deadline()
-                    if deadline <= anyio.current_time():
+                    # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
+                    if deadline != math.inf and deadline <= anyio.current_time():
                         if await self._handle(INTERNAL, None):  # timers due: they go first
                             break
                         continue
