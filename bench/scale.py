@@ -28,7 +28,10 @@ hard limit (20,000 here); everything is on 127.0.0.1; every phase is bounded in 
 Run::
 
     .venv/bin/python bench/scale.py [--conns 15000] [--clients 3] [--bursts 5]
-        [--only raw,memory,sqlite,channels] [--loop auto|asyncio|uvloop] [--quick]
+        [--only raw,memory,sqlite,channels] [--loop auto|asyncio|uvloop] [--quick] [--freeze]
+
+``--freeze`` has each server call ``gc.freeze()`` once its connections are open (what an
+application can do after its start-up): the objects alive then are never scanned again.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import socket
 import statistics
 import subprocess
@@ -314,6 +318,9 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
             live = sum(o["open"] for o in opened)
             time.sleep(1.0)
             rss1 = ps.memory_info().rss
+            if args.freeze:  # what an app's gc.freeze() after its start-up gives
+                server.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
             bursts: list[dict[str, float]] = []
             bursts_from = time.monotonic()
             burst_deadline = time.monotonic() + args.broadcast_budget
@@ -389,6 +396,7 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="run this app's server under cProfile (bench/scale_APP.prof)")
     parser.add_argument("--quick", action="store_true", help="1,500 connections, 300 for Channels, 3 bursts")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--freeze", action="store_true", help="have each server call gc.freeze() once connected")
     args = parser.parse_args()
     raise_file_limit()
     if args.worker is not None:
@@ -407,7 +415,8 @@ def main() -> None:
                 rows[app] = f"skipped: {type(exc).__name__}: {exc}"
             print(f"{app}: done", file=sys.stderr)
     print(
-        f"broadcast to every connection, one uvicorn process (--loop {args.loop}), {args.clients} client "
+        f"broadcast to every connection, one uvicorn process (--loop {args.loop}{', gc.freeze()' * args.freeze}), "
+        f"{args.clients} client "
         f"processes; latency = one-way time to each connection, median over bursts of each burst's p50/p99/max"
     )
     print(f"{'app':<9} {'conns':>6} {'conn/s':>7} {'KiB/conn':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
