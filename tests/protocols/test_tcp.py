@@ -188,3 +188,72 @@ def test_bad_options_are_named() -> None:
         TcpServer(Echo.as_asgi(), max_line=0)
     with pytest.raises(TypeError, match="takes an app"):
         TcpServer(42)  # type: ignore[arg-type]
+
+
+async def read_lines(c: Client, count: int, timeout: float = 10.0) -> list[str]:
+    """The next *count* lines from the server."""
+    with anyio.fail_after(timeout):
+        return [await c.line() for _ in range(count)]
+
+
+async def test_a_burst_of_lines_is_echoed_in_order_one_handler_call_each() -> None:
+    async with serving(Echo.as_asgi(), max_lines_per_second=1e9, burst=10**9) as server, client(server) as c:
+        assert await c.line() == "hello"
+        # 3,000 lines in one write (several reads' worth), mixed line ends, multi-byte text.
+        await c.send(b"".join(b"l\xc3\xa9 %d%s" % (n, b"\r\n" if n % 3 else b"\n") for n in range(3000)))
+        assert await read_lines(c, 3000) == [f"echo lé {n}" for n in range(3000)]
+
+
+class Recorder(LineActor):
+    """Records the lines it receives and the code it ended with, and answers nothing."""
+
+    seen: list[str] | None = None
+
+    async def receive_line(self, line: str) -> None:
+        assert self.seen is not None
+        self.seen.append(line)
+
+    async def disconnect(self, code: int) -> None:
+        assert self.seen is not None
+        self.seen.append(f"end {code}")
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "code"),
+    [
+        (b"ok \xff\n", "error: a line that is not UTF-8 (byte 0xff at offset 3); send UTF-8 text; closing", 1007),
+        (b"x" * 5000 + b"\n", "error: a line over max_line (4096 bytes); closing", 1009),
+    ],
+)
+async def test_a_bad_line_inside_a_burst_ends_it_after_the_lines_before(bad: bytes, error: str, code: int) -> None:
+    seen: list[str] = []
+    options: dict[str, Any] = {"max_lines_per_second": 1e9, "burst": 10**9}
+    async with serving(Recorder.as_asgi(seen=seen), **options) as server, client(server) as c:
+        await c.send(b"".join(b"%d\n" % n for n in range(200)) + bad + b"after\n")
+        assert await c.line() == error
+        assert await c.closed()
+        await wait_for(lambda: seen[-1:] == [f"end {code}"], what=f"disconnect({code})")
+        assert seen == [str(n) for n in range(200)] + [f"end {code}"]
+
+
+async def test_a_burst_past_the_rate_limit_gets_exactly_the_tokens_left() -> None:
+    seen: list[str] = []
+    async with serving(Recorder.as_asgi(seen=seen), max_lines_per_second=0.001, burst=7) as server, client(server) as c:
+        await c.send(b"".join(b"%d\n" % n for n in range(100)))  # one write: one chunk on loopback
+        assert await c.line() == "error: more than 0.001 lines a second; closing"
+        assert await c.closed()
+        await wait_for(lambda: seen[-1:] == ["end 1008"], what="disconnect(1008)")
+        assert seen == [str(n) for n in range(7)] + ["end 1008"]
+
+
+async def test_a_burst_interleaved_with_layer_messages_keeps_both_orders() -> None:
+    layer = InMemoryChannelLayer()
+    options: dict[str, Any] = {"channel_layer": layer, "max_lines_per_second": 1e9, "burst": 10**9}
+    async with serving(Echo.as_asgi(groups=["room"]), **options) as server, client(server) as a:
+        assert await a.line() == "hello"
+        await a.send(b"".join(b"shout %d\n%d\n" % (n, n) for n in range(500)))
+        lines = await read_lines(a, 1000)
+        assert [line for line in lines if line.startswith("echo")] == [f"echo {n}" for n in range(500)]
+        assert [line for line in lines if line.startswith("shout")] == [f"shout {n}" for n in range(500)]
+        # A shout is handled (as a layer message) after the line that sent it, never before.
+        assert all(lines.index(f"shout {n}") > lines.index(f"echo {n - 1}") for n in range(1, 500))
