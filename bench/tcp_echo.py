@@ -6,14 +6,21 @@ each echo (round trip), then ``--burst`` lines at once and reads them back (thro
 The raw server does what the protocol needs and no more: split lines, check UTF-8, write
 the line back. The TcpServer is given limits high enough not to trip (rate 1e9 lines/s).
 
+The machine is shared, so ``--repeat N`` runs the two servers N times in turns (raw,
+interlock, raw, interlock, ...) and prints each pair's ratio and their median: a load
+that comes and goes hits both sides of a pair alike. Two figures per run: lines/s over
+the whole run (round trips and bursts) and over the burst phase alone (all clients'
+burst lines over the time from the first burst sent to the last echo read).
+
 Run::
 
-    .venv/bin/python bench/tcp_echo.py [--clients 20] [--lines 500] [--burst 5000] [--backend asyncio]
+    .venv/bin/python bench/tcp_echo.py [--clients 20] [--lines 500] [--burst 5000] [--backend asyncio] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -71,7 +78,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def client(port: int, lines: int, burst: int, rtts: list[float], spans: list[float]) -> None:
+async def client(port: int, lines: int, burst: int, rtts: list[float], spans: list[tuple[float, float]]) -> None:
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         buffer = b""
         for n in range(lines):
@@ -87,18 +94,35 @@ async def client(port: int, lines: int, burst: int, rtts: list[float], spans: li
         while seen < burst:
             chunk = await stream.receive()
             seen += chunk.count(b"\n")
-        spans.append(time.perf_counter() - started)
+        spans.append((started, time.perf_counter()))
 
 
-async def measure(port: int, args: argparse.Namespace) -> tuple[list[float], float]:
+async def measure(port: int, args: argparse.Namespace) -> tuple[list[float], float, float]:
+    """Round trips (sorted), lines/s over the whole run, lines/s over the burst phase."""
     rtts: list[float] = []
-    spans: list[float] = []
+    spans: list[tuple[float, float]] = []
     started = time.perf_counter()
     async with anyio.create_task_group() as tasks:
         for _ in range(args.clients):
             tasks.start_soon(client, port, args.lines, args.burst, rtts, spans)
     total = time.perf_counter() - started
-    return sorted(rtts), args.clients * (args.lines + args.burst) / total
+    burst_time = max(end for _, end in spans) - min(start for start, _ in spans)
+    return sorted(rtts), args.clients * (args.lines + args.burst) / total, args.clients * args.burst / burst_time
+
+
+def run_one(kind: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
+    """Start one server in a process of its own, measure it, stop it: p50, p99 (us), lines/s, burst lines/s."""
+    port = free_port()
+    command = [sys.executable, __file__, "--serve", kind, str(port), "--backend", args.backend]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        rtts, rate, burst_rate = anyio.run(measure, port, args)
+    finally:
+        process.terminate()
+        process.wait(10)
+    return statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate, burst_rate
 
 
 def main() -> None:
@@ -107,29 +131,29 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=500)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs, in turns")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]), args.backend)
         return
-    results = {}
-    for kind in SERVERS:
-        port = free_port()
-        command = [sys.executable, __file__, "--serve", kind, str(port), "--backend", args.backend]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        try:
-            assert process.stdout is not None
-            assert process.stdout.readline().strip() == "ready"
-            rtts, rate = anyio.run(measure, port, args)
-        finally:
-            process.terminate()
-            process.wait(10)
-        results[kind] = (statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate)
+    load = os.getloadavg()[0]
     print(f"{args.clients} clients, {args.lines} round trips + {args.burst} burst lines each, server on {args.backend}")
-    print(f"{'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10}")
-    for kind, (p50, p99, rate) in results.items():
-        print(f"{kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f}")
-    print(f"throughput ratio interlock/raw: {results['interlock'][2] / results['raw'][2]:.2f}")
+    print(f"load average before: {load:.2f} on {os.cpu_count()} cores")
+    print(f"{'run':<4} {'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10} {'burst/s':>10}")
+    ratios: list[tuple[float, float]] = []
+    for run in range(1, args.repeat + 1):
+        results = {kind: run_one(kind, args) for kind in SERVERS}
+        for kind, (p50, p99, rate, burst_rate) in results.items():
+            print(f"{run:<4} {kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f} {burst_rate:>10.0f}")
+        ratio = (results["interlock"][2] / results["raw"][2], results["interlock"][3] / results["raw"][3])
+        ratios.append(ratio)
+        print(f"{run:<4} ratio interlock/raw: {ratio[0]:.2f} (whole run), {ratio[1]:.2f} (bursts)")
+    if args.repeat > 1:
+        whole = statistics.median(r[0] for r in ratios)
+        bursts = statistics.median(r[1] for r in ratios)
+        low = min(min(r) for r in ratios)
+        print(f"median ratio: {whole:.2f} (whole run), {bursts:.2f} (bursts); lowest of any run: {low:.2f}")
 
 
 if __name__ == "__main__":
