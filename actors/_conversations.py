@@ -237,12 +237,9 @@ def replayed(actor: BaseActor, message: dict[str, Any]) -> bool:
     if floor is None:
         return False
     offset = position.get("offset")
-    if type(offset) is int and offset <= floor:
-        return True
-    del floors[group]  # type: ignore[arg-type]  # live messages are past the replay now
-    if not floors:
-        actor._floors = None
-    return False
+    # Kept for the actor's life: live copies from several processes arrive interleaved, so
+    # one past the floor does not mean every later one is.
+    return type(offset) is int and offset <= floor
 
 
 def answer_frame(actor: JsonWebsocketActor, ack: object, result: Any) -> str:

@@ -16,7 +16,8 @@ class InterlockSocket {
     this.url = url;
     this.options = options;
     this.token = null;
-    this.offset = null;
+    this.offset = null;  // every group message up to this offset was seen
+    this.seen = new Set();  // offsets seen above it
     this.nextAck = 1;
     this.pending = new Map();
     this.backoff = 250;
@@ -42,12 +43,17 @@ class InterlockSocket {
   frame(data) {
     if (data !== null && typeof data === "object") {
       if (typeof data.offset === "number" && data.interlock === undefined) {
-        if (this.offset !== null && data.offset <= this.offset) return;  // had it already
-        this.offset = data.offset;
+        // Offsets from several server processes may arrive interleaved: keep the highest
+        // offset below which every one was seen (presented on reconnect) and the ones above it.
+        if (this.offset !== null) {
+          if (data.offset <= this.offset || this.seen.has(data.offset)) return;  // had it already
+          this.seen.add(data.offset);
+          while (this.seen.has(this.offset + 1)) { this.offset += 1; this.seen.delete(this.offset); }
+        }
       }
       if (data.interlock === "session") {
         this.token = data.token;
-        if (data.recovered !== true || this.offset === null) this.offset = data.offset;
+        if (data.recovered !== true) { this.offset = data.offset; this.seen.clear(); }
         if (this.options.onsession) this.options.onsession(data);
         return;
       }
@@ -82,7 +88,7 @@ class InterlockSocket {
     this.pending.clear();
     if (this.options.onclose) this.options.onclose(event);
     // 4401/4408: the session cannot be recovered; start a new one. 1000/1008/4000-4399: the server meant it.
-    if (event.code === 4401 || event.code === 4408 || event.code === 4400) { this.token = null; this.offset = null; }
+    if (event.code === 4401 || event.code === 4408 || event.code === 4400) { this.token = null; this.offset = null; this.seen.clear(); }
     else if (event.code === 1000 || event.code === 1008 || (event.code >= 4000 && event.code < 4400)) return;
     if (this.closed) return;
     setTimeout(() => { if (!this.closed) this.open(); }, Math.max(this.backoff, this.hold));

@@ -69,11 +69,13 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from . import _sqlite_history as history
 from . import _sqlite_store as store
 from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import LayerClosed, LayerFileReplaced
+from ._history import GroupHistory, HistoryPage, check_since, not_kept
 from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper
@@ -127,6 +129,8 @@ class SQLiteChannelLayer(StartsAndCloses):
         for a message from another process and messages flow: the bound on their extra
         latency.  After a second without such messages the layer looks five times less
         often, until the next one.
+    :param history: the groups whose messages are kept, numbered, in the file, for members
+        that come back (see :class:`~interlock.layers.GroupHistory`); None keeps none.
 
     The layer starts on first use; ``await layer.start()`` or ``async with layer:``
     start it explicitly (and surface a bad file at once), ``await layer.close()`` ends
@@ -145,7 +149,12 @@ class SQLiteChannelLayer(StartsAndCloses):
         lease: float = 10.0,
         grace: float = 20.0,
         poll_interval: float = 0.002,
+        history: GroupHistory | None = None,
     ) -> None:
+        if history is not None and not isinstance(history, GroupHistory):
+            msg = f"history must be a GroupHistory or None, got {history!r}"
+            raise TypeError(msg)
+        self.history = history
         self.path = Path(path)
         self._capacity_for = CapacityRule(capacity, channel_capacity)
         self.capacity = capacity
@@ -650,6 +659,9 @@ class SQLiteChannelLayer(StartsAndCloses):
         checked = check_message(message)
         home = await self._ready()
         now = time.time()
+        if self.history is not None and self.history.keeps(group):
+            await self._group_send_recorded(group, checked, home, now)
+            return
         body = encode(checked)
         expires = now + self.expiry
         joined_after = self._joined_after()
@@ -692,6 +704,48 @@ class SQLiteChannelLayer(StartsAndCloses):
             put_local(self._local, drops, self._pending_drops, group, local, checked, time.monotonic())
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _group_send_recorded(self, group: str, checked: Message, home: bool, now: float) -> None:
+        """``group_send`` to a group that keeps a history: one transaction (``_sqlite_history``)."""
+        assert self.history is not None  # the caller checked
+        send = functools.partial(
+            history.send_recorded,
+            group=group,
+            message=checked,
+            policy=self.history,
+            joined_after=self._joined_after(),
+            local_owner=self._process if home else None,
+            now=now,
+            expires=now + self.expiry,
+            capacity_for=self._capacity_for,
+        )
+        done = self._on_loop(send) if home else store.BUSY  # one transaction, on the loop if it need not wait
+        if isinstance(done, store.Busy):
+            done = await self._db(send)
+        else:
+            self._wrote()
+        copy, local, stored, full = done
+        if stored:
+            self._nudge(home, stored)
+        drops = self._drops
+        for channel in full:
+            drops.seen(group, channel)
+        if local:
+            put_local(self._local, drops, self._pending_drops, group, local, copy, time.monotonic())
+
+    async def group_history(
+        self, group: str, /, *, since: int = 0, epoch: str | None = None, limit: int | None = None
+    ) -> HistoryPage:
+        """The kept messages of *group* after offset *since* of *epoch*, from the file (see
+        :class:`~interlock.layers.HistoryLayer`)."""
+        group = require_group_name(group)
+        check_since(group, since, epoch, limit)
+        if self.history is None or not self.history.keeps(group):
+            raise not_kept(group)
+        await self._ready()
+        return await self._db(
+            history.page, group, since=since, epoch=epoch, limit=limit, policy=self.history, now=time.time()
+        )
 
     async def group_members(self, group: str, /) -> frozenset[str]:
         """Return the channels currently in *group*, whichever process added them."""

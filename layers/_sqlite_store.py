@@ -143,6 +143,22 @@ _WATCHES_SCHEMA: Final = (
         at REAL NOT NULL
     ) WITHOUT ROWID""",
 )
+_HISTORY_SCHEMA: Final = (
+    # Group histories (layers/_sqlite_history.py): a group's epoch and latest offset, and
+    # the messages it keeps.
+    """CREATE TABLE IF NOT EXISTS history_streams (
+        grp TEXT PRIMARY KEY,
+        epoch TEXT NOT NULL,
+        latest INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS history (
+        grp TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at REAL NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (grp, seq)
+    ) WITHOUT ROWID""",
+)
 CLOSED_KEPT: Final = 600.0
 """Seconds a closed process channel is remembered for watches that begin after its close."""
 _TABLES: Final = frozenset({"processes", "memberships", "messages"})
@@ -255,9 +271,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
         _check_header(conn, path, app_id, version)
         if not read_only:
             tables = _table_names(conn)
-            if not {"drops", "watches", "closed"} <= set(tables):  # a file from before they existed
+            if not {"drops", "watches", "closed", "history", "history_streams"} <= set(tables):  # an older file
                 with _writing(conn):
-                    for statement in (*_DROPS_SCHEMA, *_WATCHES_SCHEMA):
+                    for statement in (*_DROPS_SCHEMA, *_WATCHES_SCHEMA, *_HISTORY_SCHEMA):
                         conn.execute(statement)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
@@ -320,7 +336,7 @@ def _initialise(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if _header(conn) == (0, 0):  # another process may have initialised it meanwhile
-            for statement in (*_SCHEMA, *_DROPS_SCHEMA, *_WATCHES_SCHEMA):
+            for statement in (*_SCHEMA, *_DROPS_SCHEMA, *_WATCHES_SCHEMA, *_HISTORY_SCHEMA):
                 conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -673,6 +689,8 @@ def flush(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM memberships")
         conn.execute("DELETE FROM messages")
         conn.execute("DELETE FROM drops")
+        conn.execute("DELETE FROM history")
+        conn.execute("DELETE FROM history_streams")
 
 
 # -- messages --------------------------------------------------------------------------------
