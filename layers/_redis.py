@@ -94,10 +94,12 @@ from typing import Any, Final, final
 import anyio
 import anyio.lowlevel
 
+from . import _redis_history as history
 from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
+from ._history import GroupHistory, HistoryPage, check_since, not_kept, positioned
 from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
@@ -171,6 +173,8 @@ class RedisChannelLayer(StartsAndCloses):
     :param on_availability: called on the layer's event loop with the reason when its
         background tasks lose Redis, and with None when Redis answers them again (also
         readable as :attr:`unavailable`).
+    :param history: the groups whose messages are kept, numbered, in Redis, for members
+        that come back (see :class:`~interlock.layers.GroupHistory`); None keeps none.
 
     The layer starts on first use; ``await layer.start()`` or ``async with layer:``
     start it explicitly (and surface a wrong address at once), ``await layer.close()``
@@ -192,7 +196,12 @@ class RedisChannelLayer(StartsAndCloses):
         grace: float = 20.0,
         timeout: float = 2.0,
         on_availability: Callable[[str | None], None] | None = None,
+        history: GroupHistory | None = None,
     ) -> None:
+        if history is not None and not isinstance(history, GroupHistory):
+            msg = f"history must be a GroupHistory or None, got {history!r}"
+            raise TypeError(msg)
+        self.history = history
         if isinstance(url_or_client, str):
             if not url_or_client.startswith(SCHEMES):
                 msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(SCHEMES)}"
@@ -753,6 +762,10 @@ class RedisChannelLayer(StartsAndCloses):
         group = require_group_name(group)
         checked = check_message(message)
         store = await self._store()
+        if self.history is not None and self.history.keeps(group):
+            args = history.record_args(group, checked, self.history, time.time())
+            epoch, offset = await store.record(group, args)
+            checked = positioned(checked, group, epoch, offset)
         members = await store.members(group, self._joined_after())
         local: list[str] = []
         owned: dict[str, list[str]] = {}
@@ -785,6 +798,19 @@ class RedisChannelLayer(StartsAndCloses):
             put_local(self._queues, drops, self._pending_drops, group, local, checked, time.monotonic())
         if self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def group_history(
+        self, group: str, /, *, since: int = 0, epoch: str | None = None, limit: int | None = None
+    ) -> HistoryPage:
+        """The kept messages of *group* after offset *since* of *epoch*, from Redis (see
+        :class:`~interlock.layers.HistoryLayer`)."""
+        group = require_group_name(group)
+        check_since(group, since, epoch, limit)
+        if self.history is None or not self.history.keeps(group):
+            raise not_kept(group)
+        store = await self._store()
+        reply = await store.history(group, since, limit)
+        return history.page_from(group, reply, since=since, epoch=epoch, policy=self.history, now=time.time())
 
     async def _send_to_owners(
         self, store: Store, group: str, owned: dict[str, list[str]], body: str, expires: float

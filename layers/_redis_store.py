@@ -16,8 +16,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
+from . import _redis_history as history
 from ._core import owner_of
 from ._errors import LayerUnavailable
+from ._history import new_epoch
 from ._redis_hot import CoredisHot, Hot
 from ._redis_keys import CLAIM_NAMED, SEND_GROUP, SEND_NAMED, SEND_ONE, SETTLE, Keys
 from ._redis_resp import RespError, Script
@@ -189,6 +191,23 @@ class Store:
             f"sending to {len(channels)} channels of process {process}",
             lambda: self.hot.script(_SEND_GROUP, [self.keys.inbox(process)], [entry, int(ttl * 1000)]),
         )
+
+    async def record(self, group: str, args: list[str | int]) -> tuple[str, int]:
+        """Number and keep a message of *group* (``_redis_history.RECORD``): its epoch and offset."""
+        reply = await self.call(
+            f"recording a message of group {group!r}",
+            lambda: self.hot.script(history.RECORD, history.keys_of(self.keys.prefix, group), args),
+        )
+        return _text(reply[0]), int(reply[1])
+
+    async def history(self, group: str, since: int, limit: int | None) -> list[object]:
+        """``_redis_history.PAGE``'s reply for *group* after *since*."""
+        args: list[str | int] = [new_epoch(), since, -1 if limit is None else limit]
+        reply: list[object] = await self.call(
+            f"reading the history of group {group!r}",
+            lambda: self.hot.script(history.PAGE, history.keys_of(self.keys.prefix, group), args),
+        )
+        return reply
 
     async def send_named(
         self, channel: str, body: str, *, now: float, expires: float, capacity: int, ttl: float
