@@ -46,7 +46,7 @@ async def test_two_instances_share_one_numbering_and_one_history(pair: tuple[Any
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(send, one, "one")
         tasks.start_soon(send, two, "two")
-    received = []
+    received: list[dict[str, Any]] = []
     with anyio.fail_after(20):
         while len(received) < 200:
             received.append(await one.receive(member))
