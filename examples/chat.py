@@ -6,8 +6,11 @@ Run it (the README's first command does the set-up too)::
 
 * ``GET /`` serves ``chat.html``; ``GET /api/rooms`` lists rooms and how many are in
   them, as JSON, from an HTTP actor (:class:`RoomListing`).
-* ``/ws/chat/<room>/?name=Ada`` joins a room. Send ``{"message": "..."}``; every member
-  of the room, sender included, receives ``{"room", "from", "message"}`` in order.
+* ``/ws/chat/<room>/?name=Ada`` joins a room. Send ``{"message": "..."}`` (with an
+  ``"ack"`` id to hear ``{"ack": id, "result": true}`` back); every member of the room, sender
+  included, receives ``{"room", "from", "message", "offset"}`` in order. A tab that loses its
+  connection reconnects with its session token and last offset and gets what it missed
+  (``examples/interlock.js``, served at ``/interlock.js``; docs/conversations.md).
 * ``GET /api/rooms/<room>/events`` is a read-only feed of a room (a dashboard, a screen on
   the wall): server-sent events (:class:`RoomFeed`), one ``message`` event per message.
 * ``nc 127.0.0.1 8001`` (or ``telnet``) joins the same rooms over plain TCP, a line at a
@@ -46,6 +49,8 @@ from interlock.actors import (
     JsonWebsocketActor,
     ProtocolTypeRouter,
     Receive,
+    Recovered,
+    Recovery,
     Scope,
     Send,
     SseActor,
@@ -57,6 +62,8 @@ from interlock.actors.inspector import Inspector
 from interlock.actors.security import SameOriginValidator
 from interlock.actors.tcp import LineActor, TcpServer
 from interlock.layers import (
+    POSITION,
+    GroupHistory,
     GroupLayer,
     InMemoryChannelLayer,
     ListableGroupLayer,
@@ -68,17 +75,34 @@ HERE = Path(__file__).resolve().parent
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_LIMIT = 32
 MAX_CONNECTIONS = int(os.environ.get("INTERLOCK_CHAT_MAX_CONNECTIONS", "10000"))
+# Each room keeps its last 1,000 messages for 5 minutes: a tab away for less gets what it missed.
+HISTORY = GroupHistory(count=1000, age=300.0, groups=("chat.*",))
+
+
+def chat_secret() -> bytes:
+    """The key recovery tokens are signed with: ``INTERLOCK_CHAT_SECRET``, else a file beside the layer's.
+
+    Every server process must share it, so it is not made up per process.
+    """
+    if "INTERLOCK_CHAT_SECRET" in os.environ:
+        return os.environ["INTERLOCK_CHAT_SECRET"].encode()
+    where = Path(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3"))).with_suffix(".secret")
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_hex(32))
+    return where.read_text().strip().encode()
 
 
 def make_layer() -> GroupLayer:
     """The layer named by ``INTERLOCK_CHAT_LAYER``: ``sqlite`` (default), ``memory`` or a Redis URL."""
     kind = os.environ.get("INTERLOCK_CHAT_LAYER", "sqlite")
     if kind.startswith(("redis://", "rediss://", "unix://")):  # several machines
-        return RedisChannelLayer(kind, prefix="interlock-chat")
+        return RedisChannelLayer(kind, prefix="interlock-chat", history=HISTORY)
     if kind == "sqlite":
-        return SQLiteChannelLayer(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3")))
+        return SQLiteChannelLayer(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3")), history=HISTORY)
     if kind == "memory":
-        return InMemoryChannelLayer()
+        return InMemoryChannelLayer(history=HISTORY)
     msg = f"INTERLOCK_CHAT_LAYER={kind!r}: expected 'sqlite', 'memory' or a redis:// URL"
     raise SystemExit(msg)
 
@@ -86,9 +110,12 @@ def make_layer() -> GroupLayer:
 class ChatActor(JsonWebsocketActor):
     """One chat member: joins its room's group, relays messages to and from it."""
 
+    acks = True  # {"message": ..., "ack": 7} is answered {"ack": 7, "result": true}
+    recovery = Recovery(secret=chat_secret())  # reconnects get what they missed
     room: str
     group: str
     name: str
+    session: Recovered
 
     async def connect(self) -> None:
         """Check the room and the name, join the room's group, accept."""
@@ -100,21 +127,26 @@ class ChatActor(JsonWebsocketActor):
         self.name = (query.get("name", ["anonymous"])[0].strip() or "anonymous")[:NAME_LIMIT]
         self.room = room
         self.group = f"chat.{room}"
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Joins the group; a reconnecting tab first gets what it missed, through chat_message.
+        self.session = await self.join_recovering(self.group)
+        if self.session.recovered is False:
+            await self.send_json({"error": "you were away too long: some messages are missing"})
 
-    async def receive_json(self, content: Any) -> None:
-        """Relay ``{"message": "..."}`` to the room; explain anything else."""
+    async def receive_json(self, content: Any) -> bool:
+        """Relay ``{"message": "..."}`` to the room (the ack's result: True); explain anything else."""
         message = content.get("message") if isinstance(content, dict) else None
         if not isinstance(message, str) or not message.strip():
             await self.send_json({"error": 'send {"message": "some text"}'})
-            return
+            return False
         await self.channel_layer.group_send(self.group, {"type": "chat.message", "from": self.name, "message": message})
+        return True
 
     @handler
     async def chat_message(self, event: dict[str, Any]) -> None:
-        """A message for the room: pass it to this member's browser."""
-        await self.send_json({"room": self.room, "from": event["from"], "message": event["message"]})
+        """A message for the room: pass it to this member's browser, with its offset."""
+        offset = event[POSITION]["offset"] if POSITION in event else None
+        await self.send_json({"room": self.room, "from": event["from"], "message": event["message"], "offset": offset})
 
     # Limits (docs/actors.md, "Limits"): off by default, on here.
     handshake_timeout = 10.0  # connect() must accept or refuse within 10 s, else 408
@@ -241,10 +273,13 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 def make_http(layer: GroupLayer) -> ASGIApp:
     """The page, the room listing and the rooms' feeds."""
     page = (HERE / "chat.html").read_bytes()
+    helper = (HERE / "interlock.js").read_bytes()
 
     async def page_or_404(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/":
             await _respond(send, 200, page, b"text/html; charset=utf-8")
+        elif scope["path"] == "/interlock.js":
+            await _respond(send, 200, helper, b"text/javascript; charset=utf-8")
         else:
             await _respond(send, 404, b"Not Found", b"text/plain")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -50,6 +51,12 @@ async def _member(server: RunningServer, name: str) -> WSClient:
     )
 
 
+async def _said(client: WSClient) -> tuple[dict[str, Any], int]:
+    """The next chat frame, and its offset in the room's history (one numbering, both servers)."""
+    frame: dict[str, Any] = await client.receive_json()
+    return frame, frame.pop("offset")
+
+
 async def test_members_on_two_servers_chat_across_them(servers: tuple[RunningServer, RunningServer]) -> None:
     uvicorn, hypercorn = servers
     async with await _member(uvicorn, "Ada") as ada, await _member(hypercorn, "Bob") as bob:
@@ -58,11 +65,13 @@ async def test_members_on_two_servers_chat_across_them(servers: tuple[RunningSer
                 listing = await http.get(f"http://{server.host}:{server.port}/api/rooms")
                 assert listing.json() == {"lobby": 2}
         await ada.send_json({"message": "hi from Ada"})
-        assert await bob.receive_json() == {"room": "lobby", "from": "Ada", "message": "hi from Ada"}
-        assert await ada.receive_json() == {"room": "lobby", "from": "Ada", "message": "hi from Ada"}
+        frame, first = await _said(bob)
+        assert frame == {"room": "lobby", "from": "Ada", "message": "hi from Ada"}
+        assert await _said(ada) == (frame, first)
         await bob.send_json({"message": "hi from Bob"})
-        assert await ada.receive_json() == {"room": "lobby", "from": "Bob", "message": "hi from Bob"}
-        assert await bob.receive_json() == {"room": "lobby", "from": "Bob", "message": "hi from Bob"}
+        frame = {"room": "lobby", "from": "Bob", "message": "hi from Bob"}
+        assert await _said(ada) == (frame, first + 1)  # one numbering across both servers
+        assert await _said(bob) == (frame, first + 1)
 
     async def left() -> bool:
         async with httpx.AsyncClient() as http:

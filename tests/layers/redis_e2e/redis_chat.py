@@ -12,7 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
 
-from chat import make_app
+from chat import HISTORY, make_app
 from interlock.layers import RedisChannelLayer
 
-app = make_app(RedisChannelLayer(os.environ["INTERLOCK_TEST_REDIS"], prefix=os.environ["INTERLOCK_TEST_PREFIX"]))
+app = make_app(
+    RedisChannelLayer(os.environ["INTERLOCK_TEST_REDIS"], prefix=os.environ["INTERLOCK_TEST_PREFIX"], history=HISTORY)
+)
