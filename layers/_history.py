@@ -238,7 +238,7 @@ class MemoryHistory:
         """Number *message*, keep it, and return the copy with its position."""
         stream = self._stream(group)
         stream.offset += 1
-        copy = positioned(message, group, stream.epoch, stream.offset)
+        copy = positioned(copy_message(message), group, stream.epoch, stream.offset)  # the sender's stays its own
         stream.kept.append((stream.offset, now, copy))
         self._trim(stream, now)
         return copy

@@ -1051,6 +1051,15 @@ class ChannelLayerConformance:
             (await keeper.group_history(group)).messages[0]["n"] = 99
             assert self._numbers(await keeper.group_history(group, epoch=epoch)) == [1]
 
+    async def test_history_keeps_its_own_copy_of_what_was_sent(self, layer_factory: LayerFactory) -> None:
+        """Changing a message after sending it changes nothing kept."""
+        async with self._history(layer_factory) as layer:
+            keeper, groups = self._keeper(layer), _groups(layer)
+            group, sent = _unique("history"), _msg(items=[1, 2])
+            await groups.group_send(group, sent)
+            sent["items"].append(3)
+            assert (await keeper.group_history(group)).messages[0]["items"] == [1, 2]
+
     async def test_groups_outside_the_history_patterns_are_not_numbered(self, layer_factory: LayerFactory) -> None:
         """Only the groups the patterns match are recorded; reading another's history is an error."""
         async with self._history(layer_factory, groups=("kept.*",)) as layer:
