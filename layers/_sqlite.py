@@ -47,6 +47,11 @@ never touch the in-memory queues: they go through the file and kick the pump.  I
 home loop ends, the pump's ending frees the home for the next loop that uses the
 layer.  A forked child forgets its parent's connection, lease and channels, and starts
 as a new process on first use.
+
+Group histories (``history=GroupHistory(...)``): a send to a group the policy names is one
+transaction of :mod:`._sqlite_history` (offset, kept copy, trim, the copies for other
+processes), on the loop's connection when the file is free; other groups pay one
+attribute test and nothing more.
 """
 
 from __future__ import annotations
