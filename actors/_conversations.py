@@ -16,8 +16,9 @@ Rules:
    events wait in its mailbox, in order.  A reply no ask waits for (late, unknown) is dropped.
 3. **Recovery** (``recovery = Recovery(secret=...)``; the layer keeps the group's history,
    see :class:`~interlock.layers.GroupHistory`): ``await self.join_recovering(group)``
-   joins the group.  A client that asks for a session (query parameter ``recover``, empty
-   the first time) is sent ``{"interlock": "session", "group", "token", "offset",
+   joins the group, then accepts the connection if ``connect()`` has not (so a member
+   misses nothing sent once its handshake is done).  A client that asks for a session
+   (query parameter ``recover``, empty the first time) is sent ``{"interlock": "session", "group", "token", "offset",
    "recovered"}`` to present next time; one that presents a token and the last offset it
    saw (``recover=TOKEN&offset=N``) is first handed every message it missed, through the
    message's handler, in order, before any live one; live messages it has already had
@@ -46,6 +47,7 @@ from urllib.parse import parse_qs
 
 import anyio
 import attrs
+from interlock.dsl import CONNECTING
 from interlock.layers import POSITION, HistoryLayer, InvalidHistoryPosition
 
 from ._errors import AskFailed, AskTimeout, ClientGone, MalformedMessage
@@ -163,6 +165,12 @@ class Recovered:
     offset: int
 
 
+async def _accepted(actor: JsonWebsocketActor) -> None:
+    """Accept the connection if ``connect()`` has not (joined first: no message is missed)."""
+    if actor.state == CONNECTING:
+        await actor.accept()
+
+
 def _query(actor: JsonWebsocketActor) -> dict[str, list[str]]:
     raw = actor.scope.get("query_string", b"")
     return parse_qs(raw.decode("latin-1") if isinstance(raw, bytes) else str(raw), keep_blank_values=True)
@@ -190,19 +198,26 @@ async def join_recovering(actor: JsonWebsocketActor, group: str, recovery: Recov
         raise TypeError(msg)
     query = _query(actor)
     tokens, offsets = query.get(policy.token_param), query.get(policy.offset_param)
-    await layer.group_add(group, actor.channel_name)
     if not tokens or not tokens[0]:
+        await layer.group_add(group, actor.channel_name)
         page = await layer.group_history(group, since=0, limit=1)
+        await _accepted(actor)
         outcome = Recovered(group, None, 0, page.epoch, page.offset)
         if not tokens:  # a client that never asked for a session gets no session frame
             return outcome
     else:
-        epoch = policy.verify(tokens[0], group)
-        since = _offset(offsets[0] if offsets else None, group)
         try:
-            page = await layer.group_history(group, since=since, epoch=epoch)
-        except InvalidHistoryPosition as exc:
-            raise RecoveryRefused(str(exc), close_code=BAD_OFFSET) from exc
+            epoch = policy.verify(tokens[0], group)
+            since = _offset(offsets[0] if offsets else None, group)
+            await layer.group_add(group, actor.channel_name)
+            try:
+                page = await layer.group_history(group, since=since, epoch=epoch)
+            except InvalidHistoryPosition as exc:
+                raise RecoveryRefused(str(exc), close_code=BAD_OFFSET) from exc
+        except RecoveryRefused:
+            await _accepted(actor)  # so that the close code and its reason reach the client
+            raise
+        await _accepted(actor)
         if page.complete:
             last = since
             for message in page.messages:

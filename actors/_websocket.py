@@ -650,7 +650,9 @@ class JsonWebsocketActor(WebsocketActor):
         (query parameters ``recover`` and ``offset``); the messages after it reach their
         handlers first, in order, then live ones, each once. Sends the client its new
         session (``{"interlock": "session", ...}``) and returns what happened. The layer
-        must keep *group*'s history (``history=GroupHistory(...)``). See :doc:`/conversations`.
+        must keep *group*'s history (``history=GroupHistory(...)``). Called from
+        ``connect()`` before ``accept()``, it accepts once the actor is in the group, so
+        the client misses nothing sent after its handshake. See :doc:`/conversations`.
         """
         return await _conversations.join_recovering(self, group, recovery)
 

@@ -87,10 +87,13 @@ def chat_secret() -> bytes:
     if "INTERLOCK_CHAT_SECRET" in os.environ:
         return os.environ["INTERLOCK_CHAT_SECRET"].encode()
     where = Path(os.environ.get("INTERLOCK_CHAT_DB", str(HERE / "chat.sqlite3"))).with_suffix(".secret")
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
+    if not where.exists():  # written whole, then linked in: worker processes starting together agree
+        draft = where.with_name(f"{where.name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
             file.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, where)
+        draft.unlink()
     return where.read_text().strip().encode()
 
 
@@ -118,7 +121,7 @@ class ChatActor(JsonWebsocketActor):
     session: Recovered
 
     async def connect(self) -> None:
-        """Check the room and the name, join the room's group, accept."""
+        """Check the room and the name, join the room's group (recovering what a tab missed), accept."""
         room = self.scope["url_route"]["kwargs"]["room"]
         if not ROOM.fullmatch(room):
             await self.deny(400, "room names are 1 to 64 letters, digits, '-' or '_'")
@@ -127,8 +130,7 @@ class ChatActor(JsonWebsocketActor):
         self.name = (query.get("name", ["anonymous"])[0].strip() or "anonymous")[:NAME_LIMIT]
         self.room = room
         self.group = f"chat.{room}"
-        await self.accept()
-        # Joins the group; a reconnecting tab first gets what it missed, through chat_message.
+        # Joins the group, then accepts; a returning tab first gets what it missed, through chat_message.
         self.session = await self.join_recovering(self.group)
         if self.session.recovered is False:
             await self.send_json({"error": "you were away too long: some messages are missing"})

@@ -370,3 +370,30 @@ async def test_a_state_actors_handler_result_answers_the_ack() -> None:
         assert await client.receive_json_from() == {"ack": 3, "result": {"hi": "Ada"}}
         await client.send_json_to({"type": "hello", "name": "Bob"})  # no id: no answer
         await client.receive_nothing()
+
+
+class Joiner(JsonWebsocketActor):
+    """Joins before accepting: join_recovering() accepts once the actor is a member."""
+
+    recovery = Recovery(secret=SECRET)
+
+    async def connect(self) -> None:
+        await self.join_recovering(GROUP)
+
+    @handler
+    async def room_say(self, event: dict[str, Any]) -> None:
+        await self.send_json({"text": event["text"]})
+
+
+async def test_join_recovering_accepts_once_the_actor_is_a_member() -> None:
+    layer = _layer()
+    app = ProtocolTypeRouter({"websocket": Joiner.as_asgi()}, channel_layer=layer)
+    async with WebsocketCommunicator(app, "/?recover=", timeout=3) as client:
+        assert (await client.connect()).accepted
+        assert await layer.group_members(GROUP)  # a member by the time the handshake is done
+        session = await client.receive_json_from()
+        assert session["interlock"] == "session"
+    async with WebsocketCommunicator(app, f"/?recover=x{session['token']}&offset=0", timeout=3) as forged:
+        assert (await forged.connect()).accepted  # accepted, so that the close code can say why
+        closed = await forged.receive_output()
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
