@@ -40,40 +40,6 @@ from interlock.layers import GroupLayer, InMemoryChannelLayer, RedisChannelLayer
 
 REDIS = "redis://127.0.0.1:6379/0"
 
-ANSWERER = textwrap.dedent(
-    """
-    import sys, anyio
-    from typing import Any
-    from interlock.actors import JsonWebsocketActor, ProtocolTypeRouter, handler
-    from interlock.actors.testing import WebsocketCommunicator
-    from interlock.layers import RedisChannelLayer, SQLiteChannelLayer
-
-    class Answerer(JsonWebsocketActor):
-        async def receive_json(self, content: Any) -> None:
-            await self.send_json({"channel": self.channel_name})
-
-        @handler
-        async def double(self, event: dict[str, Any]) -> int:
-            return int(event["n"]) * 2
-
-    async def main() -> None:
-        kind, where = sys.argv[1], sys.argv[2]
-        if kind == "redis":
-            layer = RedisChannelLayer("redis://127.0.0.1:6379/0", prefix=where)
-        else:
-            layer = SQLiteChannelLayer(where)
-        app = ProtocolTypeRouter({"websocket": Answerer.as_asgi()}, channel_layer=layer)
-        async with WebsocketCommunicator(app, "/", timeout=600) as ws:
-            await ws.connect()
-            await ws.send_json_to({})
-            print((await ws.receive_json_from())["channel"], flush=True)
-            await anyio.to_thread.run_sync(sys.stdin.readline)  # until the parent is done
-        await layer.close()
-
-    anyio.run(main)
-    """
-)
-
 PEER = textwrap.dedent(
     """
     import asyncio, sys
@@ -143,10 +109,10 @@ async def in_process(layer: GroupLayer, asks: int, warmup: int) -> list[float]:
         return await _asks(layer, target, asks)
 
 
-def _child(script: str, *args: str) -> tuple[subprocess.Popen[str], str]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+def _child(script: str | None, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """A child process running *script* (None: this file) with *args*, and its first line."""
+    command = [sys.executable, "-c", script] if script is not None else [sys.executable, __file__]
+    child = subprocess.Popen([*command, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     return child, child.stdout.readline().strip()
 
@@ -161,9 +127,21 @@ def _stop(child: subprocess.Popen[str]) -> None:
         child.kill()
 
 
+async def serve_answerer(kind: str, where: str) -> None:
+    """In the child process: one ``Answerer`` on the store, until stdin says stop."""
+    layer: GroupLayer = RedisChannelLayer(REDIS, prefix=where) if kind == "redis" else SQLiteChannelLayer(where)
+    app = ProtocolTypeRouter({"websocket": Answerer.as_asgi()}, channel_layer=layer)
+    async with WebsocketCommunicator(app, "/", timeout=600) as ws:
+        await ws.connect()
+        await ws.send_json_to({})
+        print((await ws.receive_json_from())["channel"], flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+    await layer.close()
+
+
 async def cross_process(kind: str, where: str, layer: GroupLayer, asks: int, warmup: int) -> list[float]:
     """The answerer in a child process on the same store."""
-    child, target = _child(ANSWERER, kind, where)
+    child, target = _child(None, "--answer", kind, where)
     try:
         await _asks(layer, target, warmup)
         return await _asks(layer, target, asks)
@@ -210,7 +188,11 @@ def main() -> None:
     parser.add_argument("--asks", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--only", default="memory,sqlite,sqlite-xproc,redis-xproc,channels_redis-xproc")
+    parser.add_argument("--answer", nargs=2, metavar=("KIND", "WHERE"), help=argparse.SUPPRESS)  # the child
     args = parser.parse_args()
+    if args.answer:
+        anyio.run(serve_answerer, *args.answer)
+        return
     rows = args.only.split(",")
     print(f"ask round trips, {args.asks} after {args.warmup} warm-up, one at a time (asyncio)")
     print(f"{'row':<22} {'p50 µs':>9} {'p99 µs':>9} {'asks/s':>10}")

@@ -43,7 +43,7 @@ import attrs
 
 from ._errors import ChannelLayerError
 from ._types import Message
-from ._validation import copy_message
+from ._validation import copy_message, require_group_name
 
 __all__ = [
     "POSITION",
@@ -55,6 +55,7 @@ __all__ = [
     "check_since",
     "new_epoch",
     "positioned",
+    "read_policy",
 ]
 
 POSITION: Final = "interlock.position"
@@ -180,6 +181,19 @@ def check_since(group: str, since: object, epoch: object, limit: object) -> None
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
         msg = f"history limit must be a positive integer or None, got {limit!r}"
         raise ValueError(msg)
+
+
+def read_policy(policy: GroupHistory | None, group: str, since: object, epoch: object, limit: object) -> GroupHistory:
+    """The policy a history read of *group* runs under, once its arguments are checked (rule 5).
+
+    Raises ``InvalidGroupName``, :class:`InvalidHistoryPosition`, or ``ValueError`` when
+    the layer keeps no history of *group*.
+    """
+    require_group_name(group)
+    check_since(group, since, epoch, limit)
+    if policy is None or not policy.keeps(group):
+        raise not_kept(group)
+    return policy
 
 
 def not_kept(group: str) -> ValueError:

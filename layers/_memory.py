@@ -25,7 +25,7 @@ import anyio.lowlevel
 
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName
-from ._history import GroupHistory, HistoryPage, MemoryHistory, check_since, not_kept, wall_clock
+from ._history import GroupHistory, HistoryPage, MemoryHistory, read_policy, wall_clock
 from ._peers import OnGone, PeerWatches, nothing
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
@@ -266,9 +266,6 @@ class InMemoryChannelLayer(StartsAndCloses):
     ) -> HistoryPage:
         """The kept messages of *group* after offset *since* of *epoch* (see
         :class:`~interlock.layers.HistoryLayer`)."""
-        require_group_name(group)
-        check_since(group, since, epoch, limit)
-        history = self._history
-        if history is None or not history.policy.keeps(group):
-            raise not_kept(group)
-        return history.page(group, since, epoch, limit, wall_clock())
+        read_policy(self.history, group, since, epoch, limit)
+        assert self._history is not None  # a policy means a store
+        return self._history.page(group, since, epoch, limit, wall_clock())

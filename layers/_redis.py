@@ -99,7 +99,7 @@ from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
-from ._history import GroupHistory, HistoryPage, check_since, not_kept, positioned
+from ._history import GroupHistory, HistoryPage, positioned, read_policy
 from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
@@ -804,13 +804,10 @@ class RedisChannelLayer(StartsAndCloses):
     ) -> HistoryPage:
         """The kept messages of *group* after offset *since* of *epoch*, from Redis (see
         :class:`~interlock.layers.HistoryLayer`)."""
-        group = require_group_name(group)
-        check_since(group, since, epoch, limit)
-        if self.history is None or not self.history.keeps(group):
-            raise not_kept(group)
+        policy = read_policy(self.history, group, since, epoch, limit)
         store = await self._store()
         reply = await store.history(group, since, limit)
-        return history.page_from(group, reply, since=since, epoch=epoch, policy=self.history, now=time.time())
+        return history.page_from(group, reply, since=since, epoch=epoch, policy=policy, now=time.time())
 
     async def _send_to_owners(
         self, store: Store, group: str, owned: dict[str, list[str]], body: str, expires: float

@@ -80,7 +80,7 @@ from ._background import spawn_system_task
 from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
 from ._drops import DropHook, Drops
 from ._errors import LayerClosed, LayerFileReplaced
-from ._history import GroupHistory, HistoryPage, check_since, not_kept
+from ._history import GroupHistory, HistoryPage, read_policy
 from ._peers import StorePeers
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
 from ._sqlite_lease import LeaseKeeper
@@ -743,13 +743,10 @@ class SQLiteChannelLayer(StartsAndCloses):
     ) -> HistoryPage:
         """The kept messages of *group* after offset *since* of *epoch*, from the file (see
         :class:`~interlock.layers.HistoryLayer`)."""
-        group = require_group_name(group)
-        check_since(group, since, epoch, limit)
-        if self.history is None or not self.history.keeps(group):
-            raise not_kept(group)
+        policy = read_policy(self.history, group, since, epoch, limit)
         await self._ready()
         return await self._db(
-            history.page, group, since=since, epoch=epoch, limit=limit, policy=self.history, now=time.time()
+            history.page, group, since=since, epoch=epoch, limit=limit, policy=policy, now=time.time()
         )
 
     async def group_members(self, group: str, /) -> frozenset[str]:
