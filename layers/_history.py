@@ -25,8 +25,9 @@ Rules:
    :class:`InvalidHistoryPosition`.  Reading creates the group's stream, so the epoch it
    returns is the one later sends use.
 
-The stores implement :class:`HistoryStore`'s two operations; this module holds what they
-share (the policy, the page, the checks) and the in-memory store.
+Each store records and pages in its own way; this module holds what they share (the
+policy, the page, the checks, the completeness rule: :func:`complete`) and the in-memory
+store.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidHistoryPosition",
     "MemoryHistory",
     "check_since",
+    "complete",
     "new_epoch",
     "positioned",
     "read_policy",
@@ -207,12 +209,13 @@ def ahead(group: str, since: int, offset: int, epoch: str) -> InvalidHistoryPosi
     return InvalidHistoryPosition(msg)
 
 
-class HistoryStore(Protocol):
-    """What a layer's store does for group histories."""
+def complete(first: int | None, since: int, latest: int) -> bool:
+    """Whether a page is whole (rule 5): *first* is the offset of the first kept message after *since*.
 
-    def record(self, group: str, message: Message, now: float) -> Message:
-        """Number *message* and keep it; return the copy with its :data:`POSITION`."""
-        ...
+    With no message kept after *since* (*first* None) the page is whole only if *since*
+    is the latest offset; otherwise the message right after *since* must still be kept.
+    """
+    return since == latest if first is None else first == since + 1
 
 
 class _Stream:
@@ -265,13 +268,11 @@ class MemoryHistory:
             return HistoryPage(group, stream.epoch, stream.offset, (), complete=False)
         if since > stream.offset:
             raise ahead(group, since, stream.offset, stream.epoch)
-        kept = stream.kept
-        first = kept[0][0] if kept else stream.offset + 1
-        complete = since + 1 >= first
-        messages = [copy_message(copy) for offset, _, copy in kept if offset > since]
+        after = [(offset, copy) for offset, _, copy in stream.kept if offset > since]
+        whole = complete(after[0][0] if after else None, since, stream.offset)
         if limit is not None:
-            messages = messages[:limit]
-        return HistoryPage(group, stream.epoch, stream.offset, tuple(messages), complete)
+            after = after[:limit]
+        return HistoryPage(group, stream.epoch, stream.offset, tuple(copy_message(copy) for _, copy in after), whole)
 
 
 def wall_clock() -> float:

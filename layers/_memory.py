@@ -235,15 +235,17 @@ class InMemoryChannelLayer(StartsAndCloses):
         require_group_name(group)
         checked = check_message(message)
         history = self._history
-        if history is not None and history.policy.keeps(group):
-            checked = history.record(group, checked, wall_clock())
+        kept = False
+        if history is not None and history.policy.keeps(group):  # queued shared: each taker copies the kept one
+            checked, kept = history.record(group, checked, wall_clock()), True
         now = time.monotonic()
         members = self._live_members(group, now)
-        shared = copy_message(checked) if len(members) > 1 else checked  # one copy for all, each taker its own
+        many = kept or len(members) > 1
+        shared = checked if kept or not many else copy_message(checked)  # one copy for all, each taker its own
         size = message_size(shared)
         for channel in members:
             try:
-                self._queues.put(channel, shared, now, size, shared=len(members) > 1)
+                self._queues.put(channel, shared, now, size, shared=many)
             except ChannelFull:
                 self._drops.seen(group, channel)
                 self._drops.count(channel)

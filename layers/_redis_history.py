@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from ._history import POSITION, GroupHistory, HistoryPage, ahead, new_epoch
+from ._history import POSITION, GroupHistory, HistoryPage, ahead, complete, new_epoch
 from ._redis_resp import Script
 from ._types import Message
 from ._wire import decode, encode
@@ -103,5 +103,5 @@ def page_from(
         offset, at, body = _text(entry).split(" ", 2)
         if int(at) > oldest_ms and int(offset) > latest - policy.count:
             kept.append((int(offset), decode(body)))
-    complete = kept[0][0] == since + 1 if kept else since == latest
-    return HistoryPage(group, current, latest, tuple(message for _, message in kept), complete)
+    whole = complete(kept[0][0] if kept else None, since, latest)
+    return HistoryPage(group, current, latest, tuple(message for _, message in kept), whole)

@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Final
 
-from ._history import GroupHistory, HistoryPage, ahead, new_epoch, positioned
+from ._history import GroupHistory, HistoryPage, ahead, complete, new_epoch, positioned
 from ._sqlite_store import _COUNT_DROP, _ENQUEUE, _writing, group_members, split_members
 from ._types import Message
 from ._wire import decode, encode
@@ -93,5 +93,5 @@ def page(
         "SELECT seq, body FROM history WHERE grp = ?1 AND seq > ?2 AND seq > ?3 AND at > ?4 ORDER BY seq LIMIT ?5",
         (group, since, latest - policy.count, now - policy.age, -1 if limit is None else limit),
     ).fetchall()
-    complete = rows[0][0] == since + 1 if rows else since == latest
-    return HistoryPage(group, current, latest, tuple(decode(body) for _, body in rows), complete)
+    whole = complete(rows[0][0] if rows else None, since, latest)
+    return HistoryPage(group, current, latest, tuple(decode(body) for _, body in rows), whole)
