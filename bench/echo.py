@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import pstats
 import resource
 import signal
 import socket
@@ -57,8 +58,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
-APPS: tuple[str, ...] = ("raw", "interlock", "dsl", "json", "jsondsl", "channels")
-"""Known apps, in run order; each maps to ``echo_apps:make_<name>``."""
+APPS: tuple[str, ...] = ("raw", "interlock", "seed", "seedcopy", "dsl", "json", "jsondsl", "channels")
+"""Known apps, in run order; each maps to ``echo_apps:make_<name>`` (``seedcopy``: see ``app_target``)."""
+DEFAULT_APPS: tuple[str, ...] = tuple(app for app in APPS if app != "seedcopy")
 
 T = TypeVar("T")
 
@@ -80,6 +82,8 @@ class LoadRound:
     server_cpu_us_per_msg: float
     server_cpu_util: float  # server CPU seconds / wall second
     client_cpu_util: float  # this process's CPU seconds / wall second
+    others_cpu_util: float  # the rest of the machine's busy CPU seconds / wall second (neighbours)
+    steal_util: float  # CPU seconds the hypervisor gave others / wall second
 
 
 @dataclass
@@ -91,6 +95,8 @@ class AppResult:
     """
 
     app: str
+    loop: str = "uvloop"  # the server's loop
+    turn: int = 1  # which of the --repeat turns
     status: str = "ok"  # "ok" | "skipped" | "failed"
     reason: str | None = None
     # throughput / latency
@@ -105,6 +111,7 @@ class AppResult:
     server_cpu_us_per_msg: float | None = None
     server_cpu_util: float | None = None
     client_cpu_util: float | None = None
+    others_cpu_util: float | None = None
     rounds: list[LoadRound] = field(default_factory=list)
     # idle memory
     idle_conns: int = 0
@@ -113,6 +120,7 @@ class AppResult:
     kib_per_idle_conn: float | None = None
     server_cpu_us_per_connect: float | None = None
     server_stderr_tail: list[str] = field(default_factory=list)
+    profile: str | None = None  # the server's cProfile stats of the load rounds (--profile)
 
 
 class BenchError(Exception):
@@ -166,37 +174,78 @@ def _tail(stream: IO[bytes], lines: int = 15) -> list[str]:
     return kept[-lines:]
 
 
+COPY_MODULE = "echo_apps_copy"
+"""The module name ``seedcopy`` serves ``make_seed`` from: a byte-identical copy of ``echo_apps.py``."""
+
+
+def app_target(app: str, copy_dir: Path) -> tuple[str, Path]:
+    """The uvicorn factory (``module:function``) and app directory serving *app*."""
+    if app == "seedcopy":
+        copy = copy_dir / f"{COPY_MODULE}.py"
+        if not copy.exists():
+            copy.write_bytes((BENCH_DIR / "echo_apps.py").read_bytes())
+        return f"{COPY_MODULE}:make_seed", copy_dir
+    return f"echo_apps:make_{app}", BENCH_DIR
+
+
 class Server:
     """uvicorn serving one of the echo apps in a child process."""
 
-    def __init__(self, app: str, loop: str, ws: str, ready_timeout: float, log: IO[bytes]) -> None:
+    def __init__(
+        self, app: str, loop: str, args: argparse.Namespace, log: IO[bytes], profile: Path | None = None
+    ) -> None:
         self.app = app
         self.port = free_port()
         self.log = log
+        self.profile = profile
+        target, app_dir = app_target(app, args.copy_dir)
         cmd = [
-            sys.executable, "-m", "uvicorn", f"echo_apps:make_{app}", "--factory",
-            "--app-dir", str(BENCH_DIR),
+            sys.executable, "-m", "uvicorn", target, "--factory",
+            "--app-dir", str(app_dir),
             "--host", HOST, "--port", str(self.port),
-            "--loop", loop, "--ws", ws,
+            "--loop", loop, "--ws", args.ws,
             "--ws-per-message-deflate", "false",
             "--lifespan", "off",
             "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
+        env = dict(os.environ)
+        env.pop("ECHO_PROFILE", None)
+        if profile is not None:
+            env["ECHO_PROFILE"] = str(profile)
+        if args.hashseed is not None:
+            env["PYTHONHASHSEED"] = str(args.hashseed)
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=BENCH_DIR,
+            env=env,
             start_new_session=True,  # Ctrl-C goes to the runner, which stops us
             preexec_fn=_die_with_parent(),  # noqa: PLW1509 (runner has no threads)
         )
         self.ps = psutil.Process(self.proc.pid)
         try:
-            self._wait_ready(ready_timeout)
+            self._wait_ready(args.ready_timeout)
         except BaseException:
             self.stop()
             raise
+
+    def profile_start(self) -> None:
+        """Start the server's profile (``--profile``), if it is profiled."""
+        if self.profile is not None:
+            self.proc.send_signal(signal.SIGUSR1)
+
+    def profile_stop(self, timeout: float = 30.0) -> None:
+        """Stop the server's profile and wait until its file is written."""
+        if self.profile is None:
+            return
+        self.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not Path(f"{self.profile}.gc.json").exists():
+            if time.monotonic() > deadline:
+                raise BenchError(f"the server wrote no profile to {self.profile} within {timeout:.0f} s")
+            time.sleep(0.05)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -242,9 +291,9 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(app: str, loop: str, ws: str, ready_timeout: float) -> Iterator[Server]:
+def running_server(app: str, loop: str, args: argparse.Namespace, profile: Path | None = None) -> Iterator[Server]:
     with tempfile.TemporaryFile() as log:
-        server = Server(app, loop, ws, ready_timeout, log)
+        server = Server(app, loop, args, log, profile)
         try:
             yield server
         finally:
@@ -259,6 +308,13 @@ def running_server(app: str, loop: str, ws: str, ready_timeout: float) -> Iterat
 def own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """The whole machine's busy CPU seconds so far (every core, every process), and steal."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return busy, getattr(t, "steal", 0.0)
 
 
 async def open_many(uri: str, count: int, batch: int, into: list[ClientConnection]) -> None:
@@ -378,12 +434,15 @@ async def bench_app(server: Server, args: argparse.Namespace, result: AppResult)
         total = args.clients * args.messages
         result.total_messages = total
         await phase("connect", limit, open_many(uri, args.clients, batch, conns))
+        await asyncio.sleep(args.settle)
+        server.profile_start()
         for _ in range(args.rounds):
             await asyncio.sleep(args.settle)
-            srv0, own0, t0 = server.cpu_s(), own_cpu_s(), time.perf_counter()
+            srv0, own0, (busy0, steal0), t0 = server.cpu_s(), own_cpu_s(), machine_busy_s(), time.perf_counter()
             lat = await phase("load", limit, exchange(conns, args.messages, payload))
             wall = time.perf_counter() - t0
             srv_cpu, own_cpu = server.cpu_s() - srv0, own_cpu_s() - own0
+            busy1, steal1 = machine_busy_s()
             lat.sort()
             result.rounds.append(
                 LoadRound(
@@ -395,8 +454,11 @@ async def bench_app(server: Server, args: argparse.Namespace, result: AppResult)
                     server_cpu_us_per_msg=srv_cpu / total * 1e6,
                     server_cpu_util=srv_cpu / wall,
                     client_cpu_util=own_cpu / wall,
+                    others_cpu_util=max(0.0, busy1 - busy0 - srv_cpu - own_cpu) / wall,
+                    steal_util=(steal1 - steal0) / wall,
                 )
             )
+        server.profile_stop()
         rounds = result.rounds
         result.wall_s = statistics.median(r.wall_s for r in rounds)
         result.msgs_per_s = statistics.median(r.msgs_per_s for r in rounds)
@@ -406,6 +468,7 @@ async def bench_app(server: Server, args: argparse.Namespace, result: AppResult)
         result.server_cpu_us_per_msg = statistics.median(r.server_cpu_us_per_msg for r in rounds)
         result.server_cpu_util = statistics.median(r.server_cpu_util for r in rounds)
         result.client_cpu_util = statistics.median(r.client_cpu_util for r in rounds)
+        result.others_cpu_util = statistics.median(r.others_cpu_util for r in rounds)
     finally:
         await close_many(conns, batch)
 
@@ -421,11 +484,17 @@ def new_loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-def run_one(app: str, args: argparse.Namespace) -> AppResult:
-    """Start the server for ``app``, benchmark it, always stop it."""
-    result = AppResult(app=app)
+def run_one(app: str, loop: str, turn: int, args: argparse.Namespace) -> AppResult:
+    """Start the server for ``app`` on *loop*, benchmark it, always stop it."""
+    result = AppResult(app=app, loop=loop, turn=turn)
+    profile: Path | None = None
+    if args.profile is not None:
+        profile = Path(args.profile) / f"{app}-{loop}-{turn}.pstats"
+        profile.unlink(missing_ok=True)
+        Path(f"{profile}.gc.json").unlink(missing_ok=True)
+        result.profile = str(profile)
     try:
-        with running_server(app, args.loop, args.ws, args.ready_timeout) as server:
+        with running_server(app, loop, args, profile) as server:
             try:
                 with asyncio.Runner(loop_factory=new_loop_factory(args.client_loop)) as runner:
                     runner.run(bench_app(server, args, result))
@@ -480,17 +549,21 @@ def comparisons(results: list[AppResult]) -> dict[str, dict[str, float | None]]:
 
 
 def print_table(results: list[AppResult], args: argparse.Namespace) -> None:
+    """One turn on one loop: every app's figures and its ratios to raw in the same group."""
     comp = comparisons(results)
+    loop = results[0].loop if results else "?"
+    turn = f"turn {results[0].turn} of {args.repeat}: " if results and args.repeat > 1 else ""
     header = (
         f"{'app':<10} {'msgs/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/msg':>10} "
-        f"{'KiB/idle':>8} {'thr/raw':>7} {'CPU/raw':>7} {'ΔKiB/raw':>8}"
+        f"{'KiB/idle':>8} {'thr/raw':>7} {'CPU/raw':>7} {'ΔKiB/raw':>8} {'others':>6}"
     )
     print()
     print(
-        f"{args.clients} clients x {args.messages} msgs x {args.rounds} rounds "
+        f"{turn}{args.clients} clients x {args.messages} msgs x {args.rounds} rounds "
         f"(medians; {args.size} B "
         f"{'bytes' if args.binary else 'text'}), {args.idle} idle conns; "
-        f"uvicorn --loop {args.loop} --ws {args.ws}; {os.cpu_count()} CPUs"
+        f"uvicorn --loop {loop} --ws {args.ws}; {os.cpu_count()} CPUs; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(header)
     print("-" * len(header))
@@ -503,15 +576,18 @@ def print_table(results: list[AppResult], args: argparse.Namespace) -> None:
             f"{r.app:<10} {fmt(r.msgs_per_s, '9.0f')} {fmt(r.p50_ms, '7.2f')} "
             f"{fmt(r.p99_ms, '7.2f')} {fmt(r.server_cpu_us_per_msg, '10.1f')} "
             f"{fmt(r.kib_per_idle_conn, '8.1f')} {fmt(c['throughput_vs_raw'], '7.2f')} "
-            f"{fmt(c['cpu_per_msg_vs_raw'], '7.2f')} {fmt(c['kib_per_idle_conn_minus_raw'], '+8.1f')}"
+            f"{fmt(c['cpu_per_msg_vs_raw'], '7.2f')} {fmt(c['kib_per_idle_conn_minus_raw'], '+8.1f')} "
+            f"{fmt(r.others_cpu_util, '6.0%')}"
         )
+    print("  (others: CPU the rest of the machine used during load, in cores: neighbours)")
     print()
     for r in results:
         if r.status == "ok":
             per_round = [f"{x.server_cpu_us_per_msg:.1f}" for x in r.rounds]
             print(
                 f"  {r.app}: server CPU {fmt(r.server_cpu_util, '.0%')} / client CPU "
-                f"{fmt(r.client_cpu_util, '.0%')} of one core during load; "
+                f"{fmt(r.client_cpu_util, '.0%')} / the rest of the machine "
+                f"{fmt(r.others_cpu_util, '.0%')} of one core during load; "
                 f"CPU µs/msg per round {', '.join(per_round)}; "
                 f"server CPU {fmt(r.server_cpu_us_per_connect, '.0f')} µs per connect; "
                 f"RSS {fmt(r.rss_baseline_kib, '.0f')} → {fmt(r.rss_idle_kib, '.0f')} KiB"
@@ -520,6 +596,60 @@ def print_table(results: list[AppResult], args: argparse.Namespace) -> None:
             print(f"  {r.app}: server output (last lines):")
             for line in r.server_stderr_tail:
                 print(f"    | {line}")
+
+
+def groups(results: list[AppResult]) -> list[list[AppResult]]:
+    """The results split by (turn, loop), in run order: ratios compare within a group."""
+    out: dict[tuple[int, str], list[AppResult]] = {}
+    for r in results:
+        out.setdefault((r.turn, r.loop), []).append(r)
+    return list(out.values())
+
+
+def print_summary(results: list[AppResult]) -> None:
+    """Across the turns: each app's ratios to raw (same turn, same loop), median and range."""
+    per: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for group in groups(results):
+        comp = comparisons(group)
+        for r in group:
+            thr, cpu = comp[r.app]["throughput_vs_raw"], comp[r.app]["cpu_per_msg_vs_raw"]
+            if r.status == "ok" and thr is not None and cpu is not None:
+                per.setdefault((r.loop, r.app), []).append((thr, cpu))
+    print()
+    print("ratios to raw in the same turn and loop, over the turns: median [min-max]")
+    print(f"{'loop':<8} {'app':<10} {'turns':>5} {'msgs/s vs raw':>22} {'CPU/msg vs raw':>22}")
+    for (loop, app), pairs in per.items():
+        thrs = sorted(p[0] for p in pairs)
+        cpus = sorted(p[1] for p in pairs)
+        print(
+            f"{loop:<8} {app:<10} {len(pairs):>5} "
+            f"{statistics.median(thrs):>8.2f} [{thrs[0]:.2f}-{thrs[-1]:.2f}]   "
+            f"{statistics.median(cpus):>8.2f} [{cpus[0]:.2f}-{cpus[-1]:.2f}]"
+        )
+
+
+def print_profiles(results: list[AppResult], top: int) -> None:
+    """What each profiled server did per message in its load rounds (cProfile inflates times)."""
+    for r in results:
+        if r.status != "ok" or r.profile is None or not Path(r.profile).exists():
+            continue
+        stats = pstats.Stats(r.profile)
+        total = r.total_messages * len(r.rounds)
+        entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]  # pstats keeps no public accessor
+        calls = sum(entry[1] for entry in entries.values())
+        gc_at = json.loads(Path(f"{r.profile}.gc.json").read_text(encoding="utf-8"))
+        collections = [b["collections"] - a["collections"] for a, b in zip(gc_at["start"], gc_at["stop"], strict=True)]
+        print()
+        print(
+            f"[{r.app} {r.loop} turn {r.turn}] profile of {total:,} messages: {calls / total:.1f} calls per message, "
+            f"{stats.total_tt / total * 1e6:.1f} profiled µs per message (inflated by the profiler); "  # type: ignore[attr-defined]
+            f"gc collections per generation {collections}, {gc_at['objects']:,} tracked objects; {r.profile}"
+        )
+        rows = sorted(entries.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+        print(f"  {'calls/msg':>9} {'own µs/msg':>10}  function")
+        for (filename, line, name), (_, ncalls, tottime, _, _) in rows:
+            where = f"{Path(filename).name}:{line}" if line else filename
+            print(f"  {ncalls / total:>9.2f} {tottime / total * 1e6:>10.2f}  {name} ({where})")
 
 
 def versions() -> dict[str, str]:
@@ -538,9 +668,9 @@ def write_json(path: str, results: list[AppResult], args: argparse.Namespace) ->
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpus": os.cpu_count(),
         "versions": versions(),
-        "config": vars(args),
+        "config": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "results": [asdict(r) for r in results],
-        "vs_raw": comparisons(results),
+        "vs_raw": [{"turn": g[0].turn, "loop": g[0].loop, "apps": comparisons(g)} for g in groups(results)],
     }
     Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
@@ -565,7 +695,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=100, help="concurrent clients (default 100)")
     p.add_argument("--messages", type=int, default=200, help="messages per client (default 200)")
     p.add_argument("--idle", type=int, default=1000, help="idle connections (default 1000)")
-    p.add_argument("--only", default=",".join(APPS), help="comma list of " + ",".join(APPS))
+    p.add_argument("--only", default=",".join(DEFAULT_APPS), help="comma list of " + ",".join(APPS))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--rounds", type=int, default=3, help="load rounds, median reported (default 3)")
     p.add_argument("--size", type=int, default=64, help="payload size in bytes (default 64)")
@@ -580,7 +710,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=0.5, help="pause between phases, s")
     p.add_argument("--phase-timeout", type=float, default=120.0, help="bound per phase, s")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="server start bound, s")
-    p.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"], help="server loop")
+    p.add_argument(
+        "--loop",
+        default="uvloop",
+        choices=["uvloop", "asyncio", "both"],
+        help="server loop (both: each turn runs both)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="turns: every app on every loop, again (default 1)")
+    p.add_argument("--profile", metavar="DIR", help="cProfile each server's load rounds into DIR (figures inflated)")
+    p.add_argument("--top", type=int, default=25, help="functions listed per profile (default 25)")
+    p.add_argument("--hashseed", type=int, help="PYTHONHASHSEED for the servers (default: random per process)")
     p.add_argument(
         "--ws",
         default="websockets",
@@ -594,7 +733,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not only:
         p.error(f"--only: unknown app(s) {unknown}; choose from {','.join(APPS)}")
     args.only = [name for name in APPS if name in only]
-    for name in ("clients", "messages", "rounds", "size", "batch", "warmup_messages"):
+    args.loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
+    if args.profile is not None:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    for name in ("clients", "messages", "rounds", "size", "batch", "warmup_messages", "repeat"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.idle < 0:
@@ -612,20 +754,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_fd_limit(max(args.clients, args.idle) + 256)
     results: list[AppResult] = []
     try:
-        for app in args.only:
-            print(f"[{app}] starting uvicorn ...", flush=True)
-            started = time.monotonic()
-            result = run_one(app, args)
-            results.append(result)
-            took = time.monotonic() - started
-            if result.status == "ok":
-                print(f"[{app}] done in {took:.1f} s", flush=True)
-            else:
-                print(f"[{app}] {result.status}: {result.reason}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="echo-copy-") as copy_dir:
+            args.copy_dir = Path(copy_dir)
+            for turn in range(1, args.repeat + 1):
+                for loop in args.loops:
+                    for app in args.only:
+                        print(f"[{app} {loop} turn {turn}] starting uvicorn ...", flush=True)
+                        started = time.monotonic()
+                        result = run_one(app, loop, turn, args)
+                        results.append(result)
+                        took = time.monotonic() - started
+                        if result.status == "ok":
+                            print(f"[{app} {loop} turn {turn}] done in {took:.1f} s", flush=True)
+                        else:
+                            print(f"[{app} {loop} turn {turn}] {result.status}: {result.reason}", flush=True)
     except KeyboardInterrupt:
         print("interrupted; server stopped", file=sys.stderr)
         return 130
-    print_table(results, args)
+    for group in groups(results):
+        print_table(group, args)
+    if args.repeat > 1 or len(args.loops) > 1:
+        print_summary(results)
+    print_profiles(results, args.top)
     if args.json:
         write_json(args.json, results, args)
         print(f"\nwrote {args.json}")

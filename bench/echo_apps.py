@@ -1,13 +1,20 @@
 """The three WebSocket echo ASGI apps compared by ``bench/echo.py``.
 
 Every app is exposed as a zero-argument *factory* (``make_raw``,
-``make_interlock``, ``make_channels``) that uvicorn calls with ``--factory``.
+``make_interlock``, ``make_seed``, ``make_channels`` …) that uvicorn calls with ``--factory``.
 Imports and configuration happen inside the factory, so an app whose
 dependencies are missing (e.g. ``interlock`` not installed yet) fails on its
 own at server start-up and the runner skips it, while the other apps still run.
 
-All three apps do the same work: accept the connection, send every text or
+All apps do the same work: accept the connection, send every text or
 bytes frame straight back unchanged, and return on disconnect.
+
+Profiling (``bench/echo.py --profile DIR``): when ``ECHO_PROFILE`` names a file, the
+factory installs two signal handlers in the server: ``SIGUSR1`` starts a
+``cProfile.Profile`` on the loop's thread, ``SIGUSR2`` stops it and writes the stats
+to that file, and the garbage collector's counters (``gc.get_stats()`` at start and
+stop) to the same name plus ``.gc.json``. So only the load rounds are profiled, not
+start-up, imports or handshakes.
 """
 
 # Imports live inside the factories on purpose (see above).
@@ -15,7 +22,13 @@ bytes frame straight back unchanged, and return on disconnect.
 
 from __future__ import annotations
 
+import cProfile
+import gc
+import json
+import os
+import signal
 from collections.abc import Awaitable, Callable, MutableMapping
+from types import FrameType
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +39,37 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # What a factory hands to uvicorn: any ASGI 3 callable. Deliberately loose so
 # that framework-specific ASGI signatures (interlock, channels) fit it.
 AnyASGIApp = Callable[..., Awaitable[None]]
+
+
+# --------------------------------------------------------------------------
+# profiling on signal (see the module's docstring)
+# --------------------------------------------------------------------------
+
+
+def _profiled(app: AnyASGIApp) -> AnyASGIApp:
+    """*app*, with SIGUSR1/SIGUSR2 starting and stopping a profile if ``ECHO_PROFILE`` is set."""
+    path = os.environ.get("ECHO_PROFILE")
+    if not path:
+        return app
+    profile = cProfile.Profile()
+    gc_at: dict[str, Any] = {}
+
+    def start(signum: int, frame: FrameType | None) -> None:
+        gc_at["start"] = gc.get_stats()
+        profile.enable()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        profile.disable()
+        gc_at["stop"] = gc.get_stats()
+        gc_at["threshold"] = gc.get_threshold()
+        gc_at["objects"] = len(gc.get_objects())
+        profile.dump_stats(path)
+        with open(path + ".gc.json", "w", encoding="utf-8") as out:
+            json.dump(gc_at, out)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+    return app
 
 
 # --------------------------------------------------------------------------
@@ -64,7 +108,7 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def make_raw() -> AnyASGIApp:
     """uvicorn factory for the raw ASGI echo app."""
-    return raw_app
+    return _profiled(raw_app)
 
 
 # --------------------------------------------------------------------------
@@ -85,7 +129,23 @@ def make_interlock() -> AnyASGIApp:
             await self.send(text_data=text_data, bytes_data=bytes_data)
 
     app: AnyASGIApp = Echo.as_asgi()
-    return app
+    return _profiled(app)
+
+
+def make_seed() -> AnyASGIApp:
+    """uvicorn factory for a consumer written like the seed's: Channels' names from
+    ``interlock.actors.compat``, an ``async def connect()`` that awaits ``accept()``."""
+    from interlock.actors.compat import AsyncWebsocketConsumer
+
+    class SeedEcho(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+            await self.send(text_data=text_data, bytes_data=bytes_data)
+
+    app: AnyASGIApp = SeedEcho.as_asgi()
+    return _profiled(app)
 
 
 def make_dsl() -> AnyASGIApp:
@@ -99,7 +159,7 @@ def make_dsl() -> AnyASGIApp:
             await self.send(text_data=event.text, bytes_data=event.bytes)
 
     app: AnyASGIApp = DslEcho.as_asgi()
-    return app
+    return _profiled(app)
 
 
 def make_json() -> AnyASGIApp:
@@ -111,7 +171,7 @@ def make_json() -> AnyASGIApp:
             await self.send_json(content)
 
     app: AnyASGIApp = JsonEcho.as_asgi()
-    return app
+    return _profiled(app)
 
 
 def make_jsondsl() -> AnyASGIApp:
@@ -125,7 +185,7 @@ def make_jsondsl() -> AnyASGIApp:
             await self.send_json(event)
 
     app: AnyASGIApp = JsonDslEcho.as_asgi()
-    return app
+    return _profiled(app)
 
 
 # --------------------------------------------------------------------------
@@ -163,4 +223,4 @@ def make_channels() -> AnyASGIApp:
             await self.send(text_data=text_data, bytes_data=bytes_data)
 
     app: AnyASGIApp = ProtocolTypeRouter({"websocket": EchoConsumer.as_asgi()})
-    return app
+    return _profiled(app)
