@@ -11,14 +11,19 @@ without either. Then, relative to the mount point:
 * ``/`` — the page (``_inspect_page.html``: plain HTML and JS, no build step, no
   third-party code; diagrams are SVG drawn by the server);
 * ``/api/summary`` — the summary as JSON (``interlock inspect`` reads it), with the
-  list's filters as query parameters (``class``, ``state``, ``group``, ``q``, ``limit``)
-  and every process's groups through the channel layer (``layer=0`` leaves them out);
+  list's filters as query parameters (``class``, ``state``, ``group``, ``q``, ``limit``),
+  every process's groups through the channel layer (``layer=0`` leaves them out) and
+  every inspecting process on the layer with its counts (``processes=0`` leaves them out);
 * ``/api/actors/<id>`` — one actor: its row, its diagram with the current state
   highlighted, its recent transitions;
 * ``/events`` — server-sent events: ``summary`` (and ``actor`` for ``?actor=<id>``)
   whenever they change, checked every ``interval`` seconds. Each open stream is a
   watcher: while there is one, the runtime records message counts and transitions
   (see :mod:`._inspect_registry`); when the last one leaves, recording stops.
+
+Each of the three takes ``process=ID`` to show another process on the same layer: the
+request is answered there, by that process's agent (:mod:`._inspect_agent`), through the
+layer; an unknown process is 404, one that does not answer 504.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from urllib.parse import parse_qs
 from interlock.layers import GroupLayer
 
 from ._base import inline, library_class
+from ._inspect_agent import ACTOR, SUMMARY, Agent, AgentUnreachable, agent_for
 from ._inspect_registry import TAP
 from ._inspect_snapshot import Filters, Rates, actor_detail, layer_summary, observe_state_actors, summary
+from ._lifespan import serve_lifespan
 from ._mailbox import INTERNAL
 from ._routing import Route, path
 from ._sse import SseActor
@@ -52,6 +59,7 @@ AccessCheck = Callable[[Any], "bool | Awaitable[bool]"]
 _MIN_TOKEN: Final = 16
 _TICK: Final = "inspector-tick"
 _LAYER_EVERY: Final = 4  # ticks between two layer listings on a stream (it awaits the layer)
+_STREAMS: Final = [0]  # the live streams of this process (every inspector's)
 
 
 def _page() -> bytes:
@@ -92,6 +100,13 @@ class Inspector:
     router put in the scope); *interval* is how often, in seconds, an open page is
     brought up to date; *max_streams* caps the live streams (open pages) of the process:
     one more is answered 503.
+
+    **Other processes.** Every process that mounts an inspector answers for its own actors
+    on the layer, so the page of one shows them all (pick one in its process list;
+    ``?process=ID``). A router's lifespan starts that (and stops it at shutdown) for the
+    inspectors mounted in it; under a server that sends no lifespan, or when the inspector
+    is mounted in another framework, call :meth:`start` at startup and :meth:`stop` at
+    shutdown (else a process starts answering at its inspector's first request).
     """
 
     def __init__(
@@ -127,7 +142,36 @@ class Inspector:
         self.channel_layer = channel_layer
         self.interval = float(interval)
         self.rates = Rates()
+        self._agent: Agent | None = None
         self._stream = _InspectorStream.as_asgi(inspector=self)
+
+    async def start(self, layer: object = None) -> None:
+        """Answer for this process on the layer (*channel_layer*, else *layer*): join its directory.
+
+        Idempotent; a router's lifespan calls it with its own layer. Without a layer that
+        has groups, there is nothing to join: it returns.
+        """
+        target = self.channel_layer if self.channel_layer is not None else layer
+        if isinstance(target, GroupLayer):
+            self._agent = agent_for(target)
+            await self._agent.start()
+
+    async def stop(self) -> None:
+        """Stop answering: this process leaves the layer's list of inspecting processes."""
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            await agent.stop()
+
+    async def agent_of(self, scope: Scope) -> Agent | None:
+        """The running agent of this process on the request's layer (started if it was not)."""
+        layer = self.layer_of(scope)
+        if layer is None:
+            return None
+        agent = agent_for(layer)
+        await agent.start()
+        if self._agent is None:
+            self._agent = agent
+        return agent
 
     def routes(self, prefix: str = "_interlock/") -> list[Route]:
         """The routes that mount it under *prefix* in a :class:`~interlock.actors.URLRouter`.
@@ -170,10 +214,8 @@ class Inspector:
         return layer if isinstance(layer, GroupLayer) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":  # mounted as a whole app: nothing to start
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if scope["type"] == "lifespan":  # served as a whole app: answer on its own layer, if it has one
+            await serve_lifespan(receive, send, None, [self])
             return
         if scope["type"] != "http":
             msg = f"the inspector serves http scopes, not {scope['type']!r}: mount it on an http route"
@@ -201,21 +243,8 @@ class Inspector:
                 return
             await _respond(send, 200, _page(), "text/html; charset=utf-8", [(b"referrer-policy", b"no-referrer")])
             return
-        if route == "/api/summary":
-            try:
-                content = await self.summary(query, self.layer_of(scope))
-            except ValueError as exc:
-                await _respond(send, 400, str(exc).encode() + b"\n", "text/plain; charset=utf-8", [])
-                return
-            await _respond(send, 200, _json(content), "application/json", [])
-            return
-        if route.startswith("/api/actors/"):
-            listing = await layer_summary(self.layer_of(scope))
-            detail = actor_detail(route.removeprefix("/api/actors/"), (listing or {}).get("memberships"))
-            if detail is None:
-                await _respond(send, 404, b"no such live actor (it may have ended)\n", "text/plain; charset=utf-8", [])
-                return
-            await _respond(send, 200, _json(detail), "application/json", [])
+        if route == "/api/summary" or route.startswith("/api/actors/"):
+            await self._api(route, query, scope, send)
             return
         if route == "/events":
             try:
@@ -223,31 +252,131 @@ class Inspector:
             except ValueError as exc:
                 await _respond(send, 400, str(exc).encode() + b"\n", "text/plain; charset=utf-8", [])
                 return
-            if TAP.watchers >= self.max_streams:  # each stream takes a summary every interval
-                reason = f"{TAP.watchers} inspector streams are open already (max_streams={self.max_streams})\n"
+            if _STREAMS[0] >= self.max_streams:  # each stream takes a summary every interval
+                reason = f"{_STREAMS[0]} inspector streams are open already (max_streams={self.max_streams})\n"
                 await _respond(send, 503, reason.encode(), "text/plain; charset=utf-8", [(b"retry-after", b"5")])
                 return
             await self._stream(scope, receive, send)
             return
         await _respond(send, 404, b"no such inspector page: try /, /api/summary or /events\n", "text/plain", [])
 
+    async def _api(self, route: str, query: dict[str, list[str]], scope: Scope, send: Send) -> None:
+        """``/api/summary`` and ``/api/actors/<id>``, here or in ``process=ID``."""
+        text = "text/plain; charset=utf-8"
+        try:
+            agent = await self.agent_of(scope)
+            content: dict[str, Any] | None
+            if route == "/api/summary":
+                content = await self.summary(query, self.layer_of(scope), agent=agent)
+            else:
+                content = await self.detail(route.removeprefix("/api/actors/"), query, self.layer_of(scope), agent)
+        except ValueError as exc:  # a bad filter
+            await _respond(send, 400, str(exc).encode() + b"\n", text, [])
+            return
+        except LookupError as exc:  # no such process
+            await _respond(send, 404, str(exc).encode() + b"\n", text, [])
+            return
+        except AgentUnreachable as exc:  # that process did not answer
+            await _respond(send, 504, str(exc).encode() + b"\n", text, [])
+            return
+        if content is None:
+            await _respond(send, 404, b"no such live actor (it may have ended)\n", text, [])
+            return
+        await _respond(send, 200, _json(content), "application/json", [])
+
     async def summary(
-        self, query: dict[str, list[str]], layer: GroupLayer | None, listing: dict[str, Any] | None = None
+        self,
+        query: dict[str, list[str]],
+        layer: GroupLayer | None,
+        listing: dict[str, Any] | None = None,
+        *,
+        agent: Agent | None = None,
+        processes: list[dict[str, Any]] | None = None,
+        watch: bool = False,
     ) -> dict[str, Any]:
         """The summary for a parsed query string, with the layer's listing (unless ``layer=0``).
 
         *listing* is a layer listing already made (a stream reuses its last one between
-        two listings): it is not made again.
+        two listings): it is not made again; so are *processes*, the inspecting processes.
+        With ``process=ID`` in *query* the summary is that process's, asked through
+        *agent* (:class:`LookupError` for an unknown process, :class:`AgentUnreachable`
+        for one that does not answer); *watch* makes it record rates as a page here does.
         """
         filters = Filters.from_query(query)
-        wanted = query.get("layer", ["1"])[-1] not in ("", "0")
+        wanted = _flag(query, "layer")
         if listing is None and wanted:
             listing = await layer_summary(layer)
         memberships = listing.get("memberships") if listing is not None else None
-        content = summary(filters, self.rates, memberships)
+        process = _one(query, "process")
+        here = agent.process if agent is not None else None
+        if process and process != here:
+            if agent is None:
+                msg = f"no process {process!r}: this inspector has no channel layer to reach other processes"
+                raise LookupError(msg)
+            forwarded = {k: v for k, v in query.items() if k in ("class", "state", "group", "q", "limit")}
+            ask = {"type": SUMMARY, "query": forwarded, "watch": watch}
+            content = dict(await agent.ask(await agent.channel_of(process), ask))
+        else:
+            content = summary(filters, self.rates, memberships)
+            content["process"]["id"] = here
+        content["viewing"] = content["process"].get("id")
         if wanted:  # None: no layer to list
             content["layer"] = None if listing is None else {k: v for k, v in listing.items() if k != "memberships"}
+        if _flag(query, "processes"):
+            if processes is None:
+                processes = await self.processes(agent)
+            content["processes"] = processes
         return content
+
+    async def processes(self, agent: Agent | None, *, watch: bool = False) -> list[dict[str, Any]]:
+        """Every inspecting process on the layer, this one first, each with its counts."""
+        if agent is None or agent.process is None:
+            content = summary(Filters(limit=0), None, None)
+            info = content["process"]
+            row = {"id": None, "this": True, "answering": True, "pid": info["pid"], "host": info["host"]}
+            return [
+                {
+                    **row,
+                    "started": info["started"],
+                    "total": content["total"],
+                    "watchers": content["watchers"],
+                    "mailbox_total": content["mailbox_total"],
+                    "classes": {entry["name"]: entry["count"] for entry in content["classes"] if entry["count"]},
+                }
+            ]
+        return await agent.processes(watch)
+
+    async def detail(
+        self,
+        actor_id: str,
+        query: dict[str, list[str]],
+        layer: GroupLayer | None,
+        agent: Agent | None,
+        listing: dict[str, Any] | None = None,
+        *,
+        watch: bool = False,
+    ) -> dict[str, Any] | None:
+        """One actor's detail, in this process or in ``process=ID`` (None: no such live actor)."""
+        process = _one(query, "process")
+        if process and agent is not None and process != agent.process:
+            result = await agent.ask(await agent.channel_of(process), {"type": ACTOR, "id": actor_id, "watch": watch})
+            return result if isinstance(result, dict) else None
+        if process and agent is None:
+            msg = f"no process {process!r}: this inspector has no channel layer to reach other processes"
+            raise LookupError(msg)
+        if listing is None:
+            listing = await layer_summary(layer)
+        return actor_detail(actor_id, (listing or {}).get("memberships"))
+
+
+def _one(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values and values[-1] else None
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    """A query flag, on unless ``NAME=0`` (or empty)."""
+    return query.get(name, ["1"])[-1] not in ("", "0")
 
 
 def _describe(value: object) -> str:
@@ -295,7 +424,10 @@ class _InspectorStream(SseActor):
         self._last: dict[str, bytes] = {}
         self._ticks = 0
         self._listing: dict[str, Any] | None = None
+        self._processes: list[dict[str, Any]] | None = None
+        self._agent = await self.inspector.agent_of(self.scope)
         self._watching = True
+        _STREAMS[0] += 1
         TAP.watch()
         observe_state_actors(True)
         await self.start_stream()
@@ -319,17 +451,28 @@ class _InspectorStream(SseActor):
     async def _update(self) -> None:
         """Send what changed since the last update."""
         assert self.inspector is not None
-        layer = self.inspector.layer_of(self.scope)
+        inspector, query, agent = self.inspector, self._query, self._agent
+        layer = inspector.layer_of(self.scope)
         if self._ticks % _LAYER_EVERY == 0:  # the layer is listed every few ticks: it awaits the layer
             self._listing = await layer_summary(layer)
+            if _flag(query, "processes"):
+                self._processes = await inspector.processes(agent, watch=True)
         self._ticks += 1
         observe_state_actors(True)  # state-actor classes defined since the stream started
-        content = await self.inspector.summary(self._query, layer, self._listing)
+        try:
+            content = await inspector.summary(
+                query, layer, self._listing, agent=agent, processes=self._processes, watch=True
+            )
+        except (LookupError, AgentUnreachable) as exc:  # that process is gone, or not answering
+            content = {"viewing": _one(query, "process"), "unreachable": str(exc), "processes": self._processes}
         await self._send_if_changed("summary", content, ignore=("time", "process"))
-        wanted = self._query.get("actor")
+        wanted = query.get("actor")
         if wanted:
-            memberships = (self._listing or {}).get("memberships")
-            detail = actor_detail(wanted[-1], memberships) or {"id": wanted[-1], "gone": True}
+            try:
+                found = await inspector.detail(wanted[-1], query, layer, agent, self._listing, watch=True)
+            except (LookupError, AgentUnreachable) as exc:
+                found = {"id": wanted[-1], "gone": True, "error": str(exc)}
+            detail = found or {"id": wanted[-1], "gone": True}
             await self._send_if_changed("actor", detail, ignore=())
 
     async def _send_if_changed(self, event: str, content: dict[str, Any], ignore: tuple[str, ...]) -> None:
@@ -344,6 +487,7 @@ class _InspectorStream(SseActor):
         """The page closed (or the server stops): one watcher less."""
         if getattr(self, "_watching", False):
             self._watching = False
+            _STREAMS[0] -= 1
             TAP.unwatch()
             if not TAP.watching:
                 observe_state_actors(False)

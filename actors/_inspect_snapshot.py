@@ -35,6 +35,7 @@ from ._inspect_registry import LIVE, TAP
 from ._machine import _MachineActor
 
 __all__ = [
+    "AGENT_GROUP",
     "Filters",
     "Rates",
     "actor_detail",
@@ -50,6 +51,7 @@ logger = logging.getLogger("interlock.actors")
 STARTED: Final = time.time()
 _WINDOW: Final = 5.0  # seconds of counts the rates average over
 _OWN: Final = frozenset({"_InspectorStream"})  # the inspector's own actors: not shown
+AGENT_GROUP: Final = "interlock.inspector"  # the inspecting processes' directory: not shown among groups
 _MAX_GROUPS: Final = 100  # groups whose members are listed by process, at most
 _DIAGRAMS: dict[tuple[type, str | None], tuple[str, str]] = {}
 _OBSERVED: dict[type[_MachineActor], bool] = {}  # state-actor classes made to record, and what they had
@@ -305,6 +307,7 @@ async def layer_summary(layer: object) -> dict[str, Any] | None:
     if not isinstance(layer, ListableGroupLayer):
         return info
     groups = await layer.groups()
+    groups.pop(AGENT_GROUP, None)
     processes: dict[str, int] = {}
     by_group: dict[str, dict[str, int]] = {}
     memberships: dict[str, list[str]] = {}

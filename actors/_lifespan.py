@@ -4,7 +4,9 @@ Servers send a ``lifespan`` scope first (uvicorn and hypercorn by default): an a
 ignores it keeps the server from listening.  :func:`serve_lifespan` answers it for
 routers and for bare actor apps (``uvicorn module:app`` on ``Echo.as_asgi()``): startup
 starts the channel layer, shutdown closes it (which, on the SQLite layer, ends the
-process's lease so other processes see its channels gone at once).
+process's lease so other processes see its channels gone at once); the inspectors
+mounted in a router start answering for the process on that layer, and stop before it
+closes.
 """
 
 from __future__ import annotations
@@ -22,17 +24,27 @@ logger = logging.getLogger("interlock.actors")
 _STEPS = {"lifespan.startup": ("startup", "start"), "lifespan.shutdown": ("shutdown", "close")}
 
 
-async def serve_lifespan(receive: Receive, send: Send, layer: Any = None) -> None:
-    """Answer ``lifespan.startup`` and ``lifespan.shutdown``, starting and closing *layer*."""
+async def serve_lifespan(receive: Receive, send: Send, layer: Any = None, services: Iterable[Any] = ()) -> None:
+    """Answer ``lifespan.startup`` and ``lifespan.shutdown``, starting and closing *layer*.
+
+    *services* (the inspectors mounted in the app) are started with the layer once it is
+    started (``await service.start(layer)``) and stopped before it closes; one that fails
+    is logged, and the app serves without it.
+    """
+    services = list(services)
     while True:
         step = _STEPS.get((await receive())["type"])
         if step is None:
             continue
         phase, method = step
         try:
+            if phase == "shutdown":
+                await _each(services, "stop")
             action = getattr(layer, method, None) if layer is not None else None
             if action is not None:
                 await action()
+            if phase == "startup":
+                await _each(services, "start", layer)
         except Exception as exc:
             logger.exception("channel layer failed to %s", method)
             message = f"channel layer failed to {method}: {exc}"
@@ -41,6 +53,14 @@ async def serve_lifespan(receive: Receive, send: Send, layer: Any = None) -> Non
         await send({"type": f"lifespan.{phase}.complete"})
         if phase == "shutdown":
             return
+
+
+async def _each(services: list[Any], method: str, *args: Any) -> None:
+    for service in services:
+        try:
+            await getattr(service, method)(*args)
+        except Exception:
+            logger.exception("%r failed to %s; the app serves without it", service, method)
 
 
 async def refuse_scope(app: str, accepted: Iterable[str], scope: Scope, receive: Receive, send: Send) -> None:

@@ -315,7 +315,9 @@ class ProtocolTypeRouter:
         return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await serve_lifespan(receive, send, self.channel_layer)
+        from ._inspect_agent import inspectors_in  # noqa: PLC0415 - the inspector's modules import this one
+
+        await serve_lifespan(receive, send, self.channel_layer, inspectors_in(self))
 
 
 class ChannelNameRouter:

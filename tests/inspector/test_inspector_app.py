@@ -275,10 +275,14 @@ async def test_the_stream_without_a_layer_sends_the_summary_and_stops_watching_w
 
 async def test_streams_beyond_max_streams_are_refused() -> None:
     inspector = Inspector(token=TOKEN, max_streams=1)
-    TAP.watch()  # one stream open already
-    try:
-        assert (await get(inspector, "/events"))[0] == 503
-    finally:
-        TAP.unwatch()
+    async with HttpCommunicator(inspector, "GET", "/events", headers=AUTH) as stream:  # one stream open already
+        await stream.send_input({"type": "http.request", "body": b"", "more_body": False})
+        assert (await stream.receive_output())["status"] == 200
+        status, body = await get(inspector, "/events")
+        assert status == 503
+        assert b"1 inspector streams are open already (max_streams=1)" in body
+        await stream.send_input({"type": "http.disconnect"})
+        await stream.wait()
+    assert (await get(inspector, "/api/summary"))[0] == 200  # a summary is not a stream
     with pytest.raises(ValueError, match="max_streams"):
         Inspector(token=TOKEN, max_streams=0)
