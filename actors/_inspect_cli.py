@@ -3,8 +3,10 @@
 It reads ``URL/api/summary`` (or, with ``--watch``, the ``URL/events`` stream, so it
 counts as a watcher and the message rates fill in), sending the token as
 ``Authorization: Bearer`` (from ``--token`` or ``INTERLOCK_INSPECTOR_TOKEN``), and
-prints the counts by class and state, the actor list, the groups of the process and,
-with ``--layer``, every process's groups through the channel layer. Only the standard
+prints the inspecting processes on the layer, the counts by class and state, the actor
+list, the groups of the process and, with ``--layer``, every process's groups through
+the channel layer; ``--process ID`` shows another process (the one serving the URL asks it
+through the layer). Only the standard
 library: no HTTP client to install.
 """
 
@@ -36,6 +38,9 @@ def _columns(rows: list[list[str]], right: set[int]) -> list[str]:
 
 def format_summary(content: dict[str, Any]) -> str:
     """The summary as plain text, in the page's order."""
+    if "unreachable" in content:  # a stream of another process, which is gone or not answering
+        lines = [f"interlock inspector: process {content.get('viewing')}: {content['unreachable']}", ""]
+        return "\n".join([*lines, *_processes(content.get("processes") or [], None)]) + "\n"
     process = content["process"]
     out = [
         f"interlock inspector: pid {process['pid']} on {process['host']}, up {process['uptime']:g} s; "
@@ -43,6 +48,9 @@ def format_summary(content: dict[str, Any]) -> str:
         f"{content['watchers']} watching",
         "",
     ]
+    processes = content.get("processes")
+    if processes:
+        out += [*_processes(processes, content.get("viewing")), ""]
     rows = [["CLASS", "LIVE", "STATES", "WAITING", "CLIENT/S", "LAYER/S"]]
     for entry in content["classes"]:
         rates = entry.get("rates", {})
@@ -99,6 +107,25 @@ def format_summary(content: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _processes(processes: list[dict[str, Any]], viewing: object) -> list[str]:
+    """The inspecting processes on the layer, one line each (``*`` marks the one shown)."""
+    rows = [["", "PROCESS", "PID", "HOST", "ACTORS", "WAITING", "CLASSES"]]
+    for row in processes:
+        mark = "*" if row.get("id") == viewing else ""
+        if not row.get("answering"):
+            rows.append([mark, str(row["id"]), "-", "-", "-", "-", f"not answering: {row.get('error', '')}"])
+            continue
+        classes = ", ".join(f"{name} {count}" for name, count in sorted(row["classes"].items()))
+        where = f"{row['host']}" + (" (serving this)" if row["this"] else "")
+        rows.append(
+            [mark, str(row["id"]), str(row["pid"]), where, str(row["total"]), str(row["mailbox_total"]), classes or "-"]
+        )
+    return [
+        f"PROCESSES ({len(processes)} inspecting on the layer; --process ID shows another)",
+        *_columns(rows, {4, 5}),
+    ]
+
+
 def _url(base: str, route: str, query: dict[str, str]) -> str:
     parsed = urllib.parse.urlsplit(base)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -129,6 +156,8 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
     query = {"class": args.cls, "state": args.state, "group": args.group, "q": args.search}
     found = {key: value for key, value in query.items() if value}
     found["limit"] = str(args.limit)
+    if args.process:
+        found["process"] = args.process
     return found
 
 
@@ -207,6 +236,9 @@ def add_inspect_command(commands: Any) -> None:
         "-q", "--search", metavar="TEXT", help="list only actors whose path, channel or client has TEXT"
     )
     parser.add_argument("--limit", type=int, default=50, help="actors listed at most (default 50)")
+    parser.add_argument(
+        "--process", metavar="ID", help="show another process on the layer (its ID from the PROCESSES list)"
+    )
     parser.add_argument("--layer", action="store_true", help="also list every process's groups through the layer")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
