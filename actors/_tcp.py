@@ -31,6 +31,7 @@ import contextlib
 import logging
 import socket
 import time
+from asyncio.trsock import TransportSocket
 from collections import deque
 from collections.abc import Mapping
 from threading import get_ident
@@ -347,7 +348,9 @@ def _raw_socket(stream: anyio.abc.SocketStream) -> socket.socket | None:
     once the transport's buffer is empty. (uvloop hands out a stand-in that is no socket.)
     """
     with contextlib.suppress(anyio.TypedAttributeLookupError):
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio's
+        sock: Any = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio's
+        if isinstance(sock, TransportSocket):  # asyncio: a read-only view of the socket, which it wraps
+            sock = getattr(sock, "_sock", None)
         if type(sock) is socket.socket and sock.gettimeout() == 0.0:
             return sock
     return None
