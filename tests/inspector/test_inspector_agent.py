@@ -51,7 +51,7 @@ async def test_one_process_asks_another_and_a_closed_one_is_gone(tmp_path: Path)
 
         with pytest.raises(AgentUnreachable, match="failed to answer: ValueError"):  # a bad filter, theirs to say
             await mine.ask(channel, {"type": SUMMARY, "query": {"limit": ["many"]}})
-        with pytest.raises(AgentUnreachable, match="answers 'interlock.inspector.summary'"):
+        with pytest.raises(AgentUnreachable, match=r"answers 'interlock\.inspector\.summary'"):
             await mine.ask(channel, {"type": "interlock.inspector.nonsense"})
         with pytest.raises(LookupError, match="no inspecting process 'nope'"):
             await mine.channel_of("nope")
