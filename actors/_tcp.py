@@ -28,12 +28,13 @@ actor handles is held back by TCP itself; the rate limit is for the ones that tr
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import socket
 import time
 from asyncio.trsock import TransportSocket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from threading import get_ident
 from typing import Any, ClassVar, Final
 
@@ -41,7 +42,7 @@ import anyio
 import anyio.abc
 from interlock.layers import GroupLayer
 
-from ._base import _FLUSHED, BaseActor, Flush, inline, library_class
+from ._base import BaseActor, Flush, inline, library_class
 from ._ending import EndCause, Ending
 from ._errors import StopActor
 from ._mailbox import Mailbox
@@ -54,6 +55,18 @@ logger = logging.getLogger("interlock.actors.tcp")
 _NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 1007, 1008, 1009
 _LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
 _HIGH_WATER: Final = 64 * 1024  # bytes waiting to be written past which send_line() waits for the client
+
+
+class _Sent(Flush):
+    """What ``send_line()`` returns once the line is with the connection already: awaiting it is free."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]  # an empty iterator: awaited, it returns None at once
+
+
+_SENT: Final = _Sent(None)
 
 
 class _Violation(Exception):
@@ -112,10 +125,6 @@ class _Connection:
         else:
             msg = f"a TCP app sends tcp.send or tcp.close, not {kind!r}"
             raise ValueError(msg)
-
-    def usable(self, size: int) -> bool:
-        """Whether *size* more bytes can be queued now with no wait and no error (``LineActor.send_line``)."""
-        return not self.closed and self.failed is None and len(self.outgoing) + size <= _HIGH_WATER
 
     def _push(self, text: str, *, more: bool) -> None:
         """Queue *text*; write what waits now unless *more* lines wait for the actor (then they leave together)."""
@@ -451,6 +460,7 @@ class LineActor(BaseActor):
     close_code: int | None = None
     """The code the connection ended with (see the module's *Limits*), once it ended."""
     _connection: _Connection | None = None  # TcpServer's connection, when send() is its own
+    _async_lines: ClassVar[bool] = False  # receive_line is an async def: called without _call()
 
     @inline
     def connect(self) -> Any:
@@ -475,8 +485,10 @@ class LineActor(BaseActor):
         connection = self._connection
         if (
             connection is not None
+            and not connection.closed
+            and connection.failed is None
+            and len(connection.outgoing) + 4 * len(text) < _HIGH_WATER
             and not self._outbox
-            and connection.usable(4 * len(text) + 1)
             and get_ident() == self._loop_thread
         ):
             # Served by TcpServer itself (no middleware wraps send), nothing queued before it,
@@ -484,12 +496,16 @@ class LineActor(BaseActor):
             # tcp.send would (written now, or with the lines still to handle), in a fraction of the time.
             mailbox: Mailbox[Any] | None = getattr(self, "_mailbox", None)
             connection._push(text + "\n", more=bool(connection.events) or bool(mailbox))
-            return _FLUSHED
+            return _SENT
         return self._emit({"type": "tcp.send", "text": text})
 
     def close(self, reason: str | None = None) -> Flush:
         """Close the connection; *reason*, if given, goes to the client as a last line."""
         return self._emit({"type": "tcp.close", "reason": reason})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._async_lines = inspect.iscoroutinefunction(cls.receive_line)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = getattr(send, "__self__", None)  # TcpServer's own send, not a wrapper: lines may skip the outbox
@@ -502,7 +518,14 @@ class LineActor(BaseActor):
     async def _on_client_event(self, message: Message) -> bool:
         kind = message.get("type")
         if kind == "tcp.line":
-            await self._call("receive_line", message["text"])
+            if self._async_lines:  # the hot path: what _call() does, one await less
+                await self.receive_line(message["text"])
+                if self._outbox:
+                    await self._flush()
+                if self._moves:
+                    await self._settle()
+            else:
+                await self._call("receive_line", message["text"])
         elif kind == "tcp.connect":
             await self._call("connect")
         elif kind == "tcp.disconnect":
