@@ -106,7 +106,7 @@ _WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks a
 _QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
 _QUIET_SLOWDOWN: Final = 5  # how much it slows down
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
-_CHECKPOINT_EVERY: Final = 1000  # writes on the loop's connection between checkpoint requests (~4,000 WAL pages)
+_CHECKPOINT_EVERY: Final = 1000  # writes (and calls on the worker connection) between checkpoint requests
 _layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
@@ -185,7 +185,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._conn_lock = threading.Lock()
         self._fast: sqlite3.Connection | None = None  # the home thread's (rule 5)
         self._fast_lock = threading.Lock()  # only against close() from another thread
-        self._fast_writes = 0
+        self._writes = 0
         self._pacer = Pacer()  # the home thread's
         self._open_lock = threading.Lock()
         self._me: store.Owner | None = None
@@ -350,7 +350,9 @@ class SQLiteChannelLayer(StartsAndCloses):
             if conn is None:
                 msg = f"the layer on {str(self.path)!r} was closed"
                 raise LayerClosed(msg)
-            return store.call(conn, fn, *args, **kwargs)
+            result = store.call(conn, fn, *args, **kwargs)
+        self._wrote()
+        return result
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` off the event loop, one call at a time."""
@@ -371,10 +373,14 @@ class SQLiteChannelLayer(StartsAndCloses):
             self._fast_lock.release()
 
     def _wrote(self) -> None:
-        """Count a write on the loop's connection; now and then, ask for a checkpoint."""
-        self._fast_writes += 1
-        if self._fast_writes >= _CHECKPOINT_EVERY:
-            self._fast_writes = 0
+        """Count a call that may have written; now and then, ask the lease thread for a checkpoint.
+
+        Called on the home thread (the loop's connection) and in worker threads (the other
+        one): a count lost between them only puts the next request off by one.
+        """
+        self._writes += 1
+        if self._writes >= _CHECKPOINT_EVERY:
+            self._writes = 0
             keeper = self._keeper
             if keeper is not None:
                 keeper.request_checkpoint()

@@ -31,12 +31,16 @@ Rules:
    ``PRAGMA user_version`` its schema version.  Opening refuses, with an error naming the
    path and the cause, a missing directory, an unwritable file or directory, a file that
    is not SQLite, a SQLite file of another application, and a schema newer than this code.
-6. A connection that an event loop uses itself (:func:`for_event_loop`) never waits and
-   never checkpoints: :func:`try_once` runs a call once and, if another connection holds
-   the write lock, rolls it back and returns :data:`BUSY` so that the caller retries in a
-   worker thread with :func:`call`.  Its commits leave the WAL to grow; a worker thread
-   copies it back into the file with :func:`checkpoint` (a checkpoint ends with an fsync,
-   milliseconds that an event loop must not spend).
+6. A connection that an event loop uses itself (:func:`for_event_loop`) never waits:
+   :func:`try_once` runs a call once and, if another connection holds the write lock,
+   rolls it back and returns :data:`BUSY` so that the caller retries in a worker thread
+   with :func:`call`.
+7. No commit checkpoints (``wal_autocheckpoint = 0`` on every connection that writes):
+   SQLite's own checkpoint on commit runs inside the commit, so a claim that happened to
+   push the WAL past 1,000 pages held its messages for the checkpoint's two fsyncs
+   (13 to 16 ms, every ~145 messages in ``bench/xproc.py``).  The lease thread copies the WAL
+   back with :func:`checkpoint`, which waits for nobody and makes nobody wait unless the
+   WAL has outgrown :data:`WAL_SIZE_LIMIT`.
 """
 
 from __future__ import annotations
@@ -277,6 +281,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, read_only: b
                         conn.execute(statement)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # rule 7
             conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: proves the file is writable
             try:
                 conn.execute(f"PRAGMA user_version = {version}")
@@ -480,20 +485,29 @@ def try_once(
 
 def for_event_loop(conn: sqlite3.Connection) -> sqlite3.Connection:
     """Set *conn* up for :func:`try_once` on an event loop: it never runs a checkpoint itself."""
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # every writing connection has it (rule 7), this one above all
     return conn
 
 
 def checkpoint(conn: sqlite3.Connection) -> bool:
-    """Copy the whole WAL back into the file, so that the next write starts it afresh.
+    """Copy the WAL back into the file, so that the next write starts it afresh (rule 7).
 
-    Waits up to :data:`CHECKPOINT_WAIT_MS` for the writer of the moment and for readers
-    of older snapshots; writers that come meanwhile wait for it (the event loop's
-    connection goes to a worker thread).  Without that wait, under a steady stream of
-    writes, a checkpoint never catches up with the WAL's end and the WAL grows without
-    bound.  Returns whether it got to the end (if not, what it copied stays copied).
+    A passive checkpoint: it holds no lock a reader or a writer waits for, so its fsyncs
+    delay nobody's message.  When it gets to the end, the next commit starts the WAL
+    again from its beginning.  Under a steady stream of writes it may never get there
+    (each pass ends behind the commits made during it); once the WAL is past
+    :data:`WAL_SIZE_LIMIT`, a restarting checkpoint waits up to
+    :data:`CHECKPOINT_WAIT_MS` for the writer of the moment and for readers of older
+    snapshots, and writers that come meanwhile wait for it: a bounded WAL costs a few
+    milliseconds of a stream that fast.  Returns whether it got to the end (if not, what
+    it copied stays copied).
     """
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # the bulk, blocking nobody
+    (_, frames, copied) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if frames == copied:
+        return True
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    if frames * page_size <= WAL_SIZE_LIMIT:
+        return False  # the next checkpoint carries on from here
     conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
     try:
         (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()

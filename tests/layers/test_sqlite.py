@@ -67,15 +67,13 @@ def _on_event_loop() -> bool:
 class _GuardedConnection(sqlite3.Connection):
     """A connection that fails the test if it could wait on an event loop thread.
 
-    Only a connection set up for the loop (``wal_autocheckpoint = 0``) may run there, and
+    Only a connection set up for the loop (``store.for_event_loop``) may run there, and
     only with a zero busy timeout, and never a checkpoint.
     """
 
     for_loop = False
 
     def _check(self, sql: str) -> None:
-        if "wal_autocheckpoint = 0" in sql:
-            self.for_loop = True
         if not _on_event_loop():
             return
         assert self.for_loop, f"sqlite3 call on the event loop, on a worker thread's connection: {sql!r}"
@@ -102,6 +100,14 @@ def no_waiting_sqlite_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(*args, factory=_GuardedConnection, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
+    real_for_event_loop = store.for_event_loop
+
+    def for_event_loop(conn: sqlite3.Connection) -> sqlite3.Connection:
+        assert isinstance(conn, _GuardedConnection)
+        conn.for_loop = True
+        return real_for_event_loop(conn)
+
+    monkeypatch.setattr(store, "for_event_loop", for_event_loop)
 
 
 @pytest.fixture
