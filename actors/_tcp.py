@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from interlock.layers import GroupLayer
 
 from ._base import BaseActor, Flush, inline, library_class
@@ -53,6 +54,7 @@ __all__ = ["LineActor", "TcpServer"]
 logger = logging.getLogger("interlock.actors.tcp")
 
 _NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 1007, 1008, 1009
+_TURN: Final = 64  # lines the app takes from a burst before other tasks get a turn
 _LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
 _HIGH_WATER: Final = 64 * 1024  # bytes waiting to be written past which send_line() waits for the client
 
@@ -90,6 +92,7 @@ class _Connection:
         self.stream = stream
         self.events: deque[Message] = deque([{"type": "tcp.connect"}])  # read, not yet taken
         self.buffer = bytearray()  # the start of a line whose end has not come yet
+        self.taken = 0  # lines taken since the app last let other tasks run
         self.pending: _Violation | None = None  # a bad line read after the lines that wait
         self.finished = False  # the last event (tcp.disconnect) is queued
         self.closed = False
@@ -106,7 +109,14 @@ class _Connection:
     async def receive(self) -> Message:
         events = self.events
         if events:
+            self.taken += 1
+            if self.taken >= _TURN:  # a long burst: let the other connections have their turn
+                self.taken = 0
+                if self.outgoing:
+                    self._write_now()
+                await anyio.lowlevel.checkpoint()
             return events.popleft()
+        self.taken = 0
         return await self._read()
 
     async def send(self, message: Message) -> None:
@@ -116,7 +126,7 @@ class _Connection:
             if not isinstance(text, str):
                 msg = f"tcp.send takes a str 'text', not {text!r}"
                 raise TypeError(msg)
-            await self._write(text + "\n", more=bool(self.events))
+            await self._write(text + "\n", more=self.events)
         elif kind == "tcp.close":
             reason = message.get("reason")
             if reason:
@@ -126,8 +136,8 @@ class _Connection:
             msg = f"a TCP app sends tcp.send or tcp.close, not {kind!r}"
             raise ValueError(msg)
 
-    def _push(self, text: str, *, more: bool) -> None:
-        """Queue *text*; write what waits now unless *more* lines wait for the actor (then they leave together)."""
+    def _push(self, text: str, more: object) -> None:
+        """Queue *text*; write what waits now unless *more* is truthy (lines wait : they leave together)."""
         self.outgoing += text.encode("utf-8")
         if not more:
             self._write_now()
@@ -153,14 +163,14 @@ class _Connection:
             return
         del self.outgoing[:sent]
 
-    async def _write(self, text: str, *, more: bool) -> None:
+    async def _write(self, text: str, *, more: object) -> None:
         """Queue *text* (see :meth:`_push`); wait only while over ``_HIGH_WATER`` bytes wait already."""
         if self.closed:
             msg = "the connection is closed"
             raise ConnectionResetError(msg)
         if self.failed is not None:
             raise ConnectionResetError(str(self.failed) or "the client is gone") from self.failed
-        self._push(text, more=more)
+        self._push(text, more)
         while len(self.outgoing) > _HIGH_WATER and self.failed is None and not self.closed:
             self.drained = anyio.Event()
             await self.drained.wait()
@@ -494,8 +504,8 @@ class LineActor(BaseActor):
             # Served by TcpServer itself (no middleware wraps send), nothing queued before it,
             # room without waiting, on the loop: the line goes straight to the connection, as
             # tcp.send would (written now, or with the lines still to handle), in a fraction of the time.
-            mailbox: Mailbox[Any] | None = getattr(self, "_mailbox", None)
-            connection._push(text + "\n", more=bool(connection.events) or bool(mailbox))
+            mailbox: Mailbox[Any] | None = self.__dict__.get("_mailbox")  # set in mailbox mode only
+            connection._push(text + "\n", connection.events or mailbox)
             return _SENT
         return self._emit({"type": "tcp.send", "text": text})
 
