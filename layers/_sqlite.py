@@ -106,6 +106,7 @@ _WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks a
 _QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
 _QUIET_SLOWDOWN: Final = 5  # how much it slows down
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
+_FAST_CLAIM: Final = 32  # most messages the pump claims on the event loop; after a full batch, a thread claims
 _CHECKPOINT_EVERY: Final = 1000  # writes (and calls on the worker connection) between checkpoint requests
 _layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
@@ -412,6 +413,7 @@ class SQLiteChannelLayer(StartsAndCloses):
 
     async def _pump(self, generation: int) -> None:
         version = -1
+        more = False
         while self._generation == generation and self._broken is None:
             if self._local.waiting == 0:
                 idle = self._pump_idle = anyio.Event()
@@ -422,7 +424,16 @@ class SQLiteChannelLayer(StartsAndCloses):
             if self._generation != generation or not changed:
                 continue
             room = self._local.room()
-            rows, more, drops = await self._db(_claim, self._process, room, room.full())
+            # A few messages (the usual case) are claimed on the loop's connection, without
+            # a thread round trip; a batch after a full one, or when the file is locked, in
+            # a worker thread.
+            claim = functools.partial(_claim, owner=self._process, room=room, full=room.full())
+            found = store.BUSY if more else self._on_loop(claim, batch=_FAST_CLAIM)
+            if isinstance(found, store.Busy):
+                found = await self._db(claim, batch=store.CLAIM_BATCH)
+            else:
+                self._wrote()
+            rows, more, drops = found
             if rows:
                 self._last_change = time.monotonic()
                 self._local.deliver(rows)
@@ -769,10 +780,10 @@ class SQLiteChannelLayer(StartsAndCloses):
 
 
 def _claim(
-    conn: sqlite3.Connection, owner: str, room: Room, full: list[str]
+    conn: sqlite3.Connection, owner: str, room: Room, full: list[str], batch: int
 ) -> tuple[list[tuple[str, float, Message]], bool, list[tuple[str, int]]]:
     """The pump's claim: messages for *owner*'s channels, and drops of them it has not heard of."""
-    rows, more = store.claim_owned(conn, owner, room, full, room.bytes_left)
+    rows, more = store.claim_owned(conn, owner, room, full, room.bytes_left, batch=batch)
     return rows, more, store.take_drops(conn, owner)
 
 

@@ -821,8 +821,10 @@ def claim_owned(
     room: Callable[[str], int],
     full: Sequence[str] = (),
     bytes_left: Callable[[str], float] | None = None,
+    *,
+    batch: int = CLAIM_BATCH,
 ) -> tuple[list[tuple[str, float, dict[str, Any]]], bool]:
-    """Take the oldest messages for *owner*'s channels, at most ``room(channel)`` per channel.
+    """Take the oldest of *owner*'s messages (at most *batch*), at most ``room(channel)`` per channel.
 
     With *bytes_left*, a channel also takes rows only while the bytes of its queue and of
     the bodies taken stay under its byte bound (the row that reaches it is taken); the
@@ -837,11 +839,11 @@ def claim_owned(
     rows = conn.execute(
         f"SELECT id, channel, expires, body FROM messages WHERE owner = ? AND expires > ?{skip} "  # noqa: S608
         "ORDER BY id LIMIT ?",  # ... and *skip* holds only '?'s
-        (owner, now, *full, CLAIM_BATCH),
+        (owner, now, *full, batch),
     ).fetchall()
     if not rows:
         return [], False
-    more = len(rows) == CLAIM_BATCH
+    more = len(rows) == batch
     budget: dict[str, int] = {}
     byte_budget: dict[str, float] = {}
     chosen: list[tuple[int, str, float, str]] = []

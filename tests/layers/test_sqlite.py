@@ -782,9 +782,9 @@ async def test_own_sends_do_not_wake_the_pump(path: Path, monkeypatch: pytest.Mo
     claims: list[str] = []
     real_claim = store.claim_owned
 
-    def claim_owned(conn: sqlite3.Connection, owner: str, *args: Any) -> Any:
+    def claim_owned(conn: sqlite3.Connection, owner: str, *args: Any, **kwargs: Any) -> Any:
         claims.append(owner)
-        return real_claim(conn, owner, *args)
+        return real_claim(conn, owner, *args, **kwargs)
 
     monkeypatch.setattr(store, "claim_owned", claim_owned)
     async with fast(path, poll_interval=0.001) as a, fast(path) as b:
@@ -809,10 +809,10 @@ async def test_a_full_local_queue_neither_spins_nor_hides_other_channels(
     claims = 0
     real_claim = store.claim_owned
 
-    def claim_owned(*args: Any) -> Any:
+    def claim_owned(*args: Any, **kwargs: Any) -> Any:
         nonlocal claims
         claims += 1
-        return real_claim(*args)
+        return real_claim(*args, **kwargs)
 
     monkeypatch.setattr(store, "claim_owned", claim_owned)
     async with fast(path, capacity=2) as a, fast(path, capacity=2) as b:
