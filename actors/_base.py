@@ -36,6 +36,7 @@ import inspect
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from threading import get_ident
 from time import monotonic as _monotonic
@@ -90,6 +91,7 @@ def library_class(cls: C) -> C:
 
 
 _THREAD, _ASYNC, _INLINE = 0, 1, 2
+ASYNC: Final = _ASYNC  # a handler's mode in ``_asyncness`` once called: hot paths call such handlers directly
 INLINE_ATTR: Final = "__interlock_inline__"
 HANDLER_ATTR: Final = "__interlock_handler__"
 
@@ -304,6 +306,7 @@ class BaseActor:
     _answering: LayerMessage | None = None  # the ask whose handler runs now (reply())
     _floors: dict[str, int] | None = None  # group -> last offset a recovery handed over (._conversations)
     _watching_send: bool = False  # a watcher checks whether the send under way is stuck
+    _raised: deque[LayerMessage] | None = None  # events a state actor raised (raise_event()), handled next
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
     _handlers: ClassVar[frozenset[str]] = frozenset()  # what layer messages may call
@@ -796,58 +799,67 @@ class BaseActor:
         self._mailbox.put_nowait((FAILED, exc))
 
     async def _handle(self, kind: int, payload: Any) -> bool:
-        """Handle one mailbox item, start to finish; return True when the actor must stop."""
-        if TAP.watching:  # an inspector counts the message rates
-            TAP.event(self, kind)
-        try:
-            if kind == CLIENT:
-                stop = await self._on_client_event(payload)
-            elif kind == LAYER:
-                stop = False
-                if payload is None:  # a token: the message waits in the watched channel
-                    layer = cast("WatchableLayer", self._channel_layer)
-                    payload = layer.take_message(cast("str", self._channel_name))
-                if payload is None:
-                    pass  # it expired, or the channel was flushed
-                elif self._accepts_layer_messages():
-                    if _ask.is_ask(payload):
-                        await self._serve_ask(payload)
-                    elif _ask.is_conversation(payload):  # a late reply, or a gone notice after it
-                        logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
-                    elif self._floors is None or not _conversations.replayed(self, payload):
-                        await self.dispatch(payload)
+        """Handle one mailbox item, start to finish; return True when the actor must stop.
+
+        Events a handler raised meanwhile (a state actor's ``raise_event()``) are handled
+        next, in order, in this same loop rather than by an override wrapping this one:
+        every level of ``await`` here is paid by every client frame.
+        """
+        while True:
+            if TAP.watching:  # an inspector counts the message rates
+                TAP.event(self, kind)
+            try:
+                if kind == CLIENT:
+                    stop = await self._on_client_event(payload)
+                elif kind == LAYER:
+                    stop = False
+                    if payload is None:  # a token: the message waits in the watched channel
+                        layer = cast("WatchableLayer", self._channel_layer)
+                        payload = layer.take_message(cast("str", self._channel_name))
+                    if payload is None:
+                        pass  # it expired, or the channel was flushed
+                    elif self._accepts_layer_messages():
+                        if _ask.is_ask(payload):
+                            await self._serve_ask(payload)
+                        elif _ask.is_conversation(payload):  # a late reply, or a gone notice after it
+                            logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
+                        elif self._floors is None or not _conversations.replayed(self, payload):
+                            await self.dispatch(payload)
+                    else:
+                        logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
+                elif kind == DROPPED:
+                    stop = False
+                    dropped, self._drops_pending = self._drops_pending, 0
+                    # A client given up (or a channel already closed for it) has nothing to resync:
+                    # the give-up said why, and closing again would race the teardown.
+                    if dropped and self._too_slow is None and not self._closed_channel:
+                        await self._call("channel_overflowed", dropped)
+                elif kind == FAILED:  # the client pump (or another task) failed
+                    raise payload
                 else:
-                    logger.debug("%r dropped layer message %r: not open", self, payload.get("type"))
-            elif kind == DROPPED:
-                stop = False
-                dropped, self._drops_pending = self._drops_pending, 0
-                # A client given up (or a channel already closed for it) has nothing to resync:
-                # the give-up said why, and closing again would race the teardown.
-                if dropped and self._too_slow is None and not self._closed_channel:
-                    await self._call("channel_overflowed", dropped)
-            elif kind == FAILED:  # the client pump (or another task) failed
-                raise payload
-            else:
-                stop = await self._on_internal(payload)
-            # What no handler call flushed or settled (the "close" policy on an event
-            # nothing handles, a close during a replayed deferred event) is done here.
-            if self._outbox:
-                await self._flush()
-            if self._moves:
-                await self._settle()
-            return stop
-        except StopActor:
-            await self._stopped()
-            return True
-        except ClientTooSlow as exc:
-            await self._on_slow_client(exc)
-            return True
-        except ClientGone as exc:
-            logger.debug("%s", exc)
-            await self._end(await self._ending_after_gone(exc))
-            return True
-        except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
-            return await self._handler_failed(exc, kind, payload)
+                    stop = await self._on_internal(payload)
+                # What no handler call flushed or settled (the "close" policy on an event
+                # nothing handles, a close during a replayed deferred event) is done here.
+                if self._outbox:
+                    await self._flush()
+                if self._moves:
+                    await self._settle()
+            except StopActor:
+                await self._stopped()
+                return True
+            except ClientTooSlow as exc:
+                await self._on_slow_client(exc)
+                return True
+            except ClientGone as exc:
+                logger.debug("%s", exc)
+                await self._end(await self._ending_after_gone(exc))
+                return True
+            except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
+                stop = await self._handler_failed(exc, kind, payload)
+            raised = self._raised
+            if stop or not raised:
+                return stop
+            kind, payload = LAYER, raised.popleft()
 
     async def _handler_failed(self, exc: Exception, kind: int, payload: Any) -> bool:
         """A handler raised *exc* for a mailbox item: fail the actor (True: it must stop)."""

@@ -69,11 +69,11 @@ from interlock.dsl import (
 )
 
 from ._ask import is_ask
-from ._base import DEFERRED, NOT_HANDLED, ActorApp, UnhandledPolicy, library_class
+from ._base import ASYNC, DEFERRED, NOT_HANDLED, ActorApp, UnhandledPolicy, library_class
 from ._ending import Ending
 from ._errors import MalformedMessage
 from ._inspect_registry import TAP
-from ._mailbox import INTERNAL, LAYER
+from ._mailbox import INTERNAL
 from ._types import Message
 from ._websocket import JsonWebsocketActor, WebsocketActor
 
@@ -493,6 +493,16 @@ class _MachineActor(WebsocketActor):
 
     # -- events ---------------------------------------------------------------------------
 
+    def _plain_transition(self, kind: EventKind, event: str) -> Transition | None:
+        """The one unguarded transition an event takes in this state, if that is all (the hot path's case)."""
+        if self._regions:
+            return None
+        candidates = self.machine.dispatch.get((self.state, kind, event))
+        if candidates is None:
+            return None
+        first = candidates[0]
+        return first if first.guard is None and first.message_class is None else None
+
     async def _event(self, kind: EventKind, event: str, payload: Any) -> Any:
         """Handle one event; return its handler's result (``NOT_HANDLED``, ``DEFERRED``: none ran)."""
         if self._regions:
@@ -669,7 +679,15 @@ class _MachineActor(WebsocketActor):
         idle = self.idle_timeout
         if idle is not None and transition.kind not in ("idle", "always"):  # every handled event resets it
             self._arm(_IDLE, idle, "idle", "idle", "idle")
-        result = await self._call(transition.handler, value)
+        name = transition.handler
+        if self._asyncness.get(name) == ASYNC:  # the hot path: what _call() does, one await less
+            result = await getattr(self, name)(value)
+            if self._outbox:
+                await self._flush()
+            if self._moves:
+                await self._settle()
+        else:
+            result = await self._call(name, value)
         target = self.state
         if transition.target is not None and self.state == source:
             target = target_of(self.machine, transition, self._history)
@@ -710,13 +728,6 @@ class _MachineActor(WebsocketActor):
         if self._raised is None:
             self._raised = deque()
         self._raised.append(message)
-
-    async def _handle(self, kind: int, payload: Any) -> bool:
-        stop = await super()._handle(kind, payload)
-        raised = self._raised
-        while raised and not stop:
-            stop = await super()._handle(LAYER, raised.popleft())
-        return stop
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -860,7 +871,11 @@ class StateActor(_MachineActor):
             limit = self.max_message_size
             if limit is not None and len(text if text is not None else data or b"") * 4 > limit:
                 self._check_size(text, data)  # near the limit: count exactly
-            await self._event("client", "receive", Frame(text, data))
+            plain = self._plain_transition("client", "receive")
+            if plain is not None:  # what _event() would do, one await less
+                await self._fire(plain, Frame(text, data))
+            else:
+                await self._event("client", "receive", Frame(text, data))
             return self.state == CLOSED
         return await super()._on_client_event(message)
 
@@ -906,7 +921,11 @@ class JsonStateActor(_MachineActor, JsonWebsocketActor):
                 kind = content.get("type") if type(content) is dict else None
                 if type(kind) is not str or not kind:  # checked (and explained) the slow way
                     kind = _event_type(content)
-                await self._event("client", kind, content)
+                plain = self._plain_transition("client", kind)
+                if plain is not None:  # what _event() would do, one await less
+                    await self._fire(plain, content)
+                else:
+                    await self._event("client", kind, content)
                 return self.state == CLOSED
         return await super()._on_client_event(message)
 

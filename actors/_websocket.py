@@ -23,7 +23,7 @@ from interlock.layers import LayerUnavailable
 
 from . import _conversations
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
-from ._base import BaseActor, Flush, inline, library_class
+from ._base import ASYNC, BaseActor, Flush, inline, library_class
 from ._conversations import Recovered, Recovery
 from ._ending import Ending
 from ._errors import ClientTooSlow, DenyConnection, MalformedMessage, StopActor
@@ -417,12 +417,22 @@ class WebsocketActor(BaseActor):
             if self.state not in self._receivable:
                 logger.debug("%r ignored a client message: state is %s", self, self.state)
                 return False
-            self._client_spoke()
+            if self.idle_timeout is not None:
+                self._client_spoke()
             text = message.get("text")
             limit = self.max_message_size
             if limit is not None and len(text if text is not None else message.get("bytes") or b"") * 4 > limit:
                 self._check_size(text, message.get("bytes"))  # near the limit: count exactly
-            if text is not None:
+            if self._asyncness.get("receive") == ASYNC:  # the hot path: what _call() does, one await less
+                if text is not None:
+                    await self.receive(text_data=text)  # type: ignore[misc]  # an async def override
+                else:
+                    await self.receive(bytes_data=message.get("bytes") or b"")  # type: ignore[misc]
+                if self._outbox:
+                    await self._flush()
+                if self._moves:
+                    await self._settle()
+            elif text is not None:
                 await self._call("receive", text_data=text)
             else:
                 await self._call("receive", bytes_data=message.get("bytes") or b"")

@@ -121,6 +121,7 @@ class AppResult:
     server_cpu_us_per_connect: float | None = None
     server_stderr_tail: list[str] = field(default_factory=list)
     profile: str | None = None  # the server's cProfile stats of the load rounds (--profile)
+    instructions_per_msg: float | None = None  # callgrind's count over the load rounds (--callgrind)
 
 
 class BenchError(Exception):
@@ -198,9 +199,15 @@ class Server:
         self.port = free_port()
         self.log = log
         self.profile = profile
+        self.callgrind: Path | None = None
         target, app_dir = app_target(app, args.copy_dir)
+        prefix: list[str] = []
+        if args.callgrind is not None:
+            # instrumented only between callgrind_start() and callgrind_stop(): start-up runs at full speed
+            self.callgrind = Path(args.callgrind) / f"{app}-{loop}-{args.turn}.callgrind"
+            prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.callgrind}"]
         cmd = [
-            sys.executable, "-m", "uvicorn", target, "--factory",
+            *prefix, sys.executable, "-m", "uvicorn", target, "--factory",
             "--app-dir", str(app_dir),
             "--host", HOST, "--port", str(self.port),
             "--loop", loop, "--ws", args.ws,
@@ -232,9 +239,32 @@ class Server:
             raise
 
     def profile_start(self) -> None:
-        """Start the server's profile (``--profile``), if it is profiled."""
+        """Start the server's profile (``--profile``) or instruction count (``--callgrind``)."""
         if self.profile is not None:
             self.proc.send_signal(signal.SIGUSR1)
+        if self.callgrind is not None:
+            self._callgrind_control("--instr=on")
+
+    def _callgrind_control(self, *options: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *options, str(self.proc.pid)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def instructions(self) -> int:
+        """Dump the callgrind counts since ``profile_start()`` and return the instructions counted."""
+        assert self.callgrind is not None
+        self._callgrind_control("--dump=load")
+        self._callgrind_control("--instr=off")
+        dumps = sorted(self.callgrind.parent.glob(f"{self.callgrind.name}.*"))
+        if not dumps:
+            raise BenchError(f"callgrind wrote no dump next to {self.callgrind}")
+        for line in dumps[-1].read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+        raise BenchError(f"no instruction total in {dumps[-1]}")
 
     def profile_stop(self, timeout: float = 30.0) -> None:
         """Stop the server's profile and wait until its file is written."""
@@ -459,6 +489,8 @@ async def bench_app(server: Server, args: argparse.Namespace, result: AppResult)
                 )
             )
         server.profile_stop()
+        if server.callgrind is not None:
+            result.instructions_per_msg = server.instructions() / (total * args.rounds)
         rounds = result.rounds
         result.wall_s = statistics.median(r.wall_s for r in rounds)
         result.msgs_per_s = statistics.median(r.msgs_per_s for r in rounds)
@@ -487,6 +519,7 @@ def new_loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
 def run_one(app: str, loop: str, turn: int, args: argparse.Namespace) -> AppResult:
     """Start the server for ``app`` on *loop*, benchmark it, always stop it."""
     result = AppResult(app=app, loop=loop, turn=turn)
+    args.turn = turn
     profile: Path | None = None
     if args.profile is not None:
         profile = Path(args.profile) / f"{app}-{loop}-{turn}.pstats"
@@ -544,6 +577,7 @@ def comparisons(results: list[AppResult]) -> dict[str, dict[str, float | None]]:
             "throughput_vs_raw": ratio(r.msgs_per_s, raw.msgs_per_s if raw else None),
             "cpu_per_msg_vs_raw": ratio(r.server_cpu_us_per_msg, raw.server_cpu_us_per_msg if raw else None),
             "kib_per_idle_conn_minus_raw": kib_delta,
+            "instructions_vs_raw": ratio(r.instructions_per_msg, raw.instructions_per_msg if raw else None),
         }
     return out
 
@@ -580,6 +614,12 @@ def print_table(results: list[AppResult], args: argparse.Namespace) -> None:
             f"{fmt(r.others_cpu_util, '6.0%')}"
         )
     print("  (others: CPU the rest of the machine used during load, in cores: neighbours)")
+    for r in results:
+        if r.instructions_per_msg is not None:
+            print(
+                f"  {r.app}: {r.instructions_per_msg:,.0f} instructions per message (callgrind), "
+                f"{fmt(comp[r.app]['instructions_vs_raw'], '.3f')}x raw's"
+            )
     print()
     for r in results:
         if r.status == "ok":
@@ -609,12 +649,16 @@ def groups(results: list[AppResult]) -> list[list[AppResult]]:
 def print_summary(results: list[AppResult]) -> None:
     """Across the turns: each app's ratios to raw (same turn, same loop), median and range."""
     per: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    instr: dict[tuple[str, str], list[float]] = {}
     for group in groups(results):
         comp = comparisons(group)
         for r in group:
             thr, cpu = comp[r.app]["throughput_vs_raw"], comp[r.app]["cpu_per_msg_vs_raw"]
             if r.status == "ok" and thr is not None and cpu is not None:
                 per.setdefault((r.loop, r.app), []).append((thr, cpu))
+            ins = comp[r.app]["instructions_vs_raw"]
+            if ins is not None:
+                instr.setdefault((r.loop, r.app), []).append(ins)
     print()
     print("ratios to raw in the same turn and loop, over the turns: median [min-max]")
     print(f"{'loop':<8} {'app':<10} {'turns':>5} {'msgs/s vs raw':>22} {'CPU/msg vs raw':>22}")
@@ -625,6 +669,11 @@ def print_summary(results: list[AppResult]) -> None:
             f"{loop:<8} {app:<10} {len(pairs):>5} "
             f"{statistics.median(thrs):>8.2f} [{thrs[0]:.2f}-{thrs[-1]:.2f}]   "
             f"{statistics.median(cpus):>8.2f} [{cpus[0]:.2f}-{cpus[-1]:.2f}]"
+            + (
+                f"   instructions vs raw {min(instr[loop, app]):.3f}-{max(instr[loop, app]):.3f}"
+                if (loop, app) in instr
+                else ""
+            )
         )
 
 
@@ -719,6 +768,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="turns: every app on every loop, again (default 1)")
     p.add_argument("--profile", metavar="DIR", help="cProfile each server's load rounds into DIR (figures inflated)")
     p.add_argument("--top", type=int, default=25, help="functions listed per profile (default 25)")
+    p.add_argument(
+        "--callgrind",
+        metavar="DIR",
+        help="run each server under valgrind's callgrind and count its instructions per message in the load rounds",
+    )
     p.add_argument("--hashseed", type=int, help="PYTHONHASHSEED for the servers (default: random per process)")
     p.add_argument(
         "--ws",
@@ -734,8 +788,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--only: unknown app(s) {unknown}; choose from {','.join(APPS)}")
     args.only = [name for name in APPS if name in only]
     args.loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
-    if args.profile is not None:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    for folder in (args.profile, args.callgrind):
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     for name in ("clients", "messages", "rounds", "size", "batch", "warmup_messages", "repeat"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
