@@ -8,7 +8,9 @@ Rules:
 1. The workload is fixed: ``--actors`` ``PlainEcho`` actors (from ``bench/inspector.py``)
    each echo ``--messages`` frames on an ``InMemoryChannelLayer``, on asyncio, in process,
    with ``PYTHONHASHSEED=0``; the modes are those of ``bench/inspector.py`` (``without``,
-   ``mounted``, ``watched``; the sampler is not run while watched, so no timer enters the count).
+   ``mounted``, ``watched``; the sampler is not run while watched, so no timer enters the count),
+   and in ``mounted`` and ``watched`` the inspector's agent answers on the layer, as when an
+   app's lifespan starts it.
 2. Each count is one ``valgrind --tool=callgrind`` run of a child process that runs a warm-up
    round, then the workload once (size N) or twice (size 2N); the N run's total is subtracted
    from the 2N run's, so start-up, imports and first-time costs cancel, and the difference
@@ -30,6 +32,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 MODES = ("without", "mounted", "watched")
 CHILD_TIME_LIMIT = 300.0
@@ -44,20 +47,24 @@ def child(mode_name: str, rounds: int, actors: int, messages: int) -> None:
     from interlock.actors.inspector import Inspector  # noqa: PLC0415
     from interlock.layers import InMemoryChannelLayer  # noqa: PLC0415
 
-    async def workload(count: int) -> int:
+    async def workload(layer: Any, count: int) -> int:
         app = bench.PlainEcho.as_asgi()
         frames = [f'{{"type": "echo", "n": {i}}}' for i in range(messages)]
-        async with InMemoryChannelLayer() as layer, anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks:
             for _ in range(count):
                 tasks.start_soon(bench.run_actor, app, layer, frames, None)
         return count * messages
 
     async def run() -> None:
-        Inspector(token="bench-token-0123456789")
-        with bench.mode(mode_name):
-            await workload(2)  # warm-up: first-time costs, counted in both runs alike
-            for _ in range(rounds):
-                await workload(actors)
+        async with InMemoryChannelLayer() as layer:
+            inspector = Inspector(token="bench-token-0123456789", channel_layer=layer)
+            if mode_name != "without":  # mounted as an app's lifespan mounts it: its agent answers on the layer
+                await inspector.start()
+            with bench.mode(mode_name):
+                await workload(layer, 2)  # warm-up: first-time costs, counted in both runs alike
+                for _ in range(rounds):
+                    await workload(layer, actors)
+            await inspector.stop()
 
     anyio.run(run, backend="asyncio")
 
