@@ -8,9 +8,11 @@ the line back. The TcpServer is given limits high enough not to trip (rate 1e9 l
 
 The machine is shared, so ``--repeat N`` runs the two servers N times in turns (raw,
 interlock, raw, interlock, ...) and prints each pair's ratio and their median: a load
-that comes and goes hits both sides of a pair alike. Two figures per run: lines/s over
-the whole run (round trips and bursts) and over the burst phase alone (all clients'
-burst lines over the time from the first burst sent to the last echo read).
+that comes and goes hits both sides of a pair alike. Figures per run: lines/s over the
+whole run (round trips and bursts) and over the burst phase alone (all clients' burst
+lines over the time from the first burst sent to the last echo read), and the server
+process's CPU time per line echoed (what such a load changes least: the server's work,
+not its waits).
 
 Run::
 
@@ -20,6 +22,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import statistics
@@ -110,19 +113,37 @@ async def measure(port: int, args: argparse.Namespace) -> tuple[list[float], flo
     return sorted(rtts), args.clients * (args.lines + args.burst) / total, args.clients * args.burst / burst_time
 
 
-def run_one(kind: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
-    """Start one server in a process of its own, measure it, stop it: p50, p99 (us), lines/s, burst lines/s."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process *pid* has used so far (Linux; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(kind: str, args: argparse.Namespace) -> tuple[float, float, float, float, float]:
+    """Start one server in a process of its own, measure it, stop it.
+
+    p50, p99 (us), lines/s, burst lines/s, and the server's CPU microseconds per line
+    (all its CPU time over the run, startup excluded, over every line it echoed): what a
+    load that comes and goes changes least.
+    """
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, str(port), "--backend", args.backend]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
+        started = cpu_seconds(process.pid)
         rtts, rate, burst_rate = anyio.run(measure, port, args)
+        cpu = cpu_seconds(process.pid) - started
     finally:
         process.terminate()
         process.wait(10)
-    return statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate, burst_rate
+    per_line = cpu / (args.clients * (args.lines + args.burst)) * 1e6
+    return statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate, burst_rate, per_line
 
 
 def main() -> None:
@@ -140,15 +161,19 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{args.clients} clients, {args.lines} round trips + {args.burst} burst lines each, server on {args.backend}")
     print(f"load average before: {load:.2f} on {os.cpu_count()} cores")
-    print(f"{'run':<4} {'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10} {'burst/s':>10}")
+    print(f"{'run':<4} {'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10} {'burst/s':>10} {'cpu us/line':>12}")
     ratios: list[tuple[float, float]] = []
     for run in range(1, args.repeat + 1):
         results = {kind: run_one(kind, args) for kind in SERVERS}
-        for kind, (p50, p99, rate, burst_rate) in results.items():
-            print(f"{run:<4} {kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f} {burst_rate:>10.0f}")
+        for kind, (p50, p99, rate, burst_rate, per_line) in results.items():
+            print(f"{run:<4} {kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f} {burst_rate:>10.0f} {per_line:>12.2f}")
         ratio = (results["interlock"][2] / results["raw"][2], results["interlock"][3] / results["raw"][3])
         ratios.append(ratio)
-        print(f"{run:<4} ratio interlock/raw: {ratio[0]:.2f} (whole run), {ratio[1]:.2f} (bursts)")
+        cpu = results["raw"][4] / results["interlock"][4]
+        print(
+            f"{run:<4} ratio interlock/raw: {ratio[0]:.2f} (whole run), {ratio[1]:.2f} (bursts), "
+            f"{cpu:.2f} (lines per server CPU second)"
+        )
     if args.repeat > 1:
         whole = statistics.median(r[0] for r in ratios)
         bursts = statistics.median(r[1] for r in ratios)
