@@ -18,12 +18,13 @@ Rules:
 4. **Capacity and expiry** hold for each queue: the in-memory one and the file's.  A
    sender gets :class:`~interlock.layers.ChannelFull` when the queue it writes to is
    full; ``group_send`` skips full members.  Expired messages are never delivered.
-5. **Never wait on the event loop.**  A ``send``, a small ``group_send`` and a named
-   channel's ``receive`` on the home thread run on a connection of the loop's own, once,
-   without waiting: one short transaction (about 25 µs), no thread round trip.  If
-   another process holds the write lock at that moment, the call goes to a worker
-   thread instead, which waits and retries.  That connection never checkpoints (the
-   lease thread does: a checkpoint ends with an fsync).  Every other SQLite call runs off
+5. **Never wait on the event loop.**  A ``send``, a small ``group_send``, a named
+   channel's ``receive`` and the pump's claim of a few messages on the home thread run on
+   a connection of the loop's own, once, without waiting: one short transaction (about
+   25 µs), no thread round trip.  If another process holds the write lock at that moment,
+   the call goes to a worker thread instead, which waits and retries.  No connection
+   checkpoints on commit (:mod:`._sqlite_store`, rule 7): the lease thread does, in a way
+   that makes nobody wait (a checkpoint ends with fsyncs).  Every other SQLite call runs off
    the loop, one at a time per layer (a lock), as whole transactions: on asyncio on
    aiosqlite's connection thread, on trio in anyio worker threads
    (:mod:`._sqlite_thread`); the same store functions either way.
@@ -39,8 +40,25 @@ waits on: the watch itself checks, so this process's own sends do not wake it), 
 once when kicked (a :class:`threading.Event` set when
 this process itself wrote something a local receiver may want, or when a full local
 queue has room again).  Then the pump claims, in one indexed query and one ``DELETE …
-RETURNING``, the messages for this process's channels, moves them into the in-memory
-queues, and wakes the receivers of named channels, which claim their own rows.
+RETURNING``, the messages for this process's channels (up to 32 on the loop's own
+connection; after a full batch, or when the file is locked, up to 500 in a worker
+thread), moves them into the in-memory queues, and wakes the receivers of named
+channels, which claim their own rows.
+
+What a delivery from another process waits for (issue 17; ``bench/xproc.py --trace``
+times, in both processes, the sends, watches, claims, checkpoints, lease beats and
+garbage collections around each slow message): the poll (2 ms, 1 ms on average, later
+when a busy machine wakes the watch thread late), the watch thread waking the loop, and
+the claim (0.3 to 0.5 ms).  Nothing else, now.  The tail was checkpoints: SQLite's own
+checkpoint on commit (``wal_autocheckpoint``, 1,000 WAL pages) ran inside the claim that
+crossed the mark, about every 145 paced messages (a message writes about seven pages),
+and held that claim's messages for its fsyncs: 13 to 16 ms, which made a p99 of 10 to 16 ms
+in every run; switched off alone, the same run's p99 fell from 10.8 to 6.2 ms.  The lease
+thread's checkpoint used to restart the WAL, holding the write lock (every send and
+claim) through its fsync and up to 100 ms of waiting for readers; it is passive now and
+restarts only a WAL past 32 MiB.  Lease beats (a few short transactions every
+``lease / 3``) and garbage collection (generation-0 passes of 0.2 to 0.3 ms) showed in no
+slow message.
 
 Calls from other threads or event loops (sync code bridged with a fresh ``anyio.run``)
 never touch the in-memory queues: they go through the file and kick the pump.  If the
