@@ -9,6 +9,7 @@ wraps it.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -94,16 +95,22 @@ class Talker(LineActor):
 async def test_a_client_that_reads_late_gets_every_line_in_order() -> None:
     done: list[bool] = []
     count = 100_000  # 10 MB: past the kernel's buffers, so the writes go partly direct, partly through the stream
-    async with serving(Talker.as_asgi(count=count, done=done)) as server, connected(server) as stream:
-        # A small receive buffer (no autotuning): the server's send buffer (4 MiB at most) fills.
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    async with serving(Talker.as_asgi(count=count, done=done)) as server:
+        # A small receive buffer from the start (no autotuning): the server's send buffer (4 MiB at most) fills.
+        sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await anyio.sleep(0.2)
-        assert done == []  # send_line() waits once 64 KiB wait for the client
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # then read at speed
-        lines = await read_lines(stream, count, timeout=30.0)
-        assert lines == [f"{n:08d} " + "x" * 90 for n in range(count)]
-        await wait_for(lambda: done == [True], what="connect() to finish")
+        sock.setblocking(False)
+        with anyio.fail_after(5):
+            while sock.connect_ex(("127.0.0.1", server.port)) not in (0, errno.EISCONN):
+                await anyio.wait_writable(sock)
+        stream = await anyio.abc.SocketStream.from_socket(sock)
+        async with stream:
+            await anyio.sleep(0.2)
+            assert done == []  # send_line() waits once 64 KiB wait for the client
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # then read at speed
+            lines = await read_lines(stream, count, timeout=30.0)
+            assert lines == [f"{n:08d} " + "x" * 90 for n in range(count)]
+            await wait_for(lambda: done == [True], what="connect() to finish")
 
 
 class Recorder(LineActor):
