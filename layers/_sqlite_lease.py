@@ -13,8 +13,9 @@ so whichever notices first cleans up after the dead; the ``layer prune`` command
 same once.
 
 The keeper also checkpoints the WAL: on each beat, and soon after the layer asks
-(:meth:`LeaseKeeper.request_checkpoint`), since the connection the event loop writes
-with never checkpoints itself (a checkpoint ends with an fsync).
+(:meth:`LeaseKeeper.request_checkpoint`, every 1,000 calls), since no connection
+checkpoints on commit (:mod:`._sqlite_store`, rule 7: a checkpoint ends with fsyncs, and
+one run inside a claim held its messages for them).
 
 Before anything else, each beat checks that the path still names the file this process
 opened (:func:`~._sqlite_store.replaced`: the inode numbers of the file and its ``-shm``).

@@ -778,6 +778,32 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
     assert all(name.startswith("interlock-lease-") for name, _ in done), done
 
 
+@pytest.mark.parametrize("past_the_limit", [False, True])
+def test_a_checkpoint_blocks_writers_only_once_the_wal_is_past_its_limit(
+    path: Path, monkeypatch: pytest.MonkeyPatch, past_the_limit: bool
+) -> None:
+    conn = store.connect(path)
+    reader = store.connect(path)
+    try:
+        for n in range(50):
+            conn.execute("INSERT INTO messages (channel, owner, expires, body) VALUES ('c', NULL, 1e12, ?)", (str(n),))
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM messages").fetchone()  # a reader keeps the WAL in use
+        size = os.path.getsize(f"{path}-wal")
+        monkeypatch.setattr(store, "WAL_SIZE_LIMIT", size - 1 if past_the_limit else size)
+        monkeypatch.setattr(store, "CHECKPOINT_WAIT_MS", 1)
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        store.checkpoint(conn)
+        conn.set_trace_callback(None)
+        restarted = any("RESTART" in sql for sql in statements)
+        assert restarted == past_the_limit, statements
+        assert not conn.in_transaction
+    finally:
+        reader.close()
+        conn.close()
+
+
 async def test_own_sends_do_not_wake_the_pump(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     claims: list[str] = []
     real_claim = store.claim_owned
