@@ -17,7 +17,14 @@ robust figure; msgs/s and latency also depend on the client's own CPU use.
 Usage::
 
     .venv/bin/python bench/echo.py [--clients 100] [--messages 200] [--idle 1000]
-                                   [--only raw,interlock,dsl,json,jsondsl,channels] [--json FILE]
+                                   [--only raw,interlock,seed,seedcopy,dsl,json,jsondsl,channels] [--json FILE]
+                                   [--loop uvloop|asyncio|both] [--repeat N] [--callgrind DIR] [--profile DIR]
+
+``seed`` is a consumer written like the seed's (Channels' names from ``interlock.actors.compat``,
+an ``async def connect()`` awaiting ``accept()``); ``seedcopy`` serves the same factory from a
+byte-identical copy of ``echo_apps.py`` under another module name. On a shared machine, compare
+rows only within a turn (``--repeat``), read the ``others`` column (the CPU the rest of the
+machine used meanwhile), and count instructions (``--callgrind``) for differences of a few per cent.
 
 Text frames carry a small JSON object (``{"type": "echo", "data": "xx…"}``), so the
 JSON apps (``JsonWebsocketActor`` and the DSL's ``JsonStateActor``) can decode and
