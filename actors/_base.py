@@ -211,6 +211,7 @@ async def _done() -> None:
 
 
 _FLUSHED = Flush(None)
+_new_flush = object.__new__
 
 
 class ActorApp:
@@ -449,7 +450,9 @@ class BaseActor:
         if get_ident() != self._loop_thread:  # a sync handler, in a worker thread
             anyio.from_thread.run(self._flush)
             return _FLUSHED
-        return Flush(self)
+        flush = _new_flush(Flush)  # Flush(self), without a Python-level __init__ call per send
+        flush._actor = self
+        return flush
 
     async def _flush(self) -> None:
         outbox = self._outbox
@@ -461,7 +464,8 @@ class BaseActor:
 
     async def _deliver(self, message: Message) -> None:
         """Hand one message to the server; its ``OSError`` means the client is gone."""
-        self._sending = _monotonic()
+        if self._channel_name is not None:  # only a layer's drops ask how long a send has waited
+            self._sending = _monotonic()
         timeout = self.send_timeout
         waited: anyio.CancelScope | None = None
         try:
