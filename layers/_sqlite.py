@@ -49,16 +49,17 @@ What a delivery from another process waits for (issue 17; ``bench/xproc.py --tra
 times, in both processes, the sends, watches, claims, checkpoints, lease beats and
 garbage collections around each slow message): the poll (2 ms, 1 ms on average, later
 when a busy machine wakes the watch thread late), the watch thread waking the loop, and
-the claim (0.3 to 0.5 ms).  Nothing else, now.  The tail was checkpoints: SQLite's own
-checkpoint on commit (``wal_autocheckpoint``, 1,000 WAL pages) ran inside the claim that
-crossed the mark, about every 145 paced messages (a message writes about seven pages),
-and held that claim's messages for its fsyncs: 13 to 16 ms, which made a p99 of 10 to 16 ms
-in every run; switched off alone, the same run's p99 fell from 10.8 to 6.2 ms.  The lease
-thread's checkpoint used to restart the WAL, holding the write lock (every send and
-claim) through its fsync and up to 100 ms of waiting for readers; it is passive now and
-restarts only a WAL past 32 MiB.  Lease beats (a few short transactions every
-``lease / 3``) and garbage collection (generation-0 passes of 0.2 to 0.3 ms) showed in no
-slow message.
+the claim (0.3 to 0.5 ms); now and then a send that takes a few ms on the sender's loop
+(once 5 ms: perhaps the fsync of a WAL starting afresh, not shown).  The tail was
+checkpoints: SQLite's own checkpoint on commit (``wal_autocheckpoint``, 1,000 WAL pages)
+ran inside the claim that crossed the mark, about every 145 paced messages (a message
+writes about seven pages), and held that claim's messages for its fsyncs, 13 to 16 ms:
+a p99 of 10 to 16 ms in every run.  Switched off alone, the next run's p99 was 6.2 ms
+against 10.8.  The lease thread's checkpoint used to restart the WAL, holding the write
+lock (every send and claim) through its fsync and up to 100 ms of waiting for readers;
+it is passive now and restarts only a WAL file past 32 MiB.  Lease beats (a few short
+transactions every ``lease / 3``) and garbage collection (generation-0 passes of 0.2 to
+0.3 ms) showed in no slow message.
 
 Calls from other threads or event loops (sync code bridged with a fresh ``anyio.run``)
 never touch the in-memory queues: they go through the file and kick the pump.  If the
