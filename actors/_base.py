@@ -212,6 +212,8 @@ async def _done() -> None:
 
 _FLUSHED = Flush(None)
 _new_flush = object.__new__
+FLUSHED: Final = _FLUSHED  # for the modules that build Flush objects on a hot path (WebsocketActor.send)
+new_flush: Final = _new_flush
 
 
 class ActorApp:

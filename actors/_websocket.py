@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from threading import get_ident
 from typing import Any, ClassVar
 
 import anyio
@@ -23,7 +24,7 @@ from interlock.layers import LayerUnavailable
 
 from . import _conversations
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
-from ._base import ASYNC, BaseActor, Flush, inline, library_class
+from ._base import ASYNC, FLUSHED, BaseActor, Flush, inline, library_class, new_flush
 from ._conversations import Recovered, Recovery
 from ._ending import Ending
 from ._errors import ClientTooSlow, DenyConnection, MalformedMessage, StopActor
@@ -363,7 +364,14 @@ class WebsocketActor(BaseActor):
         if close:
             self._emit(message)
             return self.close(None if close is True else close)
-        return self._emit(message)
+        # what _emit() does, inlined: this is the hot path of every echo
+        self._outbox.append(message)
+        if get_ident() != self._loop_thread:  # a sync handler, in a worker thread
+            anyio.from_thread.run(self._flush)
+            return FLUSHED
+        flush = new_flush(Flush)
+        flush._actor = self
+        return flush
 
     def close(self, code: int | None = None, reason: str | None = None) -> Flush:
         """Close the connection (before ``accept()``: refuse the handshake, HTTP 403).
