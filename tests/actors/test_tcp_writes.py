@@ -22,6 +22,8 @@ import pytest
 from interlock.actors import ASGIApp
 from interlock.actors.tcp import LineActor, TcpServer
 
+from tests.support.tcp import serving
+
 FAST: dict[str, Any] = {"max_lines_per_second": 1e9, "burst": 10**9}
 
 
@@ -30,15 +32,6 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10
         while not condition():  # noqa: ASYNC110 - polling a plain condition, as tests/protocols do
             await anyio.sleep(0.01)
     assert condition(), what
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, **options: Any) -> AsyncIterator[TcpServer]:
-    server = TcpServer(app, "127.0.0.1", 0, **options)
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(server.serve)
-        yield server
-        tasks.cancel_scope.cancel()
 
 
 @asynccontextmanager

@@ -9,9 +9,11 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from interlock.actors import ASGIApp, handler
+from interlock.actors import handler
 from interlock.actors.tcp import LineActor, TcpServer
 from interlock.layers import InMemoryChannelLayer
+
+from tests.support.tcp import serving
 
 from .support import wait_for
 
@@ -69,15 +71,6 @@ class Client:
                     self.buffer += await self.stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 return True
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, **options: Any) -> AsyncIterator[TcpServer]:
-    server = TcpServer(app, "127.0.0.1", 0, **options)
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(server.serve)
-        yield server
-        tasks.cancel_scope.cancel()
 
 
 @asynccontextmanager
