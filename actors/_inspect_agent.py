@@ -30,17 +30,15 @@ inspector is mounted; a mounted agent idles on its channel until asked.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
-import sys
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from interlock.layers import GroupLayer, ListableGroupLayer, PeerWatchingLayer
+from interlock.layers import GroupLayer, ListableGroupLayer, PeerWatchingLayer, spawn_system_task
 
 from ._ask import ASK_ID, REPLY, REPLY_TO, reply_for
 from ._inspect_registry import TAP
@@ -76,25 +74,6 @@ _LISTING_TTL: Final = 2.0  # seconds an agent reuses its layer listing for remot
 _WALK_DEPTH: Final = 12
 
 
-_KEPT: set[asyncio.Task[None]] = set()  # asyncio keeps only weak references to its tasks
-
-
-def _in_background(run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-    """Run ``run()`` for as long as the event loop runs: a trio system task, or a kept asyncio task.
-
-    The agent outlives the request that may start it; the loop cancels it when it ends.
-    """
-    if "trio" in sys.modules:
-        import trio  # noqa: PLC0415 - only when the program uses trio
-
-        if trio.lowlevel.in_trio_run():
-            trio.lowlevel.spawn_system_task(run, name=name)
-            return
-    task = asyncio.get_running_loop().create_task(run(), name=name)
-    _KEPT.add(task)
-    task.add_done_callback(_KEPT.discard)
-
-
 class AgentUnreachable(Exception):
     """Another process's inspector agent did not answer: it is gone, or too slow."""
 
@@ -128,7 +107,7 @@ class Agent:
             self._started = True
             self._stopped = False
             self._ready = anyio.Event()
-            _in_background(self._run, "interlock inspector agent")
+            spawn_system_task(self._run, "interlock inspector agent")
         with anyio.move_on_after(ASK_TIMEOUT):
             await self._ready.wait()
 

@@ -4,6 +4,7 @@ The contract is :class:`ChannelLayer` / :class:`GroupLayer` / :class:`ListableGr
 written out in ``docs/layer-spec.md`` and checked by :mod:`interlock.layers.testing`.
 """
 
+from ._background import spawn_system_task
 from ._errors import (
     ChannelFull,
     ChannelLayerError,
@@ -63,6 +64,7 @@ __all__ = [
     "check_message",
     "require_channel_name",
     "require_group_name",
+    "spawn_system_task",
 ]
 
 for _name in __all__:

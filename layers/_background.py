@@ -19,7 +19,14 @@ _asyncio_tasks: set[Any] = set()  # strong references: asyncio keeps only weak o
 
 
 def spawn_system_task(fn: Callable[[], Awaitable[None]], name: str) -> None:
-    """Start ``fn()`` in the background of the running event loop."""
+    """Start ``fn()`` in the background of the running event loop, on asyncio or trio.
+
+    Under trio it is a system task; under asyncio, a task this module keeps referenced until
+    it ends.  Either way the event loop cancels it when the loop itself ends, so it may
+    outlive the task that called this.  ``fn`` must catch its own exceptions: under trio
+    one that escapes a system task crashes the whole run.  ``name`` names the task in
+    debuggers and task listings.  Must be called from inside a running event loop.
+    """
     if "trio" in sys.modules:
         import trio  # noqa: PLC0415 - only when the program uses trio
 
@@ -28,7 +35,12 @@ def spawn_system_task(fn: Callable[[], Awaitable[None]], name: str) -> None:
             return
     import asyncio  # noqa: PLC0415 - likewise
 
-    task = asyncio.get_running_loop().create_task(_run(fn), name=name)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        msg = f"spawn_system_task({name!r}) needs a running event loop (asyncio or trio); call it from async code"
+        raise RuntimeError(msg) from None
+    task = loop.create_task(_run(fn), name=name)
     _asyncio_tasks.add(task)
     task.add_done_callback(_asyncio_tasks.discard)
 
