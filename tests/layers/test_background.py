@@ -39,7 +39,7 @@ def test_the_task_outlives_its_caller_and_the_loop_cancels_it(backend: str) -> N
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_task_is_named(backend: str) -> None:
-    names: list[str] = []
+    names: list[str | None] = []
 
     async def record() -> None:
         names.append(anyio.get_current_task().name)
