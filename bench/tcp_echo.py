@@ -14,9 +14,15 @@ lines over the time from the first burst sent to the last echo read), and the se
 process's CPU time per line echoed (what such a load changes least: the server's work,
 not its waits).
 
+``--callgrind DIR`` runs each server under valgrind's callgrind, counting only while the
+clients run, and prints the server's instructions per line echoed: a figure a shared
+machine's load does not move (the run itself is some 50 times slower, so give it a
+smaller load, e.g. ``--clients 5 --lines 200 --burst 2000``).
+
 Run::
 
     .venv/bin/python bench/tcp_echo.py [--clients 20] [--lines 500] [--burst 5000] [--backend asyncio] [--repeat 1]
+                                       [--callgrind DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -123,27 +130,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_one(kind: str, args: argparse.Namespace) -> tuple[float, float, float, float, float]:
+def callgrind_control(pid: int, *options: str) -> None:
+    subprocess.run(["callgrind_control", *options, str(pid)], check=True, capture_output=True, timeout=60)
+
+
+def instructions(out: Path) -> int:
+    """The instruction total of the last dump callgrind wrote next to *out*."""
+    dumps = sorted(out.parent.glob(f"{out.name}.*"))
+    if not dumps:
+        raise RuntimeError(f"callgrind wrote no dump next to {out}")
+    for line in dumps[-1].read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in {dumps[-1]}")
+
+
+def run_one(kind: str, args: argparse.Namespace, run: int) -> tuple[float, float, float, float, float, float]:
     """Start one server in a process of its own, measure it, stop it.
 
-    p50, p99 (us), lines/s, burst lines/s, and the server's CPU microseconds per line
-    (all its CPU time over the run, startup excluded, over every line it echoed): what a
-    load that comes and goes changes least.
+    p50, p99 (us), lines/s, burst lines/s, the server's CPU microseconds per line (all its
+    CPU time over the run, startup excluded, over every line it echoed: what a load that
+    comes and goes changes least), and its instructions per line (``--callgrind``; else NaN).
     """
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, str(port), "--backend", args.backend]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    out: Path | None = None
+    if args.callgrind is not None:
+        out = Path(args.callgrind).resolve() / f"tcp-{kind}-{args.backend}-{run}.callgrind"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for old in out.parent.glob(f"{out.name}*"):
+            old.unlink()
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    counted = math.nan
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
+        if out is not None:
+            callgrind_control(process.pid, "--instr=on")
         started = cpu_seconds(process.pid)
         rtts, rate, burst_rate = anyio.run(measure, port, args)
         cpu = cpu_seconds(process.pid) - started
+        if out is not None:
+            callgrind_control(process.pid, "--dump=load")
+            callgrind_control(process.pid, "--instr=off")
+            counted = float(instructions(out))
     finally:
         process.terminate()
-        process.wait(10)
-    per_line = cpu / (args.clients * (args.lines + args.burst)) * 1e6
-    return statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6, rate, burst_rate, per_line
+        process.wait(30)
+    lines = args.clients * (args.lines + args.burst)
+    per_line = cpu / lines * 1e6
+    p50, p99 = statistics.median(rtts) * 1e6, rtts[int(len(rtts) * 0.99) - 1] * 1e6
+    return p50, p99, rate, burst_rate, per_line, counted / lines
 
 
 def main() -> None:
@@ -153,6 +191,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--repeat", type=int, default=1, help="pairs of runs, in turns")
+    parser.add_argument("--callgrind", metavar="DIR", help="count each server's instructions per line (valgrind)")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -164,9 +203,15 @@ def main() -> None:
     print(f"{'run':<4} {'server':<10} {'p50 us':>8} {'p99 us':>8} {'lines/s':>10} {'burst/s':>10} {'cpu us/line':>12}")
     ratios: list[tuple[float, float]] = []
     for run in range(1, args.repeat + 1):
-        results = {kind: run_one(kind, args) for kind in SERVERS}
-        for kind, (p50, p99, rate, burst_rate, per_line) in results.items():
+        results = {kind: run_one(kind, args, run) for kind in SERVERS}
+        for kind, (p50, p99, rate, burst_rate, per_line, _) in results.items():
             print(f"{run:<4} {kind:<10} {p50:>8.0f} {p99:>8.0f} {rate:>10.0f} {burst_rate:>10.0f} {per_line:>12.2f}")
+        if args.callgrind is not None:
+            raw_i, ours_i = results["raw"][5], results["interlock"][5]
+            print(
+                f"{run:<4} instructions per line (callgrind): raw {raw_i:,.0f}, interlock {ours_i:,.0f} "
+                f"({ours_i / raw_i:.2f}x raw's)"
+            )
         ratio = (results["interlock"][2] / results["raw"][2], results["interlock"][3] / results["raw"][3])
         ratios.append(ratio)
         cpu = results["raw"][4] / results["interlock"][4]
