@@ -199,16 +199,17 @@ class Flush:
     def __await__(self) -> Generator[Any, None, None]:
         actor = self._actor
         if actor is None:
-            return _done().__await__()
+            return iter(_NOTHING)  # type: ignore[return-value]  # an empty iterator: awaited, it returns None
         outbox = actor._outbox
-        if len(outbox) == 1 and actor._asgi_send is not None:  # the usual case: no extra frame
-            return actor._deliver(outbox.pop()).__await__()
-        return actor._flush().__await__()
+        if actor._asgi_send is not None:
+            if len(outbox) == 1:  # the usual case: no extra frame
+                return actor._deliver(outbox.pop()).__await__()
+            if not outbox:  # flushed already (by the handler's own return, a later await): no coroutine
+                return iter(_NOTHING)  # type: ignore[return-value]
+        return actor._flush().__await__()  # several messages, or not running (which raises)
 
 
-async def _done() -> None:
-    return None
-
+_NOTHING: Final[tuple[()]] = ()
 
 _FLUSHED = Flush(None)
 _new_flush = object.__new__
@@ -688,15 +689,44 @@ class BaseActor:
             )
 
     async def _run_direct(self, receive: Receive) -> None:
-        """No layer, no timers: await the server's events one by one."""
+        """No layer, no timers: await the server's events one by one.
+
+        Each event takes what :meth:`_handle` does for a client event inline, in one
+        ``try`` (a coroutine less per event: every line of a TCP burst and every frame of
+        an echo pays for it), unless the class overrides ``_handle``; events a handler
+        raised meanwhile go through ``_handle``.
+        """
         self._receive = receive
+        if type(self)._handle is not BaseActor._handle:  # the class adds to every item's handling
+            while True:
+                try:
+                    message = await receive()
+                except Exception as exc:  # noqa: BLE001 - the server's receive() failed: this actor fails
+                    await self._fail(exc)
+                    return
+                if await self._handle(CLIENT, message):
+                    return
+        on_event = self._on_client_event
         while True:
             try:
                 message = await receive()
             except Exception as exc:  # noqa: BLE001 - the server's receive() failed: this actor fails
                 await self._fail(exc)
                 return
-            if await self._handle(CLIENT, message):
+            if TAP.watching:  # an inspector counts the message rates
+                TAP.event(self, CLIENT)
+            try:
+                stop = await on_event(message)
+                if self._outbox:  # as in _handle: what no handler call flushed or settled
+                    await self._flush()
+                if self._moves:
+                    await self._settle()
+            except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
+                stop = await self._caught(exc, CLIENT, message)
+            if stop:
+                return
+            raised = self._raised
+            if raised and await self._handle(LAYER, raised.popleft()):
                 return
 
     async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
@@ -850,22 +880,30 @@ class BaseActor:
                     await self._flush()
                 if self._moves:
                     await self._settle()
-            except StopActor:
-                await self._stopped()
-                return True
-            except ClientTooSlow as exc:
-                await self._on_slow_client(exc)
-                return True
-            except ClientGone as exc:
-                logger.debug("%s", exc)
-                await self._end(await self._ending_after_gone(exc))
-                return True
             except Exception as exc:  # noqa: BLE001 - any handler error ends this actor only
-                stop = await self._handler_failed(exc, kind, payload)
+                stop = await self._caught(exc, kind, payload)
             raised = self._raised
             if stop or not raised:
                 return stop
             kind, payload = LAYER, raised.popleft()
+
+    async def _caught(self, exc: Exception, kind: int, payload: Any) -> bool:
+        """Handling a mailbox item raised *exc*: end the actor as it says (True: it must stop).
+
+        :class:`StopActor` stops it, a client gone or too slow ends it as the client's
+        doing, anything else is the handler's failure (:meth:`_handler_failed`).
+        """
+        if isinstance(exc, StopActor):
+            await self._stopped()
+            return True
+        if isinstance(exc, ClientTooSlow):  # before ClientGone: it is one
+            await self._on_slow_client(exc)
+            return True
+        if isinstance(exc, ClientGone):
+            logger.debug("%s", exc)
+            await self._end(await self._ending_after_gone(exc))
+            return True
+        return await self._handler_failed(exc, kind, payload)
 
     async def _handler_failed(self, exc: Exception, kind: int, payload: Any) -> bool:
         """A handler raised *exc* for a mailbox item: fail the actor (True: it must stop)."""
