@@ -15,6 +15,11 @@ Rules:
    ``group_send``'s message for this process's own members, one copy shared by their
    queues; a full one misses it, and the drop is counted (its hook told, the store told
    later), never raised.
+4. **The home loop's queues wake two kinds of receivers.**  :class:`HomeQueues` are the
+   queues of this process's own channels, on the event loop that started the layer; its
+   receivers of channels that live in the store (named channels, on SQLite other
+   processes' too) wait on one event per channel, set when the store may hold something
+   new for them.  When that loop ends its events are forgotten, never set.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
+
+import anyio
 
 from ._drops import Drops
 from ._errors import ChannelFull, InvalidChannelName
@@ -31,7 +38,7 @@ from ._queues import ChannelQueues
 from ._types import Message
 from ._validation import MAX_NAME_LENGTH, copy_message, message_size
 
-__all__ = ["OwnMemberships", "PendingDrops", "ProcessNames", "owner_of", "put_local"]
+__all__ = ["HomeQueues", "OwnMemberships", "PendingDrops", "ProcessNames", "owner_of", "put_local"]
 
 _PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-]+")
 _PROCESS_HEX: Final = 6  # bytes of the process id: 12 hex digits
@@ -162,3 +169,49 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
             drops.seen(group, channel)
             drops.count(channel)
             pending.add(channel)
+
+
+class HomeQueues(ChannelQueues):
+    """The queues of this process's own channels, and the events of its store receivers (rule 4)."""
+
+    def __init__(self, capacity_for: Callable[[str], int], expiry: float, capacity_bytes: int | None = None) -> None:
+        super().__init__(capacity_for, expiry, capacity_bytes)
+        self._named: dict[str, anyio.Event] = {}
+
+    @property
+    def named_waiting(self) -> bool:
+        """Whether a receiver waits on a channel that lives in the store (may be read from another thread)."""
+        return bool(self._named)
+
+    def named_waiter(self, channel: str) -> anyio.Event:
+        """The event set when the store may hold something new for *channel*."""
+        event = self._named.get(channel)
+        if event is None:
+            event = self._named[channel] = anyio.Event()
+        return event
+
+    def wake_named(self, channels: Iterable[str] | None = None) -> None:
+        """Wake the receivers of *channels* (all of them by default) to look in the store."""
+        if channels is None:
+            named, self._named = self._named, {}
+            for event in named.values():
+                event.set()
+            return
+        for channel in channels:
+            if channel in self._named:
+                self._named.pop(channel).set()
+
+    def wake_all(self) -> None:
+        """Wake every receiver (the layer closed, or its loop is ending); keep the messages."""
+        super().wake_all()
+        self.wake_named()
+
+    def made(self, name: str) -> None:
+        """``new_channel()`` made *name* (subclasses track live channels here)."""
+
+    def forget_waiters(self) -> None:
+        """Drop the events and watchers of an event loop that has ended, without setting them."""
+        for queue in self._queues.values():
+            queue.waiter = None
+        self._named.clear()
+        self._watchers.clear()

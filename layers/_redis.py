@@ -81,43 +81,32 @@ reaches the layer through the actor's thread bridge).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Final, final
+from typing import Final, final
 
 import anyio
 import anyio.lowlevel
 
 from . import _redis_history as history
 from ._background import spawn_system_task
-from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
-from ._drops import DropHook, Drops
+from ._core import owner_of
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
-from ._history import GroupHistory, HistoryPage, positioned, read_policy
-from ._peers import StorePeers
-from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
+from ._history import GroupHistory, HistoryPage, positioned
+from ._queues import DEFAULT_CAPACITY_BYTES
 from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
 from ._redis_hot import make_hot
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
 from ._redis_peers import forget_process, mark_closed, mark_closed_all, sync_watches
 from ._redis_store import Client, Owner, Store
-from ._types import Message, StartsAndCloses
-from ._validation import (
-    check_message,
-    copy_message,
-    message_size,
-    require_capacity,
-    require_channel_name,
-    require_group_name,
-    require_positive,
-)
+from ._store_layer import StoreLayer, check_history
+from ._types import Message
+from ._validation import copy_message, message_size, require_positive
 from ._wire import decode, encode
 
 __all__ = ["RedisChannelLayer"]
@@ -148,7 +137,7 @@ class _Run:
 
 
 @final
-class RedisChannelLayer(StartsAndCloses):
+class RedisChannelLayer(StoreLayer):
     """A channel layer on Redis (or a Redis Cluster), shared by processes on any number of machines.
 
     :param url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
@@ -181,6 +170,11 @@ class RedisChannelLayer(StartsAndCloses):
     ends its lease and drops its own channels.
     """
 
+    _kind = "redis"
+    _logger = logger
+    _keeps_named = True  # Redis may lose them all (restarted empty): this process writes them again
+    _local: InboxQueues
+
     def __init__(
         self,
         url_or_client: str | Client = "redis://127.0.0.1:6379/0",
@@ -198,10 +192,7 @@ class RedisChannelLayer(StartsAndCloses):
         on_availability: Callable[[str | None], None] | None = None,
         history: GroupHistory | None = None,
     ) -> None:
-        if history is not None and not isinstance(history, GroupHistory):
-            msg = f"history must be a GroupHistory or None, got {history!r}"
-            raise TypeError(msg)
-        self.history = history
+        self.history = check_history(history)
         if isinstance(url_or_client, str):
             if not url_or_client.startswith(SCHEMES):
                 msg = f"not a Redis URL: {url_or_client!r}; expected one starting with {', '.join(SCHEMES)}"
@@ -218,39 +209,27 @@ class RedisChannelLayer(StartsAndCloses):
             raise ValueError(msg)
         self.prefix = prefix
         self.cluster = cluster
-        self._capacity_for = CapacityRule(capacity, channel_capacity)
-        self.capacity = capacity
-        self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
-        self.expiry = require_positive("expiry", expiry)
-        self.group_expiry = None if group_expiry is None else require_positive("group_expiry", group_expiry)
-        self.lease = require_positive("lease", lease)
-        self.grace = require_positive("grace", grace)
+        self._configure(
+            capacity=capacity,
+            expiry=expiry,
+            group_expiry=group_expiry,
+            channel_capacity=channel_capacity,
+            capacity_bytes=capacity_bytes,
+            lease=lease,
+            grace=grace,
+        )
         self.timeout = require_positive("timeout", timeout)
         self._keys = Keys(prefix)
         self._on_availability = on_availability
-        self._generation = 0
-        self._reset()
-        _layers.add(self)
+        self._begin()
 
-    def _reset(self) -> None:
-        """Set the state of a layer that has not started (also in a forked child)."""
-        self._names = ProcessNames()
-        self._process = self._names.process
-        self._own = OwnMemberships()  # memberships of its channels, and of named ones it added
-        self._pending_drops = PendingDrops()  # own channels' drops seen here, not yet in Redis
+    def _reset_store(self) -> None:
+        """Redis's part of a layer that has not started: its queues, run and what to do again."""
         self._undone: set[tuple[str | None, str]] = set()  # discards (group, channel) and closes (None, channel)
-        self._drops = Drops(logger)
-        self._queues = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
-        self._named: dict[str, anyio.Event] = {}  # receivers of named channels, woken by local sends
-        self._pacer = Pacer()
+        self._local = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
         self._run: _Run | None = None
         self._registered = False  # since the last close(): a lease to end, even from another loop
-        self._generation += 1
         self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
-        old: StorePeers | None = getattr(self, "_peers", None)
-        if old is not None:
-            old.forget()  # a forked child: the parent's watchers are not here to be told
-        self._peers = StorePeers(self._process, self._sync_watches, "redis")
 
     def __repr__(self) -> str:
         state = "started" if self._run is not None else "not started"
@@ -272,8 +251,20 @@ class RedisChannelLayer(StartsAndCloses):
         """Connect, register this process and start its lease (done lazily otherwise)."""
         await self._ready()
 
-    async def _ready(self) -> Store:
-        """Start if needed (on this thread's loop, which becomes the home); return the store."""
+    def _at_home(self) -> bool:
+        run = self._run
+        return run is not None and run.store is not None and run.home == threading.get_ident()
+
+    def _store(self) -> Store:
+        """The store of the run :meth:`_ready` just found ready (called before any await after it)."""
+        run = self._run
+        if run is None or run.store is None:
+            msg = f"the layer on {self.address} was closed"
+            raise LayerClosed(msg)
+        return run.store
+
+    async def _ready(self) -> bool:
+        """Start if needed (on this thread's loop, which becomes the home); True: this thread is home."""
         ident = threading.get_ident()
         run = self._run
         if run is not None and run.home != ident:
@@ -284,9 +275,8 @@ class RedisChannelLayer(StartsAndCloses):
             raise RuntimeError(msg)
         if run is None:
             run = self._run = _Run(ident)
-            self._queues.forget_waiters()  # events of a loop that has ended
+            self._local.forget_waiters()  # events of a loop that has ended
             self._drops.unhook_all()
-            self._named.clear()
             spawn_system_task(lambda: self._runner(run), f"interlock-redis-{self._process}")
         if not run.ready.is_set():
             with anyio.move_on_after(self.timeout * 2):
@@ -297,8 +287,7 @@ class RedisChannelLayer(StartsAndCloses):
                 raise LayerUnavailable(msg)
         if run.error is not None:
             raise run.error
-        assert run.store is not None
-        return run.store
+        return True
 
     def _make_client(self) -> Client:
         if self._client is not None:
@@ -332,8 +321,7 @@ class RedisChannelLayer(StartsAndCloses):
             run.done.set()
             if self._run is run:
                 self._run = None
-                self._queues.wake_all()
-                self._wake_named()
+                self._local.wake_all()
 
     async def _serve(self, run: _Run, store: Store) -> None:
         """Register, run the pump, the settler and the lease until the layer stops."""
@@ -384,25 +372,16 @@ class RedisChannelLayer(StartsAndCloses):
                 run.stop.set()
                 if run.home == threading.get_ident():
                     await run.done.wait()
-            self._queues.clear()
-            self._drops.clear()
-            self._own.clear()
-            self._pending_drops.take()
-            self._wake_named()
-            self._peers.stop()
+            self._forget_all(True)
 
     async def flush(self) -> None:
         """Delete every membership and queued message under this prefix, and this process's queues."""
-        store = await self._ready()
-        await store.flush()
-        live = set(self._queues.live)
-        self._queues.clear()
-        self._queues.live |= live
-        self._drops.clear()
-        self._own.clear()
-        self._pending_drops.take()
+        await self._ready()
+        await self._store().flush()
+        live = set(self._local.live)
         self._undone.clear()
-        self._peers.stop()
+        self._forget_all(True)
+        self._local.live |= live  # the channels live on: only their messages went
 
     # -- background tasks --------------------------------------------------------------------
 
@@ -444,7 +423,7 @@ class RedisChannelLayer(StartsAndCloses):
 
     async def _pump_until_stopped(self, run: _Run, store: Store) -> None:
         retry = _RETRY[0]
-        queues = self._queues
+        queues = self._local
         while not run.stop.is_set():
             try:
                 entries = await store.take_inbox(self._process, _WAIT, _BATCH)
@@ -477,7 +456,7 @@ class RedisChannelLayer(StartsAndCloses):
         message = decode(body)
         size = message_size(message)
         *others, last = names.split(" ")
-        deliver = self._queues.deliver_copy
+        deliver = self._local.deliver_copy
         for name in others:
             if not deliver(name, expires_at, copy_message(message), size):
                 self._dropped(group, name)
@@ -497,7 +476,7 @@ class RedisChannelLayer(StartsAndCloses):
             run.settle.set()
 
     async def _settler(self, run: _Run, store: Store) -> None:
-        queues = self._queues
+        queues = self._local
         retry = _RETRY[0]
         while True:
             await run.settle.wait()
@@ -508,7 +487,7 @@ class RedisChannelLayer(StartsAndCloses):
                 if counts:
                     await store.settle(self._process, counts)
                     counts = {}
-                await self._write_drops(store)
+                await self._write_drops(store.count_drops)
                 retry = _RETRY[0]
             except LayerUnavailable as exc:
                 for channel, count in counts.items():
@@ -540,7 +519,7 @@ class RedisChannelLayer(StartsAndCloses):
                 self,
                 len(restored),
             )
-        await self._write_drops(store)
+        await self._write_drops(store.count_drops)
         for group, channel in sorted(self._undone, key=str):  # what failed while Redis was away
             if group is None:
                 await store.close_channel(channel, owner_of(channel))
@@ -554,37 +533,10 @@ class RedisChannelLayer(StartsAndCloses):
                 "pruned dead layer processes %s: %d memberships", ", ".join(report.processes), report.memberships
             )
 
-    async def _write_drops(self, store: Store) -> None:
-        counts = self._pending_drops.take()
-        if not counts:
-            return
-        try:
-            await store.count_drops(self._process, counts)
-        except BaseException:
-            self._pending_drops.put_back(counts)
-            raise
-
     # -- channels --------------------------------------------------------------------------
 
-    def _is_mine(self, channel: str) -> bool:
-        return self._names.is_mine(channel)
-
-    async def _store(self) -> Store:
-        run = self._run
-        if run is not None and run.store is not None and run.home == threading.get_ident():
-            return run.store
-        return await self._ready()
-
-    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
-        """Queue a copy of *message* on *channel*: in memory if it is ours, else through Redis."""
-        channel = require_channel_name(channel)
-        checked = check_message(message)
-        store = await self._store()
-        if self._is_mine(channel):
-            self._queues.put(channel, checked, time.monotonic())
-            if self._pacer.due():
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            return
+    async def _send_stored(self, channel: str, checked: Message, home: bool) -> None:
+        store = self._store()
         owner = owner_of(channel)
         capacity = self._capacity_for(channel)
         now = time.time()
@@ -595,7 +547,7 @@ class RedisChannelLayer(StartsAndCloses):
             if not queued:
                 msg = f"channel {channel!r} is full ({capacity} undelivered messages)"
                 raise ChannelFull(msg)
-            self._wake_named(channel)
+            self._local.wake_named([channel])
             return
         queued = await store.send_one(
             owner, channel, capacity, encode(checked), expires=now + self.expiry, ttl=self._ttl()
@@ -608,12 +560,15 @@ class RedisChannelLayer(StartsAndCloses):
         """Seconds an inbox outlives its last message: long enough for any owner still alive."""
         return self.expiry + self.lease + self.grace
 
-    async def receive(self, channel: str, /) -> Message:
-        """Wait for the next unexpired message on *channel*."""
-        channel = require_channel_name(channel)
-        store = await self._store()
-        if self._is_mine(channel):
-            return await self._receive_own(channel)
+    async def _wait_local(self, event: anyio.Event, generation: int, channel: str) -> bool:
+        await event.wait()
+        if self._generation != generation or self._run is None:
+            msg = f"the layer on {self.address} was closed while receiving on {channel!r}"
+            raise LayerClosed(msg)
+        return True
+
+    async def _receive_stored(self, channel: str, home: bool) -> Message:
+        store = self._store()
         owner = owner_of(channel)
         if owner is not None:
             msg = (
@@ -621,27 +576,10 @@ class RedisChannelLayer(StartsAndCloses):
                 f"({self._process}); only the process whose new_channel() made a channel receives from it"
             )
             raise InvalidChannelName(msg)
-        return await self._receive_named(store, channel)
-
-    async def _receive_own(self, channel: str) -> Message:
-        generation = self._generation
-        queues = self._queues
-        while True:
-            message = queues.take(channel)
-            if message is not None:
-                return message
-            await queues.waiter(channel).wait()
-            if self._generation != generation or self._run is None:
-                msg = f"the layer on {self.address} was closed while receiving on {channel!r}"
-                raise LayerClosed(msg)
-
-    async def _receive_named(self, store: Store, channel: str) -> Message:
         generation = self._generation
         poll = _NAMED_POLL[0]
         while True:
-            event = self._named.get(channel)
-            if event is None:
-                event = self._named[channel] = anyio.Event()
+            event = self._local.named_waiter(channel)
             body = await store.claim_named(channel, time.time())  # shielded: a popped message arrives
             if body is not None:
                 return decode(body)
@@ -652,97 +590,33 @@ class RedisChannelLayer(StartsAndCloses):
                 msg = f"the layer on {self.address} was closed while receiving on {channel!r}"
                 raise LayerClosed(msg)
 
-    def _wake_named(self, channel: str | None = None) -> None:
-        if channel is None:
-            named, self._named = self._named, {}
-            for event in named.values():
-                event.set()
-        elif channel in self._named:
-            self._named.pop(channel).set()
-
-    async def new_channel(self, prefix: str = "specific", /) -> str:
-        """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
-        name = self._names.new_name(prefix)
-        await self._store()
-        self._queues.live.add(name)
-        self._peers.made(name)
-        return name
-
-    def watch_channel(
-        self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
-    ) -> int | None:
-        """Feed this process's own *channel* to its owner without a receiving task.
-
-        Returns None (receive instead) unless the layer runs on the calling thread's loop
-        and *channel* is this process's; otherwise as
-        :meth:`InMemoryChannelLayer.watch_channel`: messages from this process and those
-        the pump takes from the inbox alike.  *on_drop* hears of drops by any process's
-        ``group_send``.
-        """
-        channel = require_channel_name(channel)
-        run = self._run
-        if run is None or run.store is None or run.home != threading.get_ident() or not self._is_mine(channel):
-            return None
-        self._drops.hook(channel, on_drop)
-        return self._queues.watch(channel, notify)
-
-    def take_message(self, channel: str, /) -> Message | None:
-        """The next unexpired message of a watched channel, or None: never waits."""
-        return self._queues.take(channel)
-
-    async def close_channel(self, channel: str, /) -> None:
-        """Drop *channel*'s queued messages and remove it from all its groups."""
-        channel = require_channel_name(channel)
-        store = await self._store()
-        if self._is_mine(channel):
-            self._queues.drop(channel)
-            self._drops.forget(channel)
-            self._pending_drops.discard(channel)
-        self._own.drop(channel)
-        self._peers.closed(channel)  # this process's watchers of it, at once
+    async def _close_stored(self, channel: str, home: bool) -> None:
+        store = self._store()
+        owner = owner_of(channel)
+        self._forget_channel(channel, owner == self._process)
         try:
-            await store.close_channel(channel, owner_of(channel))
+            await store.close_channel(channel, owner)
         except LayerUnavailable:
             self._undone.add((None, channel))  # done on a later beat, once Redis answers
             raise
-        await mark_closed(store, channel, owner_of(channel))  # the other processes' watchers
-
-    def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
-        """Call ``on_gone(channel, reason)`` once when *channel* is gone, whichever process
-        owns it: closed (``"closed"``), a channel of this process it did not make or closed
-        already (``"unknown"``, at once), or one whose process was pruned after its lease
-        and grace ended (``"lease"``). See :mod:`._peers` and :mod:`._redis_peers`; call it
-        on the layer's home event loop."""
-        return self._peers.watch(require_channel_name(channel), on_gone)
+        await mark_closed(store, channel, owner)  # the other processes' watchers
 
     async def _sync_watches(self, add: list[tuple[str, str | None]], remove: list[str]) -> list[tuple[str, str]]:
-        return await sync_watches(await self._store(), self._process, add, remove, self._peers.remote())
+        await self._ready()
+        return await sync_watches(self._store(), self._process, add, remove, self._peers.remote())
 
     # -- groups ----------------------------------------------------------------------------
 
-    def _joined_after(self) -> float:
-        return -math.inf if self.group_expiry is None else time.time() - self.group_expiry
-
-    async def group_add(self, group: str, channel: str, /) -> None:
-        """Add *channel* to *group* in Redis, or renew its membership."""
-        group = require_group_name(group)
-        channel = require_channel_name(channel)
-        store = await self._store()
-        owner = owner_of(channel)
-        now = time.time()
+    async def _add_stored(self, group: str, channel: str, owner: str | None, now: float) -> None:
+        store = self._store()
         if owner is not None and owner != self._process:  # someone else's: pruned after grace unless it lives
             await store.call("registering a channel's owner", lambda: store.placeholder(owner, now, self.grace))
         await store.group_add(group, channel, owner, now)
         self._undone.discard((group, channel))  # a discard that failed earlier must not undo this
         self._undone.discard((None, channel))
-        if owner is None or owner == self._process:  # what this process writes again if Redis loses it
-            self._own.add(group, channel)
 
-    async def group_discard(self, group: str, channel: str, /) -> None:
-        """Remove *channel* from *group*; no error if it was not there."""
-        group = require_group_name(group)
-        channel = require_channel_name(channel)
-        store = await self._store()
+    async def _discard_stored(self, group: str, channel: str) -> None:
+        store = self._store()
         self._own.discard(group, channel)  # first: never written again, even if Redis cannot hear it now
         try:
             await store.group_discard(group, channel, owner_of(channel))
@@ -750,18 +624,14 @@ class RedisChannelLayer(StartsAndCloses):
             self._undone.add((group, channel))  # done on a later beat, once Redis answers
             raise
 
-    async def drop_counts(self) -> dict[str, int]:
-        """Messages ``group_send`` dropped for each channel because it was full, in every process."""
-        store = await self._store()
-        await self._write_drops(store)
+    async def _drop_counts_stored(self) -> dict[str, int]:
+        store = self._store()
+        await self._write_drops(store.count_drops)
         processes = [owner.id for owner in await store.processes()]
         return await store.drop_counts(processes)
 
-    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
-        """Send a copy of *message* to every member; full members miss it (counted, logged)."""
-        group = require_group_name(group)
-        checked = check_message(message)
-        store = await self._store()
+    async def _group_send_stored(self, group: str, checked: Message, home: bool) -> tuple[list[str], Message, bool]:
+        store = self._store()
         if self.history is not None and self.history.keeps(group):
             args = history.record_args(group, checked, self.history, time.time())
             epoch, offset = await store.record(group, args)
@@ -770,8 +640,9 @@ class RedisChannelLayer(StartsAndCloses):
         local: list[str] = []
         owned: dict[str, list[str]] = {}
         named: list[str] = []
+        is_mine = self._names.is_mine
         for channel in members:
-            if self._is_mine(channel):
+            if is_mine(channel):
                 local.append(channel)
                 continue
             owner = owner_of(channel)
@@ -779,7 +650,6 @@ class RedisChannelLayer(StartsAndCloses):
                 named.append(channel)
             else:
                 owned.setdefault(owner, []).append(channel)
-        drops = self._drops
         if owned or named:
             body = encode(checked)
             now = time.time()
@@ -790,23 +660,16 @@ class RedisChannelLayer(StartsAndCloses):
                 if await store.send_named(
                     channel, body, now=now, expires=expires, capacity=capacity, ttl=self.expiry + 1
                 ):
-                    self._wake_named(channel)
+                    self._local.wake_named([channel])
                 else:
-                    drops.seen(group, channel)
+                    self._drops.seen(group, channel)
                     await store.count_drops(None, {channel: 1})
-        if local:
-            put_local(self._queues, drops, self._pending_drops, group, local, checked, time.monotonic())
-        if self._pacer.due():
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return local, checked, False  # paced even when it awaited Redis, as it always was
 
-    async def group_history(
-        self, group: str, /, *, since: int = 0, epoch: str | None = None, limit: int | None = None
+    async def _history_stored(
+        self, group: str, since: int, epoch: str | None, limit: int | None, policy: GroupHistory
     ) -> HistoryPage:
-        """The kept messages of *group* after offset *since* of *epoch*, from Redis (see
-        :class:`~interlock.layers.HistoryLayer`)."""
-        policy = read_policy(self.history, group, since, epoch, limit)
-        store = await self._store()
-        reply = await store.history(group, since, limit)
+        reply = await self._store().history(group, since, limit)
         return history.page_from(group, reply, since=since, epoch=epoch, policy=policy, now=time.time())
 
     async def _send_to_owners(
@@ -832,26 +695,8 @@ class RedisChannelLayer(StartsAndCloses):
         if errors:
             raise errors[0]
 
-    async def group_members(self, group: str, /) -> frozenset[str]:
-        """Return the channels currently in *group*, whichever process added them."""
-        group = require_group_name(group)
-        store = await self._store()
-        return frozenset(await store.members(group, self._joined_after()))
+    async def _members_stored(self, group: str) -> list[str]:
+        return await self._store().members(group, self._joined_after())
 
-    async def groups(self) -> dict[str, int]:
-        """Return every non-empty group with its member count."""
-        store = await self._store()
-        return await store.group_counts(self._joined_after())
-
-
-_layers: weakref.WeakSet[RedisChannelLayer] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child is a new process: it forgets its parent's client, lease and channels."""
-    for layer in list(_layers):
-        layer._reset()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    async def _counts_stored(self) -> dict[str, int]:
+        return await self._store().group_counts(self._joined_after())

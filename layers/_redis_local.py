@@ -25,14 +25,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ._queues import ChannelQueue, ChannelQueues
+from ._core import HomeQueues
+from ._queues import ChannelQueue
 from ._types import Message
 from ._validation import message_size
 
 __all__ = ["InboxQueues"]
 
 
-class InboxQueues(ChannelQueues):
+class InboxQueues(HomeQueues):
     """The queues of this process's channels, fed by local senders and the inbox (see the rules)."""
 
     def __init__(
@@ -123,6 +124,10 @@ class InboxQueues(ChannelQueues):
         """How many delivered messages wait outside *name*'s full queue."""
         return len(self._held.get(name, ()))
 
+    def made(self, name: str) -> None:
+        """``new_channel()`` made *name*: the inbox delivers to it from now on."""
+        self.live.add(name)
+
     def drop(self, name: str) -> None:
         """Drop *name*'s queue, held messages and watcher (the channel was closed)."""
         self.live.discard(name)
@@ -130,12 +135,6 @@ class InboxQueues(ChannelQueues):
         if held:
             self._settle(name, len(held))
         super().drop(name)
-
-    def forget_waiters(self) -> None:
-        """Drop the events and watchers of an event loop that has ended, without setting them."""
-        for queue in self._queues.values():
-            queue.waiter = None
-        self._watchers.clear()
 
     def clear(self) -> None:
         """Drop every queue and held message, waking every receiver."""

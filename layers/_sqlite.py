@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import secrets
 import socket
@@ -96,23 +95,16 @@ import anyio.to_thread
 from . import _sqlite_history as history
 from . import _sqlite_store as store
 from ._background import spawn_system_task
-from ._core import OwnMemberships, PendingDrops, ProcessNames, owner_of, put_local
-from ._drops import DropHook, Drops
+from ._core import owner_of
 from ._errors import LayerClosed, LayerFileReplaced
-from ._history import GroupHistory, HistoryPage, read_policy
-from ._peers import StorePeers
-from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, Pacer
+from ._history import GroupHistory, HistoryPage
+from ._queues import DEFAULT_CAPACITY_BYTES
 from ._sqlite_lease import LeaseKeeper
 from ._sqlite_local import LocalQueues, Room
 from ._sqlite_thread import ConnectionThread
-from ._types import Message, StartsAndCloses
-from ._validation import (
-    check_message,
-    require_capacity,
-    require_channel_name,
-    require_group_name,
-    require_positive,
-)
+from ._store_layer import StoreLayer, check_history
+from ._types import Message
+from ._validation import require_positive
 from ._wire import encode
 
 __all__ = ["SQLiteChannelLayer"]
@@ -127,12 +119,11 @@ _QUIET_SLOWDOWN: Final = 5  # how much it slows down
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
 _FAST_CLAIM: Final = 32  # most messages the pump claims on the event loop; after a full batch, a thread claims
 _CHECKPOINT_EVERY: Final = 1000  # writes (and calls on the worker connection) between checkpoint requests
-_layers: weakref.WeakSet[SQLiteChannelLayer] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
 
 @final
-class SQLiteChannelLayer(StartsAndCloses):
+class SQLiteChannelLayer(StoreLayer):
     """A channel layer kept in a SQLite file, shared by the processes of one machine.
 
     :param path: the layer file; created (with its schema) if missing, its directory must exist.
@@ -162,6 +153,10 @@ class SQLiteChannelLayer(StartsAndCloses):
     its lease and drops its own channels.
     """
 
+    _kind = "sqlite"
+    _logger = logger
+    _local: LocalQueues
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -176,29 +171,22 @@ class SQLiteChannelLayer(StartsAndCloses):
         poll_interval: float = 0.002,
         history: GroupHistory | None = None,
     ) -> None:
-        if history is not None and not isinstance(history, GroupHistory):
-            msg = f"history must be a GroupHistory or None, got {history!r}"
-            raise TypeError(msg)
-        self.history = history
+        self.history = check_history(history)
         self.path = Path(path)
-        self._capacity_for = CapacityRule(capacity, channel_capacity)
-        self.capacity = capacity
-        self.capacity_bytes = None if capacity_bytes is None else require_capacity("capacity_bytes", capacity_bytes)
-        self.expiry = require_positive("expiry", expiry)
-        self.group_expiry = None if group_expiry is None else require_positive("group_expiry", group_expiry)
-        self.lease = require_positive("lease", lease)
-        self.grace = require_positive("grace", grace)
+        self._configure(
+            capacity=capacity,
+            expiry=expiry,
+            group_expiry=group_expiry,
+            channel_capacity=channel_capacity,
+            capacity_bytes=capacity_bytes,
+            lease=lease,
+            grace=grace,
+        )
         self.poll_interval = require_positive("poll_interval", poll_interval)
-        self._generation = 0  # bumped by close(): receives of an older generation end
-        self._reset()
-        _layers.add(self)
+        self._begin()
 
-    def _reset(self) -> None:
-        """Set the state of a layer that has not started (also in a forked child)."""
-        self._names = ProcessNames()
-        self._process = self._names.process
-        self._own = OwnMemberships()
-        self._pending_drops = PendingDrops()  # own channels' drops, for the file (shared with the keeper)
+    def _reset_store(self) -> None:
+        """The file's part of a layer that has not started: connections, lease, home, pump."""
         self._broken: str | None = None  # why the file is not ours any more (LayerFileReplaced)
         # Shared with worker threads.
         self._conn: sqlite3.Connection | None = None
@@ -206,7 +194,6 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._fast: sqlite3.Connection | None = None  # the home thread's (rule 5)
         self._fast_lock = threading.Lock()  # only against close() from another thread
         self._writes = 0
-        self._pacer = Pacer()  # the home thread's
         self._open_lock = threading.Lock()
         self._me: store.Owner | None = None
         self._keeper: LeaseKeeper | None = None
@@ -216,17 +203,11 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._thread = ConnectionThread(f"interlock-sqlite-{self._process}")
         # The home event loop thread's.
         self._home: int | None = None
-        self._generation += 1
         self._local = LocalQueues(self._capacity_for, self.expiry, self._kick, self.capacity_bytes)
-        self._drops = Drops(logger)
         self._pump_scope: anyio.CancelScope | None = None
         self._pump_idle: anyio.Event | None = None
-        old: StorePeers | None = getattr(self, "_peers", None)
-        if old is not None:
-            old.forget()  # a forked child: the parent's watchers are not here to be told
-        self._peers = StorePeers(self._process, self._sync_watches, "sqlite")
 
-    def _forget_parent(self) -> None:
+    def _after_fork(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
         _inherited.extend(conn for conn in (self._conn, self._fast) if conn is not None)  # never used or closed here
         self._reset()
@@ -240,6 +221,9 @@ class SQLiteChannelLayer(StartsAndCloses):
     async def start(self) -> None:
         """Open the file, register this process and start its lease (done lazily otherwise)."""
         await self._ready()
+
+    def _at_home(self) -> bool:
+        return self._conn is not None and self._broken is None and self._home == threading.get_ident()
 
     async def _ready(self) -> bool:
         """Start if needed; return whether the calling thread owns the in-memory queues."""
@@ -355,12 +339,7 @@ class SQLiteChannelLayer(StartsAndCloses):
         """Delete every membership and queued message in the file, and this process's queues."""
         home = await self._ready()
         await self._db(store.flush)
-        self._own.clear()
-        self._pending_drops.take()
-        self._peers.stop()
-        if home:
-            self._local.clear()
-            self._drops.clear()
+        self._forget_all(home)
 
     # -- worker threads and the pump ---------------------------------------------------------
 
@@ -508,24 +487,18 @@ class SQLiteChannelLayer(StartsAndCloses):
             msg = f"the layer on {str(self.path)!r} was closed while receiving on {channel!r}"
             raise LayerClosed(msg)
 
+    async def _wait_local(self, event: anyio.Event, generation: int, channel: str) -> bool:
+        await self._wait(event)
+        self._check_open(generation, channel)
+        return self._home == threading.get_ident()  # else the pump ended: start over
+
+    def _receiver_came(self) -> None:
+        if self._pump_idle is not None:
+            self._pump_idle.set()  # a receiver now waits: the pump watches the file again
+
     # -- channels --------------------------------------------------------------------------
 
-    def _is_mine(self, channel: str) -> bool:
-        """Whether *channel* belongs to this process (as :func:`owner_of` says, quicker)."""
-        return self._names.is_mine(channel)
-
-    async def send(self, channel: str, message: Mapping[str, Any], /) -> None:
-        """Queue a copy of *message* on *channel*: in memory if it is ours, else in the file."""
-        channel = require_channel_name(channel)
-        checked = check_message(message)
-        home = (
-            self._conn is not None and self._broken is None and self._home == threading.get_ident()
-        ) or await self._ready()
-        if home and self._is_mine(channel):
-            self._local.put(channel, checked, time.monotonic())
-            if self._pacer.due():
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            return
+    async def _send_stored(self, channel: str, checked: Message, home: bool) -> None:
         now = time.time()
         targets = [(channel, owner_of(channel), self._capacity_for(channel))]
         body = encode(checked)
@@ -539,33 +512,6 @@ class SQLiteChannelLayer(StartsAndCloses):
         self._nudge(home, [channel])
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
-
-    async def receive(self, channel: str, /) -> Message:
-        """Wait for the next unexpired message on *channel*."""
-        channel = require_channel_name(channel)
-        while True:
-            home = (
-                self._conn is not None and self._broken is None and self._home == threading.get_ident()
-            ) or await self._ready()
-            if not (home and self._is_mine(channel)):
-                message = await self._receive_stored(channel, home)
-            else:
-                message = self._local.take(channel)
-                if message is None:
-                    message = await self._receive_local(channel)
-            if message is not None:
-                return message
-
-    async def _receive_local(self, channel: str) -> Message | None:
-        generation = self._generation
-        while True:
-            message = self._local.take(channel)
-            if message is not None:
-                return message
-            await self._wait(self._local.waiter(channel))
-            self._check_open(generation, channel)
-            if self._home != threading.get_ident():
-                return None  # the pump ended: start over
 
     async def _receive_stored(self, channel: str, home: bool) -> Message | None:
         generation = self._generation
@@ -590,119 +536,35 @@ class SQLiteChannelLayer(StartsAndCloses):
             if event is not None and self._home != threading.get_ident():
                 return None  # the pump ended: start over
 
-    async def new_channel(self, prefix: str = "specific", /) -> str:
-        """Return a new channel name owned by this process, ``PREFIX.PROCESS!TOKEN``."""
-        name = self._names.new_name(prefix)
-        await self._ready()
-        self._peers.made(name)
-        return name
-
-    def watch_channel(
-        self, channel: str, notify: Callable[[], None], /, *, on_drop: DropHook | None = None
-    ) -> int | None:
-        """Feed this process's own *channel* to its owner without a receiving task.
-
-        Returns None (receive instead) unless the layer runs and the calling thread owns
-        its in-memory queues; otherwise as :meth:`InMemoryChannelLayer.watch_channel`:
-        messages from this process and those the pump claims from the file alike.
-        *on_drop* hears of drops by this process's ``group_send`` at once, and of other
-        processes' when the pump next claims from the file.
-        """
-        channel = require_channel_name(channel)
-        if (
-            self._conn is None
-            or self._broken is not None
-            or self._home != threading.get_ident()
-            or not self._is_mine(channel)
-        ):
-            return None
-        self._drops.hook(channel, on_drop)
-        waiting = self._local.watch(channel, notify)
-        if self._pump_idle is not None:
-            self._pump_idle.set()  # a receiver now waits: the pump watches the file again
-        return waiting
-
-    def take_message(self, channel: str, /) -> Message | None:
-        """The next unexpired message of a watched channel, or None: never waits."""
-        return self._local.take(channel)
-
     async def _sync_watches(self, add: list[tuple[str, str | None]], remove: list[str]) -> list[tuple[str, str]]:
         return await self._db(store.sync_watches, self._process, add, remove)
 
-    def watch_peer(self, channel: str, on_gone: Callable[[str, str], None], /) -> Callable[[], None]:
-        """Call ``on_gone(channel, reason)`` once when *channel* is gone, whichever process
-        owns it: closed (``"closed"``), a channel of this process it did not make or closed
-        already (``"unknown"``, at once), or one whose process was pruned after its lease
-        and grace ended (``"lease"``). See :mod:`._peers`; call it on the layer's
-        home event loop (the one the layer started on)."""
-        return self._peers.watch(require_channel_name(channel), on_gone)
-
-    async def close_channel(self, channel: str, /) -> None:
-        """Drop *channel*'s queued messages and remove it from all its groups."""
-        channel = require_channel_name(channel)
-        home = await self._ready()
+    async def _close_stored(self, channel: str, home: bool) -> None:
         await self._db(store.close_channel, channel)
-        self._own.drop(channel)
-        self._pending_drops.discard(channel)
-        self._peers.closed(channel)
-        if home:
-            self._local.drop(channel)
-            self._drops.forget(channel)
+        self._forget_channel(channel, home)
 
     # -- groups ----------------------------------------------------------------------------
 
-    def _joined_after(self) -> float:
-        return -math.inf if self.group_expiry is None else time.time() - self.group_expiry
+    async def _add_stored(self, group: str, channel: str, owner: str | None, now: float) -> None:
+        record = None
+        if owner == self._process:
+            record = store.Owner(owner, "", os.getpid(), socket.gethostname(), now, now + self.lease, self.grace)
+        elif owner is not None:  # someone else's: a placeholder, pruned after grace unless it lives
+            record = store.Owner(owner, "", 0, "", now, now, self.grace)
+        await self._db(store.group_add, group, channel, record, now)
 
-    async def group_add(self, group: str, channel: str, /) -> None:
-        """Add *channel* to *group* in the file, or renew its membership."""
-        group = require_group_name(group)
-        channel = require_channel_name(channel)
-        await self._ready()
-        owner_id = owner_of(channel)
-        now = time.time()
-        owner = None
-        if owner_id == self._process:
-            owner = store.Owner(owner_id, "", os.getpid(), socket.gethostname(), now, now + self.lease, self.grace)
-        elif owner_id is not None:  # someone else's: a placeholder, pruned after grace unless it lives
-            owner = store.Owner(owner_id, "", 0, "", now, now, self.grace)
-        await self._db(store.group_add, group, channel, owner, now)
-        if owner_id == self._process:
-            self._own.add(group, channel)
-
-    async def group_discard(self, group: str, channel: str, /) -> None:
-        """Remove *channel* from *group*; no error if it was not there."""
-        group = require_group_name(group)
-        channel = require_channel_name(channel)
-        await self._ready()
+    async def _discard_stored(self, group: str, channel: str) -> None:
         await self._db(store.group_discard, group, channel)
         self._own.discard(group, channel)
 
-    async def drop_counts(self) -> dict[str, int]:
-        """Messages ``group_send`` dropped for each channel because it was full, in every process.
-
-        Read from the file (after writing this process's own drops there): what each
-        channel lost since it was first used, until it is closed or its process pruned.
-        """
-        await self._ready()
-        counts = self._pending_drops.take()
-        if counts:
-            try:
-                await self._db(store.add_drops, self._process, counts)
-            except BaseException:
-                self._pending_drops.put_back(counts)
-                raise
+    async def _drop_counts_stored(self) -> dict[str, int]:
+        await self._write_drops(lambda process, counts: self._db(store.add_drops, process, counts))
         return await self._db(store.drop_counts)
 
-    async def group_send(self, group: str, message: Mapping[str, Any], /) -> None:
-        """Send a copy of *message* to every member; full members miss it (counted, logged)."""
-        group = require_group_name(group)
-        checked = check_message(message)
-        home = await self._ready()
+    async def _group_send_stored(self, group: str, checked: Message, home: bool) -> tuple[list[str], Message, bool]:
         now = time.time()
         if self.history is not None and self.history.keeps(group):
-            await self._group_send_recorded(group, checked, home, now)
-            return
+            return await self._group_send_recorded(group, checked, home, now)
         body = encode(checked)
         expires = now + self.expiry
         joined_after = self._joined_after()
@@ -738,15 +600,13 @@ class SQLiteChannelLayer(StartsAndCloses):
                     full, waited = queued, False
         if stored:
             self._nudge(home, stored)
-        drops = self._drops
         for channel in full:  # counted in the file already; its owner hears of it from there
-            drops.seen(group, channel)
-        if local:
-            put_local(self._local, drops, self._pending_drops, group, local, checked, time.monotonic())
-        if not waited and self._pacer.due():
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            self._drops.seen(group, channel)
+        return local, checked, waited
 
-    async def _group_send_recorded(self, group: str, checked: Message, home: bool, now: float) -> None:
+    async def _group_send_recorded(
+        self, group: str, checked: Message, home: bool, now: float
+    ) -> tuple[list[str], Message, bool]:
         """``group_send`` to a group that keeps a history: one transaction (``_sqlite_history``)."""
         assert self.history is not None  # the caller checked
         send = functools.partial(
@@ -768,33 +628,22 @@ class SQLiteChannelLayer(StartsAndCloses):
         copy, local, stored, full = done
         if stored:
             self._nudge(home, stored)
-        drops = self._drops
         for channel in full:
-            drops.seen(group, channel)
-        if local:
-            put_local(self._local, drops, self._pending_drops, group, local, copy, time.monotonic())
+            self._drops.seen(group, channel)
+        return local, copy, True  # no pacing: as before, a recorded send never yields here
 
-    async def group_history(
-        self, group: str, /, *, since: int = 0, epoch: str | None = None, limit: int | None = None
+    async def _history_stored(
+        self, group: str, since: int, epoch: str | None, limit: int | None, policy: GroupHistory
     ) -> HistoryPage:
-        """The kept messages of *group* after offset *since* of *epoch*, from the file (see
-        :class:`~interlock.layers.HistoryLayer`)."""
-        policy = read_policy(self.history, group, since, epoch, limit)
-        await self._ready()
         return await self._db(
             history.page, group, since=since, epoch=epoch, limit=limit, policy=policy, now=time.time()
         )
 
-    async def group_members(self, group: str, /) -> frozenset[str]:
-        """Return the channels currently in *group*, whichever process added them."""
-        group = require_group_name(group)
-        await self._ready()
+    async def _members_stored(self, group: str) -> list[str]:
         members = await self._db(store.group_members, group, self._joined_after())
-        return frozenset(channel for channel, _ in members)
+        return [channel for channel, _ in members]
 
-    async def groups(self) -> dict[str, int]:
-        """Return every non-empty group with its member count."""
-        await self._ready()
+    async def _counts_stored(self) -> dict[str, int]:
         return await self._db(store.group_counts, self._joined_after())
 
 
@@ -804,12 +653,3 @@ def _claim(
     """The pump's claim: messages for *owner*'s channels, and drops of them it has not heard of."""
     rows, more = store.claim_owned(conn, owner, room, full, room.bytes_left, batch=batch)
     return rows, more, store.take_drops(conn, owner)
-
-
-def _after_fork_in_child() -> None:
-    for layer in list(_layers):
-        layer._forget_parent()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

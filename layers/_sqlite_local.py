@@ -14,7 +14,8 @@ Rules:
 2. A queue at capacity is *full*; the first receive that makes room in it sets the
    ``kick`` event, since rows may be waiting in the file for that room.
 3. Receivers of channels that live in the file (named channels, other processes') wait on
-   one event per channel, set whenever the file may hold something new for them.
+   one event per channel (:class:`~._core.HomeQueues`), set whenever the file may hold
+   something new for them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Final
 
-import anyio
-
-from ._queues import ChannelQueue, ChannelQueues
+from ._core import HomeQueues
+from ._queues import ChannelQueue
 from ._types import Message
 from ._validation import message_size
 
@@ -64,7 +64,7 @@ class Room:
         return [channel for channel in self.lengths if self(channel) <= 0]
 
 
-class LocalQueues(ChannelQueues):
+class LocalQueues(HomeQueues):
     """The queues and waiters of the home event loop (see the module's rules)."""
 
     def __init__(
@@ -78,7 +78,6 @@ class LocalQueues(ChannelQueues):
         self.kick = kick
         self.waiting = 0
         self._full: set[str] = set()
-        self._named: dict[str, anyio.Event] = {}
 
     def _appended(self, name: str, queue: ChannelQueue) -> None:
         if queue.over(self.capacity_bytes):
@@ -89,18 +88,6 @@ class LocalQueues(ChannelQueues):
         if name in self._full and not queue.over(self.capacity_bytes):
             self._full.discard(name)
             self.kick.set()  # rows may be waiting in the file for this room
-
-    @property
-    def named_waiting(self) -> bool:
-        """Whether a receiver waits on a channel that lives in the file (read from the pump's thread)."""
-        return bool(self._named)
-
-    def named_waiter(self, channel: str) -> anyio.Event:
-        """The event set when the file may hold something new for *channel*."""
-        event = self._named.get(channel)
-        if event is None:
-            event = self._named[channel] = anyio.Event()
-        return event
 
     def room(self) -> Room:
         """A snapshot of the free places, for the pump's claim."""
@@ -124,22 +111,6 @@ class LocalQueues(ChannelQueues):
             queue.size += size
             self._appended(name, queue)
 
-    def wake_named(self, channels: Iterable[str] | None = None) -> None:
-        """Wake the receivers of *channels* (all of them by default) to look in the file."""
-        if channels is None:
-            named, self._named = self._named, {}
-            for event in named.values():
-                event.set()
-            return
-        for channel in channels:
-            if channel in self._named:
-                self._named.pop(channel).set()
-
-    def wake_all(self) -> None:
-        """Wake every receiver (the layer closed, or its loop is ending); keep the messages."""
-        super().wake_all()
-        self.wake_named()
-
     def watch(self, name: str, notify: Callable[[], None]) -> int:
         """As :meth:`ChannelQueues.watch`; a watched channel counts as a waiting receiver."""
         if name not in self._watchers:
@@ -148,10 +119,7 @@ class LocalQueues(ChannelQueues):
 
     def forget_waiters(self) -> None:
         """Drop the events and watchers of an event loop that has ended, without setting them."""
-        for queue in self._queues.values():
-            queue.waiter = None
-        self._named.clear()
-        self._watchers.clear()
+        super().forget_waiters()
         self.waiting = 0
 
     def drop(self, name: str) -> None:
