@@ -47,6 +47,7 @@ from ._inspect_snapshot import (
     Filters,
     Rates,
     actor_detail,
+    layer_overview,
     layer_summary,
     observe_state_actors,
     process_of,
@@ -179,6 +180,8 @@ class Agent:
             listing = await self._cached_listing()
             content = summary(filters, self.rates, (listing or {}).get("memberships"))
             content["process"]["id"] = self.process
+            if message.get("layer"):  # the asker shows the layer from this listing: it does not list it too
+                content["layer"] = layer_overview(listing)
             return _plain(content)
         if kind == ACTOR:
             listing = await self._cached_listing()
@@ -296,7 +299,7 @@ class Agent:
         members = await self.members()
         rows: dict[str, dict[str, Any]] = {}
 
-        async def brief(process: str, channel: str) -> None:
+        async def ask_one(process: str, channel: str) -> None:
             message = {"type": SUMMARY, "query": {"limit": ["0"]}, "watch": watch}
             try:
                 if process == self.process:  # a page here is a watcher already
@@ -306,15 +309,16 @@ class Agent:
             except AgentUnreachable as exc:
                 rows[process] = {"id": process, "this": False, "answering": False, "error": str(exc)}
                 return
-            rows[process] = _brief(content, process, this=process == self.process)
+            rows[process] = brief(content, process, this=process == self.process)
 
         async with anyio.create_task_group() as tasks:
             for process, channel in members.items():
-                tasks.start_soon(brief, process, channel)
+                tasks.start_soon(ask_one, process, channel)
         return sorted(rows.values(), key=lambda row: (not row["this"], row["id"]))
 
 
-def _brief(content: Mapping[str, Any], process: str, *, this: bool) -> dict[str, Any]:
+def brief(content: Mapping[str, Any], process: str | None, *, this: bool) -> dict[str, Any]:
+    """A process's row in the list of inspecting processes, from its summary *content*."""
     info = content["process"]
     return {
         "id": process,

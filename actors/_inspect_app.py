@@ -40,9 +40,18 @@ from urllib.parse import parse_qs
 from interlock.layers import GroupLayer
 
 from ._base import inline, library_class
-from ._inspect_agent import ACTOR, SUMMARY, Agent, AgentUnreachable, agent_for
+from ._inspect_agent import ACTOR, SUMMARY, Agent, AgentUnreachable, agent_for, brief
 from ._inspect_registry import TAP
-from ._inspect_snapshot import Filters, Rates, actor_detail, layer_summary, observe_state_actors, summary
+from ._inspect_snapshot import (
+    Filters,
+    Rates,
+    actor_detail,
+    layer_overview,
+    layer_summary,
+    observe_state_actors,
+    own_processes,
+    summary,
+)
 from ._lifespan import serve_lifespan
 from ._mailbox import INTERNAL
 from ._routing import Route, path
@@ -304,24 +313,24 @@ class Inspector:
         """
         filters = Filters.from_query(query)
         wanted = _flag(query, "layer")
-        if listing is None and wanted:
-            listing = await layer_summary(layer)
-        memberships = listing.get("memberships") if listing is not None else None
         process = _one(query, "process")
-        here = agent.process if agent is not None else None
-        if process and process != here:
-            if agent is None:
-                msg = f"no process {process!r}: this inspector has no channel layer to reach other processes"
-                raise LookupError(msg)
+        if _remote(process, agent):
+            assert agent is not None
+            assert process is not None
             forwarded = {k: v for k, v in query.items() if k in ("class", "state", "group", "q", "limit")}
-            ask = {"type": SUMMARY, "query": forwarded, "watch": watch}
+            ask = {"type": SUMMARY, "query": forwarded, "watch": watch, "layer": wanted}
             content = dict(await agent.ask(await agent.channel_of(process), ask))
+            if wanted and content.get("layer") is not None:  # listed there; "this process" stays this one
+                content["layer"] = {**content["layer"], "this_process": own_processes()}
         else:
+            if listing is None and wanted:
+                listing = await layer_summary(layer)
+            memberships = listing.get("memberships") if listing is not None else None
             content = summary(filters, self.rates, memberships)
-            content["process"]["id"] = here
+            content["process"]["id"] = agent.process if agent is not None else None
+            if wanted:  # None: no layer to list
+                content["layer"] = layer_overview(listing)
         content["viewing"] = content["process"].get("id")
-        if wanted:  # None: no layer to list
-            content["layer"] = None if listing is None else {k: v for k, v in listing.items() if k != "memberships"}
         if _flag(query, "processes"):
             if processes is None:
                 processes = await self.processes(agent)
@@ -331,19 +340,7 @@ class Inspector:
     async def processes(self, agent: Agent | None, *, watch: bool = False) -> list[dict[str, Any]]:
         """Every inspecting process on the layer, this one first, each with its counts."""
         if agent is None or agent.process is None:
-            content = summary(Filters(limit=0), None, None)
-            info = content["process"]
-            row = {"id": None, "this": True, "answering": True, "pid": info["pid"], "host": info["host"]}
-            return [
-                {
-                    **row,
-                    "started": info["started"],
-                    "total": content["total"],
-                    "watchers": content["watchers"],
-                    "mailbox_total": content["mailbox_total"],
-                    "classes": {entry["name"]: entry["count"] for entry in content["classes"] if entry["count"]},
-                }
-            ]
+            return [brief(summary(Filters(limit=0), None, None), None, this=True)]
         return await agent.processes(watch)
 
     async def detail(
@@ -358,15 +355,24 @@ class Inspector:
     ) -> dict[str, Any] | None:
         """One actor's detail, in this process or in ``process=ID`` (None: no such live actor)."""
         process = _one(query, "process")
-        if process and agent is not None and process != agent.process:
+        if _remote(process, agent):
+            assert agent is not None
+            assert process is not None
             result = await agent.ask(await agent.channel_of(process), {"type": ACTOR, "id": actor_id, "watch": watch})
             return result if isinstance(result, dict) else None
-        if process and agent is None:
-            msg = f"no process {process!r}: this inspector has no channel layer to reach other processes"
-            raise LookupError(msg)
         if listing is None:
             listing = await layer_summary(layer)
         return actor_detail(actor_id, (listing or {}).get("memberships"))
+
+
+def _remote(process: str | None, agent: Agent | None) -> bool:
+    """Whether ``process=`` names another process (:class:`LookupError` if none can be reached)."""
+    if not process:
+        return False
+    if agent is None:
+        msg = f"no process {process!r}: this inspector has no channel layer to reach other processes"
+        raise LookupError(msg)
+    return process != agent.process
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:
@@ -454,7 +460,10 @@ class _InspectorStream(SseActor):
         inspector, query, agent = self.inspector, self._query, self._agent
         layer = inspector.layer_of(self.scope)
         if self._ticks % _LAYER_EVERY == 0:  # the layer is listed every few ticks: it awaits the layer
-            self._listing = await layer_summary(layer)
+            # Viewing another process, that process lists the layer for its answer: not this one too.
+            process = _one(query, "process")
+            viewing_here = not process or agent is None or process == agent.process
+            self._listing = await layer_summary(layer) if viewing_here else None
             if _flag(query, "processes"):
                 self._processes = await inspector.processes(agent, watch=True)
         self._ticks += 1

@@ -324,7 +324,17 @@ async def layer_summary(layer: object) -> dict[str, Any] | None:
     info["members_by_process"] = by_group
     info["memberships_by_process"] = dict(sorted(processes.items()))
     info["groups_truncated"] = len(groups) > _MAX_GROUPS
-    own = {process_of(str(getattr(actor, "_channel_name", "") or "")) for actor in list(LIVE.values())}
-    info["this_process"] = sorted(p for p in own if p)
+    info["this_process"] = own_processes()
     info["memberships"] = memberships
     return info
+
+
+def own_processes() -> list[str]:
+    """The layer process names of this process's live actors' channels, sorted."""
+    own = {process_of(str(getattr(actor, "_channel_name", "") or "")) for actor in list(LIVE.values())}
+    return sorted(p for p in own if p)
+
+
+def layer_overview(listing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """*listing* without its per-channel memberships: what a summary shows of the layer."""
+    return None if listing is None else {k: v for k, v in listing.items() if k != "memberships"}

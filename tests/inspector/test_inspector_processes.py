@@ -126,6 +126,8 @@ def test_each_process_shows_the_others_and_a_killed_one_leaves(backend: str, lay
         assert actor["class"] == "Member"
         assert "room.red" in actor["groups"]
         assert remote["layer"]["groups"] == {"room.red": 3}  # the layer's listing: every process
+        # Listed by the viewed process, yet "this process" on the layer is still the asking one.
+        assert remote["layer"]["this_process"] == summary(first).json()["layer"]["this_process"] != []
 
         detail = httpx.get(
             first.http_url(f"/_interlock/api/actors/{actor['id']}"),
