@@ -697,15 +697,8 @@ class BaseActor:
         raised meanwhile go through ``_handle``.
         """
         self._receive = receive
-        if type(self)._handle is not BaseActor._handle:  # the class adds to every item's handling
-            while True:
-                try:
-                    message = await receive()
-                except Exception as exc:  # noqa: BLE001 - the server's receive() failed: this actor fails
-                    await self._fail(exc)
-                    return
-                if await self._handle(CLIENT, message):
-                    return
+        # A class that overrides _handle adds to every item's handling: each event goes through it.
+        handle = self._handle if type(self)._handle is not BaseActor._handle else None
         on_event = self._on_client_event
         while True:
             try:
@@ -713,10 +706,16 @@ class BaseActor:
             except Exception as exc:  # noqa: BLE001 - the server's receive() failed: this actor fails
                 await self._fail(exc)
                 return
+            if handle is not None:
+                if await handle(CLIENT, message):
+                    return
+                continue
             if TAP.watching:  # an inspector counts the message rates
                 TAP.event(self, CLIENT)
             try:
                 stop = await on_event(message)
+                # Flush, then settle: the same pair as in _handle, LineActor._on_client_event and
+                # LineActor._more_lines, inline on purpose (a helper coroutine per event is the cost).
                 if self._outbox:  # as in _handle: what no handler call flushed or settled
                     await self._flush()
                 if self._moves:

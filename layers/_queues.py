@@ -108,7 +108,7 @@ class ChannelQueue(deque[tuple[float, Message, int] | tuple[float, Message, int,
 
     def over(self, capacity_bytes: float) -> bool:
         """Whether it holds as many messages, or as many bytes, as it may."""
-        return len(self.messages) >= self.capacity or self.size >= capacity_bytes
+        return len(self) >= self.capacity or self.size >= capacity_bytes
 
 
 class ChannelQueues:
@@ -143,8 +143,7 @@ class ChannelQueues:
         more; below that it takes one of any size, so a queue holds at most the bound plus
         one message.
         """
-        queue = self._queue(name)
-        messages = queue.messages
+        queue = messages = self._queue(name)  # the queue is its deque
         limit = self.capacity_bytes
         if queue.over(limit):
             while messages and messages[0][0] <= now:
@@ -191,14 +190,14 @@ class ChannelQueues:
         """
         self._watchers[name] = notify
         queue = self._queues.get(name)
-        return 0 if queue is None else len(queue.messages)
+        return 0 if queue is None else len(queue)
 
     def take(self, name: str) -> Message | None:
         """Pop the oldest unexpired message of *name*'s queue, if any."""
         queue = self._queues.get(name)
         if queue is None:
             return None
-        messages = queue.messages
+        messages = queue  # the queue is its deque
         now = time.monotonic()
         while messages:
             entry = messages.popleft()

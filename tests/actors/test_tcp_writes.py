@@ -96,11 +96,12 @@ async def test_a_client_that_reads_late_gets_every_line_in_order() -> None:
         with anyio.fail_after(5):
             while sock.connect_ex(("127.0.0.1", server.port)) not in (0, errno.EISCONN):
                 await anyio.wait_writable(sock)
+        # The bare socket reads nothing; an anyio stream on asyncio would (its transport reads eagerly).
+        await anyio.sleep(0.2)
+        assert done == []  # send_line() waits once 64 KiB wait for the client
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # then read at speed
         stream = await anyio.abc.SocketStream.from_socket(sock)
         async with stream:
-            await anyio.sleep(0.2)
-            assert done == []  # send_line() waits once 64 KiB wait for the client
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # then read at speed
             lines = await read_lines(stream, count, timeout=30.0)
             assert lines == [f"{n:08d} " + "x" * 90 for n in range(count)]
             await wait_for(lambda: done == [True], what="connect() to finish")
