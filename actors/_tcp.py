@@ -50,7 +50,7 @@ import socket
 import time
 from asyncio.trsock import TransportSocket
 from collections import deque
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from threading import get_ident
 from typing import Any, ClassVar, Final
 
@@ -63,7 +63,7 @@ from ._base import BaseActor, Flush, inline, library_class
 from ._ending import EndCause, Ending
 from ._errors import StopActor
 from ._inspect_registry import TAP
-from ._mailbox import CLIENT, Mailbox
+from ._mailbox import CLIENT
 from ._types import LAYER_KEY, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LineActor", "TcpServer"]
@@ -81,8 +81,9 @@ class _Sent(Flush):
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return iter(())  # type: ignore[return-value]  # an empty iterator: awaited, it returns None at once
+    # Awaited, an empty iterator: it returns None at once. A bound builtin, not a Python
+    # method: the type's __await__ slot calls it with no argument, and no frame is made.
+    __await__: Callable[[], Generator[Any, None, None]] = ().__iter__  # type: ignore[assignment]
 
 
 _SENT: Final = _Sent(None)
@@ -107,12 +108,15 @@ class _Connection:
     def __init__(self, server: TcpServer, stream: anyio.abc.SocketStream) -> None:
         self.server = server
         self.stream = stream
-        self.events: deque[Message] = deque([{"type": "tcp.connect"}])  # read, not yet taken
+        # Read, not yet taken: a line is its text (a str, made a tcp.line message when
+        # receive() hands it out), the other events are their messages.
+        self.events: deque[Message | str] = deque([{"type": "tcp.connect"}])
         self.buffer = bytearray()  # the start of a line whose end has not come yet
         self.taken = 0  # lines taken since the app last let other tasks run
         self.pending: _Violation | None = None  # a bad line read after the lines that wait
         self.finished = False  # the last event (tcp.disconnect) is queued
         self.closed = False
+        self.open = True  # neither closed nor failed: what send_line() asks before writing directly
         self.ended = False
         self.writing = anyio.Lock()  # the awaited sends: the actor's lines and the server's last words
         self.outgoing = bytearray()
@@ -132,7 +136,8 @@ class _Connection:
                 if self.outgoing:
                     self._write_now()
                 await anyio.lowlevel.checkpoint()
-            return events.popleft()
+            event = events.popleft()
+            return {"type": "tcp.line", "text": event} if event.__class__ is str else event  # type: ignore[return-value]
         self.taken = 0
         return await self._read()
 
@@ -154,15 +159,22 @@ class _Connection:
             raise ValueError(msg)
 
     def _push(self, text: str, more: object) -> None:
-        """Queue *text*; write what waits now unless *more* is truthy (lines wait : they leave together)."""
+        """Queue *text*; write what waits now unless *more* is truthy (lines wait : they leave together).
+
+        ``LineActor.send_line()`` does the same inline.
+        """
         self.outgoing += text.encode("utf-8")
         if not more:
             self._write_now()
-        if self.outgoing:
-            waiting = self.have_output
-            if waiting is not None:  # the writer sleeps: wake it, it writes what is left
-                self.have_output = None
-                waiting.set()
+        if self.outgoing and self.have_output is not None:
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """The writer sleeps and output waits: wake it, it writes what is left."""
+        waiting = self.have_output
+        if waiting is not None:
+            self.have_output = None
+            waiting.set()
 
     def _write_now(self) -> None:
         """Write what waits to the socket without waiting; leave what it does not take (for the writer)."""
@@ -175,6 +187,7 @@ class _Connection:
             return
         except OSError as exc:  # the client is gone: the next write says so
             self.failed = exc
+            self.open = False
             self.outgoing.clear()
             self.drained.set()
             return
@@ -217,6 +230,7 @@ class _Connection:
                         await self._send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 self.failed = exc
+                self.open = False
                 self.drained.set()
                 return
             if not self.outgoing:
@@ -244,6 +258,7 @@ class _Connection:
                 with anyio.move_on_after(_LAST_WORDS):
                     await self.flush()
                 self.closed = True
+                self.open = False
                 await self.stream.aclose()
         self._tell_end(code, reason)
 
@@ -289,7 +304,8 @@ class _Connection:
                 await self._close_and_tell(
                     _NORMAL if clean else _LOST, "the client closed the connection" if clean else repr(exc)
                 )
-        return events.popleft()
+        event = events.popleft()
+        return {"type": "tcp.line", "text": event} if event.__class__ is str else event  # type: ignore[return-value]
 
     async def _refuse(self, exc: _Violation) -> None:
         logger.info("tcp client %s:%s: %s; closing (%d)", *self._peer(), exc.reason, exc.code)
@@ -333,15 +349,20 @@ class _Connection:
         before the bad one reach the actor and the error names the first bad line.
         """
         try:
-            text = block.decode("utf-8")
+            text: str | None = block.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if text is None or (len(block) > limit and max(map(len, block.split(b"\n"))) > limit):
+        lines = None if text is None else text.split("\n")
+        if text is not None and lines is not None and len(block) > limit:  # maybe a line over max_line
+            # Exact, in bytes: an ASCII text has as many characters as bytes (isascii() reads a flag).
+            longest = max(map(len, lines)) if text.isascii() else max(map(len, block.split(b"\n")))
+            if longest > limit:
+                lines = None
+        if lines is None:
             for raw in block.split(b"\n"):
                 self._line(raw[:-1] if raw.endswith(b"\r") else raw, limit, now)
             return
-        lines = text.split("\n")
-        if "\r" in text:
+        if b"\r" in block:
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         server = self.server
         self.tokens = min(float(server.burst), self.tokens + (now - self.stamp) * server.max_lines_per_second)
@@ -349,10 +370,10 @@ class _Connection:
         allowed = int(self.tokens)  # the lines the bucket pays for; the next one breaks the limit
         if allowed >= len(lines):
             self.tokens -= len(lines)
-            self.events.extend([{"type": "tcp.line", "text": line} for line in lines])
+            self.events.extend(lines)
             return
         self.tokens -= allowed
-        self.events.extend([{"type": "tcp.line", "text": line} for line in lines[:allowed]])
+        self.events.extend(lines[:allowed])
         raise _Violation(_POLICY, f"more than {server.max_lines_per_second:g} lines a second")
 
     def _line(self, raw: bytes, limit: int, now: float) -> None:
@@ -364,7 +385,7 @@ class _Connection:
             reason = f"a line that is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); send UTF-8 text"
             raise _Violation(_INVALID, reason) from exc
         self._spend(now)
-        self.events.append({"type": "tcp.line", "text": text})
+        self.events.append(text)
 
     def _peer(self) -> tuple[str, int]:
         try:
@@ -468,6 +489,7 @@ class TcpServer:
         finally:
             self.connections -= 1
             connection.closed = True
+            connection.open = False
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
@@ -507,24 +529,31 @@ class LineActor(BaseActor):
 
     def send_line(self, text: str) -> Flush:
         """Send *text* and a newline to the client."""
-        if not isinstance(text, str):
-            msg = f"send_line() takes a str, not {type(text).__name__}"
-            raise TypeError(msg)
         connection = self._connection
         if (
             connection is not None
-            and not connection.closed
-            and connection.failed is None
-            and len(connection.outgoing) + 4 * len(text) < _HIGH_WATER
+            and connection.open
+            and text.__class__ is str
             and not self._outbox
             and get_ident() == self._loop_thread
         ):
-            # Served by TcpServer itself (no middleware wraps send), nothing queued before it,
-            # room without waiting, on the loop: the line goes straight to the connection, as
-            # tcp.send would (written now, or with the lines still to handle), in a fraction of the time.
-            mailbox: Mailbox[Any] | None = self.__dict__.get("_mailbox")  # set in mailbox mode only
-            connection._push(text + "\n", connection.events or mailbox)
-            return _SENT
+            # Served by TcpServer itself (no middleware wraps send), open, nothing queued before
+            # it, on the loop: the line goes straight to the connection, as tcp.send would (written
+            # now, or with the lines still to handle), in a fraction of the time. What _push()
+            # does, inline: every line of a burst pays for a call.
+            outgoing = connection.outgoing
+            data = text.encode("utf-8")
+            if len(outgoing) + len(data) < _HIGH_WATER:  # room without waiting
+                outgoing += data
+                outgoing += b"\n"
+                if not connection.events and not self.__dict__.get("_mailbox"):  # no other line waits
+                    connection._write_now()
+                if connection.have_output is not None and connection.outgoing:
+                    connection._wake_writer()
+                return _SENT
+        elif not isinstance(text, str):
+            msg = f"send_line() takes a str, not {type(text).__name__}"
+            raise TypeError(msg)
         return self._emit({"type": "tcp.send", "text": text})
 
     def close(self, reason: str | None = None) -> Flush:
@@ -583,20 +612,25 @@ class LineActor(BaseActor):
         an event that is not a line (``tcp.disconnect`` goes the usual way).
         """
         events = source.events
+        popleft = events.popleft
         receive_line = self.receive_line
-        while events and source.taken < _TURN - 1:
-            message = events[0]
-            if message["type"] != "tcp.line":
-                return
-            events.popleft()
-            source.taken += 1
-            if TAP.watching:  # an inspector counts the message rates
-                TAP.event(self, CLIENT)
-            await receive_line(message["text"])
-            if self._outbox:
-                await self._flush()
-            if self._moves:
-                await self._settle()
+        taken = source.taken
+        try:
+            while events and taken < _TURN - 1:
+                text = popleft()
+                if text.__class__ is not str:  # tcp.disconnect: it goes the usual way
+                    events.appendleft(text)
+                    return
+                taken += 1
+                if TAP.watching:  # an inspector counts the message rates
+                    TAP.event(self, CLIENT)
+                await receive_line(text)
+                if self._outbox:
+                    await self._flush()
+                if self._moves:
+                    await self._settle()
+        finally:
+            source.taken = taken
 
     async def _on_failure(self, exc: Exception) -> None:
         await self._deliver({"type": "tcp.close", "reason": "error: internal error; closing"})
