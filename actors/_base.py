@@ -734,7 +734,7 @@ class BaseActor:
         self._mailbox = mailbox
         async with TaskSet(self._post_failure) as tasks:
             self._tasks = tasks
-            tasks.start_soon(self._pump_client, receive)
+            tasks.start_guarded(self._pump_client, receive)
             channel = self._channel_name
             if layer is not None and channel is not None:
                 waiting = None
@@ -774,11 +774,14 @@ class BaseActor:
         mailbox = self._mailbox
         # A worker's events come from its channel, where no type is the last one.
         terminal = self._terminal_events if self.scope["type"] != "channel" else frozenset()
-        while True:
-            message = await receive()
-            await mailbox.put((CLIENT, message))
-            if message.get("type") in terminal:
-                return
+        try:  # its own guard (TaskSet.start_guarded): one coroutine frame per connection, not two
+            while True:
+                message = await receive()
+                await mailbox.put((CLIENT, message))
+                if message.get("type") in terminal:
+                    return
+        except Exception as exc:  # noqa: BLE001 - the actor fails when the mailbox reaches it
+            self._post_failure(exc)
 
     async def _pump_channel(self, layer: GroupLayer, channel: str) -> None:
         """Feed a layer that cannot be watched into the mailbox."""

@@ -18,12 +18,16 @@ Rules:
    its task); on trio, where every task needs a nursery, the tasks run in a trio nursery
    (2.0 KiB with its task, against 3.0 KiB for an anyio task group).  anyio runs on these
    two backends only, so an event loop that is not asyncio's is trio's.
+4. **A task that keeps rule 2 itself costs less.**  :meth:`TaskSet.start_guarded` runs a
+   function that hands its own exceptions to ``on_error`` (the actor's client pump):
+   no wrapper coroutine around it; and on asyncio the first such task is held in a slot,
+   without a set or a done callback (about 570 bytes less per connection, tracemalloc).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -47,16 +51,16 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
 class TaskSet:
     """Tasks started by one actor, cancelled and awaited when its loop ends (see the module)."""
 
-    __slots__ = ("_group", "_on_error", "_tasks")
+    __slots__ = ("_first", "_group", "_on_error", "_tasks")
 
     def __init__(self, on_error: Callable[[Exception], None]) -> None:
         self._on_error = on_error
         self._group: tuple[AbstractAsyncContextManager[trio.Nursery], trio.Nursery] | None = None  # on trio
-        self._tasks: set[asyncio.Task[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None  # on asyncio, from the first start_soon
+        self._first: asyncio.Task[Any] | None = None  # on asyncio, the first start_guarded task
 
     async def __aenter__(self) -> TaskSet:
         if running_asyncio_loop() is not None:
-            self._tasks = set()
             return self
         import trio  # noqa: PLC0415 - present whenever a trio loop runs
 
@@ -66,12 +70,32 @@ class TaskSet:
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], /, *args: Any) -> None:
         """Run ``await fn(*args)`` in a task of its own."""
+        group = self._group
+        if group is not None:
+            group[1].start_soon(self._guard, fn, args)
+            return
+        self._keep(asyncio.get_running_loop().create_task(self._guard(fn, args)))
+
+    def start_guarded(self, fn: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any) -> None:
+        """Run ``await fn(*args)`` in a task of its own; *fn* hands its exceptions to ``on_error`` itself.
+
+        Rule 4: no wrapper around it. The first such task on asyncio is kept without a
+        done callback (it is awaited when the block ends, done or not).
+        """
+        group = self._group
+        if group is not None:
+            group[1].start_soon(fn, *args)
+            return
+        task = asyncio.get_running_loop().create_task(fn(*args))
+        if self._first is None:
+            self._first = task
+        else:
+            self._keep(task)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
         if tasks is None:
-            assert self._group is not None, "TaskSet.start_soon outside its async with block"
-            self._group[1].start_soon(self._guard, fn, args)
-            return
-        task = asyncio.get_running_loop().create_task(self._guard(fn, args))
+            tasks = self._tasks = set()
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -90,8 +114,11 @@ class TaskSet:
             nursery.cancel_scope.cancel()
             return bool(await manager.__aexit__(exc_type, exc, tb))
         tasks, self._tasks = self._tasks, None
+        first, self._first = self._first, None
+        running = [task for task in (first,) if task is not None and not task.done()]
         if tasks:
-            running = list(tasks)
+            running += tasks
+        if running:
             for task in running:
                 task.cancel()
             with anyio.CancelScope(shield=True):

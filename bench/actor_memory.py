@@ -1,0 +1,144 @@
+"""Bytes per live connection in process: raw ASGI against interlock actors, with tracemalloc.
+
+Each connection is one task (as a server runs one per connection) serving one app with an
+in-process receive/send pair: ``receive()`` gives ``websocket.connect`` once, then waits
+(on one event shared by all, so the waiting costs raw and interlock alike) until the
+round ends. Once every connection waits, tracemalloc counts what the round allocated
+(after a full collection): allocation counts, not timings, so the figure does not move
+with the machine's load. Kinds:
+
+* ``raw``: the ASGI app of ``bench/scale_apps.py`` (accept, keep ``send`` in a set);
+* ``direct``: a ``WebsocketActor`` without a layer (it awaits ``receive()`` itself);
+* ``memory``: the broadcast actor of ``bench/scale_apps.py`` on an ``InMemoryChannelLayer``,
+  in one group (mailbox mode: the shape ``bench/scale.py`` measures by RSS).
+
+Run::
+
+    .venv/bin/python bench/actor_memory.py [--conns 3000] [--backend asyncio|trio|both]
+        [--only raw,direct,memory] [--top N]
+
+``--top N`` lists, for the ``memory`` kind, the N source lines that allocated the most
+bytes per connection (what is worth cutting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale_apps  # the apps bench/scale.py serves
+
+KINDS = ("raw", "direct", "memory")
+
+
+def _factory(kind: str) -> Callable[[], Any]:
+    if kind == "raw":
+        app = scale_apps.make_raw()
+        return lambda: app
+    if kind == "direct":
+        from interlock.actors import WebsocketActor  # noqa: PLC0415
+
+        class Plain(WebsocketActor):
+            async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+                await self.send(text_data=text_data)
+
+        direct = Plain.as_asgi()
+        return lambda: direct
+    layered = scale_apps.make_memory()
+    return lambda: layered
+
+
+async def measure(kind: str, count: int, top: int) -> tuple[float, list[str]]:
+    """Bytes allocated per live connection of *kind*, and the top allocation sites if asked."""
+    app = _factory(kind)()
+    stop = anyio.Event()
+    waiting = 0
+    all_waiting = anyio.Event()
+
+    async def one() -> None:
+        connected = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal connected, waiting
+            if not connected:
+                connected = True
+                return {"type": "websocket.connect"}
+            waiting += 1
+            if waiting == count:
+                all_waiting.set()
+            await stop.wait()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 1)}
+        await app(scope, receive, send)
+
+    sites: list[str] = []
+    async with anyio.create_task_group() as tasks:
+        gc.collect()
+        tracemalloc.start(1)
+        before = tracemalloc.take_snapshot() if top else None
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(count):
+            tasks.start_soon(one)
+        with anyio.fail_after(120):
+            await all_waiting.wait()
+        for _ in range(5):  # let every actor reach its idle wait (pumps started, groups joined)
+            await anyio.sleep(0.02)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        if before is not None:
+            stats = tracemalloc.take_snapshot().compare_to(before, "lineno")
+            for stat in stats[:top]:
+                frame = stat.traceback[0]
+                where = f"{Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno}"
+                sites.append(f"{stat.size_diff / count:8.0f} B  {stat.count_diff / count:5.2f} blocks  {where}")
+        tracemalloc.stop()
+        stop.set()
+    return used / count, sites
+
+
+async def run(kinds: list[str], count: int, top: int) -> dict[str, tuple[float, list[str]]]:
+    """Measure each kind in a round of its own."""
+    return {kind: await measure(kind, count, top if kind == "memory" else 0) for kind in kinds}
+
+
+def main() -> None:
+    """Parse arguments, measure, print bytes per connection and interlock's cost above raw."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--conns", type=int, default=3000)
+    parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
+    parser.add_argument("--only", default=",".join(KINDS))
+    parser.add_argument("--top", type=int, default=0)
+    args = parser.parse_args()
+    kinds = [kind for kind in args.only.split(",") if kind]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"--only takes {', '.join(KINDS)}, not {', '.join(sorted(unknown))}")
+    if args.conns < 1:
+        parser.error("--conns must be at least 1")
+    backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        results = anyio.run(run, kinds, args.conns, args.top, backend=backend)
+        print(f"{args.conns} live connections on {backend} (tracemalloc, bytes per connection, incl. its task)")
+        raw = results.get("raw", (None, []))[0]
+        for kind, (used, sites) in results.items():
+            extra = f"   {used - raw:+7.0f} B over raw" if raw is not None and kind != "raw" else ""
+            print(f"  {kind:<8} {used:8.0f} B ({used / 1024:5.2f} KiB){extra}")
+            for line in sites:
+                print(f"      {line}")
+
+
+if __name__ == "__main__":
+    main()
