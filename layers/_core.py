@@ -162,9 +162,13 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
     many = len(members) > 1
     shared = copy_message(message) if many else message
     size = message_size(shared)
+    entry = queues.entry(shared, now, size)  # one entry for every member's queue
     for channel in members:
         try:
-            queues.put(channel, shared, now, size, shared=many)
+            if many:
+                queues.put_entry(channel, entry, now)
+            else:
+                queues.put(channel, shared, now, size)
         except ChannelFull:
             drops.seen(group, channel)
             drops.count(channel)
@@ -173,6 +177,8 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
 
 class HomeQueues(ChannelQueues):
     """The queues of this process's own channels, and the events of its store receivers (rule 4)."""
+
+    singles = False  # the stores follow every queue's room (_appended, _taken): each message has its queue
 
     def __init__(self, capacity_for: Callable[[str], int], expiry: float, capacity_bytes: int | None = None) -> None:
         super().__init__(capacity_for, expiry, capacity_bytes)

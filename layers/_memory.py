@@ -259,9 +259,14 @@ class InMemoryChannelLayer(StartsAndCloses):
         many = kept or len(members) > 1
         shared = checked if kept or not many else copy_message(checked)  # one copy for all, each taker its own
         size = message_size(shared)
+        queues = self._queues
+        entry = queues.entry(shared, now, size)  # one entry for every member: no object per member
         for channel in members:
             try:
-                self._queues.put(channel, shared, now, size, shared=many)
+                if many:
+                    queues.put_entry(channel, entry, now)
+                else:
+                    queues.put(channel, shared, now, size)
             except ChannelFull:
                 self._drops.seen(group, channel)
                 self._drops.count(channel)
