@@ -61,7 +61,7 @@ class Tracer:
         import functools  # noqa: PLC0415
         import gc  # noqa: PLC0415
 
-        from interlock.layers import _sqlite, _sqlite_lease, _sqlite_local  # noqa: PLC0415
+        from interlock.layers import _sqlite_lease, _sqlite_local, _sqlite_pump  # noqa: PLC0415
         from interlock.layers import _sqlite_store as store  # noqa: PLC0415
 
         def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -93,8 +93,8 @@ class Tracer:
         timed(store, "try_once", "try_once", lambda a, r: f"{fn_name(a, r)} {'BUSY' if r is store.BUSY else ''}", False)
         timed(store, "call", "call", fn_name, False)
         timed(_sqlite_lease.LeaseKeeper, "beat", "beat")
-        timed(_sqlite.SQLiteChannelLayer, "_watch", "watch", lambda a, r: f"changed={r[1]}")
-        timed(_sqlite, "_claim", "claim", lambda a, r: f"rows={len(r[0])}")
+        timed(_sqlite_pump.Pump, "watch", "watch", lambda a, r: f"changed={r[1]}")
+        timed(_sqlite_pump, "claim", "claim", lambda a, r: f"rows={len(r[0])}")
         timed(_sqlite_local.LocalQueues, "deliver", "deliver", lambda a, r: f"rows={len(a[1])}")
 
 

@@ -30,36 +30,9 @@ Rules:
    (:mod:`._sqlite_thread`); the same store functions either way.
 
 Theory of operation (wake-up): the in-memory queues (:mod:`._sqlite_local`) belong to
-one *home* event loop thread, the first that used the layer.  While anything on it
-waits to receive, a background *pump* task (:mod:`._background`) runs there.  It asks a
-worker thread to watch the file: ``PRAGMA data_version`` (a counter read from shared
-memory, no query) every ``poll_interval`` seconds (five times less often once no
-message has come through the file for a second), returning as soon as another
-connection has committed something for this process (or for a named channel it
-waits on: the watch itself checks, so this process's own sends do not wake it), or at
-once when kicked (a :class:`threading.Event` set when
-this process itself wrote something a local receiver may want, or when a full local
-queue has room again).  Then the pump claims, in one indexed query and one ``DELETE …
-RETURNING``, the messages for this process's channels (up to 32 on the loop's own
-connection; after a full batch, or when the file is locked, up to 500 in a worker
-thread), moves them into the in-memory queues, and wakes the receivers of named
-channels, which claim their own rows.
-
-What a delivery from another process waits for (issue 17; ``bench/xproc.py --trace``
-times, in both processes, the sends, watches, claims, checkpoints, lease beats and
-garbage collections around each slow message): the poll (2 ms, 1 ms on average, later
-when a busy machine wakes the watch thread late), the watch thread waking the loop, and
-the claim (0.3 to 0.5 ms); now and then a send that takes a few ms on the sender's loop
-(once 5 ms: perhaps the fsync of a WAL starting afresh, not shown).  The tail was
-checkpoints: SQLite's own checkpoint on commit (``wal_autocheckpoint``, 1,000 WAL pages)
-ran inside the claim that crossed the mark, about every 145 paced messages (a message
-writes about seven pages), and held that claim's messages for its fsyncs, 13 to 16 ms:
-a p99 of 10 to 16 ms in every run.  Switched off alone, the next run's p99 was 6.2 ms
-against 10.8.  The lease thread's checkpoint used to restart the WAL, holding the write
-lock (every send and claim) through its fsync and up to 100 ms of waiting for readers;
-it is passive now and restarts only a WAL file past 32 MiB.  Lease beats (a few short
-transactions every ``lease / 3``) and garbage collection (generation-0 passes of 0.2 to
-0.3 ms) showed in no slow message.
+one *home* event loop thread, the first that used the layer; a *pump* task there watches
+the file and claims this process's messages into them (:mod:`._sqlite_pump`, which also
+says what a delivery from another process waits for).
 
 Calls from other threads or event loops (sync code bridged with a fresh ``anyio.run``)
 never touch the in-memory queues: they go through the file and kick the pump.  If the
@@ -94,13 +67,13 @@ import anyio.to_thread
 
 from . import _sqlite_history as history
 from . import _sqlite_store as store
-from ._background import spawn_system_task
 from ._core import owner_of
 from ._errors import LayerClosed, LayerFileReplaced
 from ._history import GroupHistory, HistoryPage
 from ._queues import DEFAULT_CAPACITY_BYTES
 from ._sqlite_lease import LeaseKeeper
-from ._sqlite_local import LocalQueues, Room
+from ._sqlite_local import LocalQueues
+from ._sqlite_pump import Pump
 from ._sqlite_thread import ConnectionThread
 from ._store_layer import StoreLayer, check_history
 from ._types import Message
@@ -113,11 +86,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger("interlock.layers.sqlite")
 
-_WATCH_SPAN: Final = 1.0  # seconds one watch call lasts before the pump looks around
-_QUIET_AFTER: Final = 1.0  # seconds without a message from the file before polling slows down
-_QUIET_SLOWDOWN: Final = 5  # how much it slows down
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
-_FAST_CLAIM: Final = 32  # most messages the pump claims on the event loop; after a full batch, a thread claims
 _CHECKPOINT_EVERY: Final = 1000  # writes (and calls on the worker connection) between checkpoint requests
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
@@ -198,14 +167,12 @@ class SQLiteChannelLayer(StoreLayer):
         self._me: store.Owner | None = None
         self._keeper: LeaseKeeper | None = None
         self._stop_on_collect: weakref.finalize[[], SQLiteChannelLayer] | None = None
-        self._kick = threading.Event()
-        self._last_change = 0.0  # when a message last came in through the file
+        kick = threading.Event()  # ends the pump's watch at once
         self._thread = ConnectionThread(f"interlock-sqlite-{self._process}")
         # The home event loop thread's.
         self._home: int | None = None
-        self._local = LocalQueues(self._capacity_for, self.expiry, self._kick, self.capacity_bytes)
-        self._pump_scope: anyio.CancelScope | None = None
-        self._pump_idle: anyio.Event | None = None
+        self._local = LocalQueues(self._capacity_for, self.expiry, kick, self.capacity_bytes)
+        self._pump = Pump(self, self._local, kick)
 
     def _after_fork(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
@@ -236,7 +203,7 @@ class SQLiteChannelLayer(StoreLayer):
         if self._home == ident:
             return True
         if self._home is None:
-            self._claim_home(ident)
+            self._pump.start(ident)
             return True
         return False
 
@@ -283,7 +250,7 @@ class SQLiteChannelLayer(StoreLayer):
     def _file_replaced(self, error: LayerFileReplaced) -> None:
         """From the lease thread: the path names another file now; every call raises from here on."""
         self._broken = str(error)
-        self._kick.set()  # the pump ends, waking every receiver
+        self._pump.kick.set()  # the pump ends, waking every receiver
 
     def _check_file(self) -> None:
         if self._broken is not None:
@@ -298,14 +265,11 @@ class SQLiteChannelLayer(StoreLayer):
         """
         with anyio.CancelScope(shield=True):
             self._generation += 1
-            if self._home == threading.get_ident():
+            here = self._home == threading.get_ident()
+            if here:
                 self._local.clear()
                 self._drops.clear()
-                if self._pump_scope is not None:
-                    self._pump_scope.cancel()
-            self._pump_scope = None
-            self._home = None
-            self._kick.set()
+            self._pump.stop(here)
             await anyio.to_thread.run_sync(self._shutdown)
             await self._thread.detach()
             self._own.clear()
@@ -341,7 +305,7 @@ class SQLiteChannelLayer(StoreLayer):
         await self._db(store.flush)
         self._forget_all(home)
 
-    # -- worker threads and the pump ---------------------------------------------------------
+    # -- connections and worker threads ------------------------------------------------------
 
     def _run_locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._conn_lock:
@@ -384,103 +348,6 @@ class SQLiteChannelLayer(StoreLayer):
             if keeper is not None:
                 keeper.request_checkpoint()
 
-    def _claim_home(self, ident: int) -> None:
-        self._home = ident
-        self._local.forget_waiters()  # events of a loop that has ended
-        self._drops.unhook_all()
-        self._pump_idle = None
-        scope = self._pump_scope = anyio.CancelScope()
-        generation = self._generation
-
-        async def run_pump() -> None:
-            try:
-                with scope:
-                    await self._pump(generation)
-            except Exception:
-                if self._generation == generation:  # else closed meanwhile: its last claim failed
-                    logger.exception("the pump of %r failed; the next call restarts it", self)
-            finally:
-                if self._pump_scope is scope:  # the loop is ending (or the pump failed)
-                    self._pump_scope = None
-                    self._home = None
-                    self._local.wake_all()
-                elif self._generation != generation:  # closed from another thread
-                    self._local.wake_all()
-
-        spawn_system_task(run_pump, f"interlock-sqlite-pump-{self._process}")
-
-    async def _pump(self, generation: int) -> None:
-        version = -1
-        more = False
-        while self._generation == generation and self._broken is None:
-            if self._local.waiting == 0:
-                idle = self._pump_idle = anyio.Event()
-                await idle.wait()
-                self._pump_idle = None
-                version = -1  # messages may have arrived while nobody waited
-            version, changed = await anyio.to_thread.run_sync(self._watch, version, abandon_on_cancel=True)
-            if self._generation != generation or not changed:
-                continue
-            room = self._local.room()
-            # A few messages (the usual case) are claimed on the loop's connection, without
-            # a thread round trip; a batch after a full one, or when the file is locked, in
-            # a worker thread.
-            claim = functools.partial(_claim, owner=self._process, room=room, full=room.full())
-            found = store.BUSY if more else self._on_loop(claim, batch=_FAST_CLAIM)
-            if isinstance(found, store.Busy):
-                found = await self._db(claim, batch=store.CLAIM_BATCH)
-            else:
-                self._wrote()
-            rows, more, drops = found
-            if rows:
-                self._last_change = time.monotonic()
-                self._local.deliver(rows)
-            for channel, count in drops:  # other processes' group_sends found our channels full
-                self._drops.count(channel, count)
-            self._local.wake_named()
-            if more:
-                self._kick.set()
-
-    def _watch(self, version: int) -> tuple[int, bool]:
-        """In a worker thread: wait until the file changed or the pump is kicked."""
-        deadline = time.monotonic() + _WATCH_SPAN
-        while True:
-            with self._conn_lock:
-                if self._conn is None:
-                    return version, False
-                current = store.call(self._conn, store.data_version)
-                if (
-                    current != version
-                    and not self._kick.is_set()
-                    and not self._local.named_waiting
-                    and not store.call(self._conn, store.has_mail, self._process)
-                ):
-                    version = current  # a commit with nothing for us (this process's own sends, say)
-            now = time.monotonic()
-            if current != version or self._kick.is_set():
-                self._kick.clear()
-                return current, True
-            if now >= deadline:
-                return current, False
-            quiet = now - self._last_change > _QUIET_AFTER
-            self._kick.wait(self.poll_interval * _QUIET_SLOWDOWN if quiet else self.poll_interval)
-
-    async def _wait(self, event: anyio.Event) -> None:
-        self._local.waiting += 1
-        if self._pump_idle is not None:
-            self._pump_idle.set()
-        try:
-            await event.wait()
-        finally:
-            self._local.waiting -= 1
-
-    def _nudge(self, home: bool, channels: list[str]) -> None:
-        """Tell receivers in this process that *channels* got a message in the file."""
-        if home:
-            self._local.wake_named(channels)
-        else:
-            self._kick.set()
-
     def _check_open(self, generation: int, channel: str) -> None:
         self._check_file()
         if self._generation != generation:
@@ -488,13 +355,12 @@ class SQLiteChannelLayer(StoreLayer):
             raise LayerClosed(msg)
 
     async def _wait_local(self, event: anyio.Event, generation: int, channel: str) -> bool:
-        await self._wait(event)
+        await self._pump.wait(event)
         self._check_open(generation, channel)
         return self._home == threading.get_ident()  # else the pump ended: start over
 
     def _receiver_came(self) -> None:
-        if self._pump_idle is not None:
-            self._pump_idle.set()  # a receiver now waits: the pump watches the file again
+        self._pump.receiver_came()  # a receiver now waits: the pump watches the file again
 
     # -- channels --------------------------------------------------------------------------
 
@@ -509,7 +375,7 @@ class SQLiteChannelLayer(StoreLayer):
             await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
         else:
             self._wrote()
-        self._nudge(home, [channel])
+        self._pump.nudge(home, [channel])
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 
@@ -525,13 +391,13 @@ class SQLiteChannelLayer(StoreLayer):
                 if message is not None:
                     self._wrote()
             if message is not None:
-                self._last_change = time.monotonic()
+                self._pump.last_change = time.monotonic()
                 return message
             self._check_open(generation, channel)
             if event is None:
                 await anyio.sleep(self.poll_interval)
             else:
-                await self._wait(event)
+                await self._pump.wait(event)
             self._check_open(generation, channel)
             if event is not None and self._home != threading.get_ident():
                 return None  # the pump ended: start over
@@ -599,7 +465,7 @@ class SQLiteChannelLayer(StoreLayer):
                     self._wrote()
                     full, waited = queued, False
         if stored:
-            self._nudge(home, stored)
+            self._pump.nudge(home, stored)
         for channel in full:  # counted in the file already; its owner hears of it from there
             self._drops.seen(group, channel)
         return local, checked, waited
@@ -627,7 +493,7 @@ class SQLiteChannelLayer(StoreLayer):
             self._wrote()
         copy, local, stored, full = done
         if stored:
-            self._nudge(home, stored)
+            self._pump.nudge(home, stored)
         for channel in full:
             self._drops.seen(group, channel)
         return local, copy, True  # no pacing: as before, a recorded send never yields here
@@ -645,11 +511,3 @@ class SQLiteChannelLayer(StoreLayer):
 
     async def _counts_stored(self) -> dict[str, int]:
         return await self._db(store.group_counts, self._joined_after())
-
-
-def _claim(
-    conn: sqlite3.Connection, owner: str, room: Room, full: list[str], batch: int
-) -> tuple[list[tuple[str, float, Message]], bool, list[tuple[str, int]]]:
-    """The pump's claim: messages for *owner*'s channels, and drops of them it has not heard of."""
-    rows, more = store.claim_owned(conn, owner, room, full, room.bytes_left, batch=batch)
-    return rows, more, store.take_drops(conn, owner)
