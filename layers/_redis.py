@@ -35,16 +35,18 @@ in-flight count, bump it, push the message on the owner's inbox), one round trip
 members*, carrying the body once and that process's member list (``SEND_GROUP``: an
 ``RPUSH``, whatever the number of members), the owners' entries pushed concurrently.
 In each process one *pump* task blocks on ``BLMPOP`` on its inbox and takes up to
-:data:`_BATCH` entries per round trip, straight into the in-memory queues: a send's
-message is held back, in order, while its queue is full; a group entry is decoded once
-and copied into each member's queue, and a member found full there misses it (a drop,
-counted here and written to Redis by the settler), as a local ``group_send`` does.
-Watched channels notify their actors at once.  A second task, the *settler*, subtracts
-what reached the queues from the in-flight counts: one script call for what arrived
-within :data:`_SETTLE_AFTER`, off the pump's path.  So a message between processes costs
-the sender one round trip and the receiver a share of one, against channels_redis's
-eight.  Redis Streams were not needed: nothing is re-read, and a consumer group's
-bookkeeping (XACK per message) would add round trips the inbox does not need.
+:data:`~._redis_run.BATCH` entries per round trip, straight into the in-memory queues:
+a send's message is held back, in order, while its queue is full; a group entry is
+decoded once and copied into each member's queue, and a member found full there misses
+it (a drop, counted here and written to Redis by the settler), as a local
+``group_send`` does.  Watched channels notify their actors at once.  A second task, the
+*settler*, subtracts what reached the queues from the in-flight counts: one script call
+for what arrived within :data:`~._redis_run.SETTLE_AFTER`, off the pump's path (both
+tasks, and the lease's, are in :mod:`._redis_run`).  So a message between processes
+costs the sender one round trip and the receiver a share of one, against
+channels_redis's eight.  Redis Streams were not needed: nothing is re-read, and a
+consumer group's bookkeeping (XACK per message) would add round trips the inbox does not
+need.
 
 The hot path (the send scripts, the group lookup, ``BLMPOP``, settling) goes through a
 lean pipelined connection of ours (:mod:`._redis_resp`) when the layer has a plain
@@ -72,18 +74,17 @@ second, a 41 us loop: faster than a C client's round trip on this machine.  Conc
 senders in one process share writes: 4 tasks 4,900-12,500/s, 16 tasks 9,600-20,300/s.
 
 The layer belongs to the event loop that started it (its *home*): the client, the pump,
-the lease task and the queues all live there.  When that loop ends, the next loop that
-uses the layer starts it again.  A forked child starts as a new process on first use.
-Calls from another thread while the home loop runs raise an error saying so (sync code
-reaches the layer through the actor's thread bridge).
+the lease task (one :class:`~._redis_run.Run` per start) and the queues all live there.
+When that loop ends, the next loop that uses the layer starts it again.  A forked child
+starts as a new process on first use.  Calls from another thread while the home loop
+runs raise an error saying so (sync code reaches the layer through the actor's thread
+bridge).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -98,15 +99,15 @@ from ._core import owner_of
 from ._errors import ChannelFull, InvalidChannelName, LayerClosed, LayerUnavailable
 from ._history import GroupHistory, HistoryPage, positioned
 from ._queues import DEFAULT_CAPACITY_BYTES
-from ._redis_client import SCHEMES, describe_client, make_client, redacted, root_cause, start_error
-from ._redis_hot import make_hot
+from ._redis_client import SCHEMES, describe_client, make_client, redacted
 from ._redis_keys import Keys
 from ._redis_local import InboxQueues
-from ._redis_peers import forget_process, mark_closed, mark_closed_all, sync_watches
-from ._redis_store import Client, Owner, Store
+from ._redis_peers import mark_closed, sync_watches
+from ._redis_run import Run
+from ._redis_store import Client, Store
 from ._store_layer import StoreLayer, check_history
 from ._types import Message
-from ._validation import copy_message, message_size, require_positive
+from ._validation import require_positive
 from ._wire import decode, encode
 
 __all__ = ["RedisChannelLayer"]
@@ -114,26 +115,7 @@ __all__ = ["RedisChannelLayer"]
 logger = logging.getLogger("interlock.layers.redis")
 
 _KEY_PREFIX: Final = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
-_BATCH: Final = 512  # inbox entries the pump takes per round trip
-_WAIT: Final = 1.0  # seconds one BLMPOP blocks before the pump looks around
 _NAMED_POLL: Final = (0.002, 0.1)  # a named channel's receiver looks this often (first, at most)
-_SETTLE_AFTER: Final = 0.005  # seconds the settler gathers counts before one call settles them
-_RETRY: Final = (0.05, 1.0)  # seconds between tries of a task that lost Redis (first, at most)
-
-
-class _Run:
-    """One start of the layer: its client's lifetime on the home loop."""
-
-    def __init__(self, home: int) -> None:
-        self.home = home
-        self.ready = anyio.Event()
-        self.stop = anyio.Event()
-        self.done = anyio.Event()
-        self.settle = anyio.Event()
-        self.scope = anyio.CancelScope()
-        self.store: Store | None = None
-        self.error: BaseException | None = None
-        self.closing = False
 
 
 @final
@@ -227,7 +209,7 @@ class RedisChannelLayer(StoreLayer):
         """Redis's part of a layer that has not started: its queues, run and what to do again."""
         self._undone: set[tuple[str | None, str]] = set()  # discards (group, channel) and closes (None, channel)
         self._local = InboxQueues(self._capacity_for, self.expiry, self.capacity_bytes, self._wake_settler)
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._registered = False  # since the last close(): a lease to end, even from another loop
         self._unavailable: str | None = None  # why the pump or the lease task last lost Redis
 
@@ -274,10 +256,10 @@ class RedisChannelLayer(StoreLayer):
             )
             raise RuntimeError(msg)
         if run is None:
-            run = self._run = _Run(ident)
+            run = self._run = Run(self, ident)
             self._local.forget_waiters()  # events of a loop that has ended
             self._drops.unhook_all()
-            spawn_system_task(lambda: self._runner(run), f"interlock-redis-{self._process}")
+            spawn_system_task(run.main, f"interlock-redis-{self._process}")
         if not run.ready.is_set():
             with anyio.move_on_after(self.timeout * 2):
                 await run.ready.wait()
@@ -293,62 +275,6 @@ class RedisChannelLayer(StoreLayer):
         if self._client is not None:
             return self._client
         return make_client(self._url, self.timeout, cluster=self.cluster)
-
-    def _owner(self) -> Owner:
-        return Owner(self._process, os.getpid(), socket.gethostname(), time.time() + self.lease, self.grace)
-
-    async def _runner(self, run: _Run) -> None:
-        """The home loop's background task: the client's lifetime, the pump, the settler, the lease."""
-        try:
-            with run.scope:
-                async with self._make_client() as client:
-                    hot = make_hot(client, self._url, self.timeout, cluster=self.cluster)
-                    try:
-                        await self._serve(run, Store(client, self._keys, self.address, self.timeout, hot))
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await hot.aclose()
-        except Exception as exc:  # reported to the caller that started it, or logged
-            cause = root_cause(exc)
-            if not run.ready.is_set():
-                run.error = start_error(self.address, cause)
-                if run.error is not cause:  # (a LayerUnavailable is raised as it is: not its own cause)
-                    run.error.__cause__ = cause
-            else:
-                logger.error("%r stopped: %s", self, cause, exc_info=cause)
-        finally:
-            run.ready.set()
-            run.done.set()
-            if self._run is run:
-                self._run = None
-                self._local.wake_all()
-
-    async def _serve(self, run: _Run, store: Store) -> None:
-        """Register, run the pump, the settler and the lease until the layer stops."""
-        await store.call("PING", store.client.ping)
-        await store.prune(time.time(), self._process)
-        await store.register(self._owner(), self._own.snapshot())
-        self._registered = True
-        run.store = store
-        run.ready.set()
-        async with anyio.create_task_group() as tasks:
-            pumped = anyio.Event()
-            tasks.start_soon(self._pump, run, store, pumped)
-            tasks.start_soon(self._settler, run, store)
-            tasks.start_soon(self._keeper, run, store)
-            await run.stop.wait()
-            await self._end_pump(store, pumped)
-            tasks.cancel_scope.cancel()
-        if run.closing:
-            with anyio.CancelScope(shield=True):
-                await self._unregister(store)
-
-    async def _unregister(self, store: Store) -> None:
-        try:
-            await mark_closed_all(store, self._process)
-            await store.unregister(self._process)
-        except LayerUnavailable as exc:
-            logger.warning("%r closed without reaching Redis (%s): its channels are pruned after its grace", self, exc)
 
     async def close(self) -> None:
         """End this process's lease, drop its channels and their memberships.
@@ -383,155 +309,10 @@ class RedisChannelLayer(StoreLayer):
         self._forget_all(True)
         self._local.live |= live  # the channels live on: only their messages went
 
-    # -- background tasks --------------------------------------------------------------------
-
-    def _lost(self, what: str, exc: LayerUnavailable) -> None:
-        if self._unavailable is not None:
-            return
-        logger.warning("%r: %s failed, retrying: %s", self, what, exc)
-        self._unavailable = str(exc)
-        self._tell(self._unavailable)
-
-    def _found(self) -> None:
-        if self._unavailable is None:
-            return
-        logger.warning("%r: Redis at %s answers again", self, self.address)
-        self._unavailable = None
-        self._tell(None)
-
-    def _tell(self, reason: str | None) -> None:
-        if self._on_availability is not None:
-            try:
-                self._on_availability(reason)
-            except Exception:
-                logger.exception("%r: on_availability(%r) failed", self, reason)
-
-    async def _end_pump(self, store: Store, pumped: anyio.Event) -> None:
-        """Wake the pump's ``BLMPOP`` with an entry of its own, so no command is cut off midway."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
-            try:
-                await store.wake(self._process)
-            except LayerUnavailable:
-                return
-            await pumped.wait()
-
-    async def _pump(self, run: _Run, store: Store, pumped: anyio.Event) -> None:
-        try:
-            await self._pump_until_stopped(run, store)
-        finally:
-            pumped.set()
-
-    async def _pump_until_stopped(self, run: _Run, store: Store) -> None:
-        retry = _RETRY[0]
-        queues = self._local
-        while not run.stop.is_set():
-            try:
-                entries = await store.take_inbox(self._process, _WAIT, _BATCH)
-            except LayerUnavailable as exc:
-                self._lost("waiting for messages", exc)
-                await anyio.sleep(retry)
-                retry = min(retry * 2, _RETRY[1])
-                continue
-            retry = _RETRY[0]
-            if self._unavailable is not None:
-                self._found()
-            for entry in entries:
-                kind, rest = entry[:1], entry[1:]
-                if kind == b"g":
-                    self._deliver_group(rest)
-                elif kind == b"m":
-                    channel, expires, body = rest.split(b"\x00", 2)
-                    queues.deliver(channel.decode(), int(expires) / 1000, decode(body.decode()))
-            if entries:
-                await anyio.lowlevel.checkpoint()
-
-    def _deliver_group(self, entry: bytes) -> None:
-        """One ``group_send``'s message for several of our channels: decoded once, a copy each."""
-        expires, group, names, body = entry.decode().split("\x00", 3)
-        now = time.time()
-        left = int(expires) / 1000 - now
-        if left <= 0:
-            return  # expired on the way, for every member
-        expires_at = time.monotonic() + left
-        message = decode(body)
-        size = message_size(message)
-        *others, last = names.split(" ")
-        deliver = self._local.deliver_copy
-        for name in others:
-            if not deliver(name, expires_at, copy_message(message), size):
-                self._dropped(group, name)
-        if not deliver(last, expires_at, message, size):
-            self._dropped(group, last)
-
-    def _dropped(self, group: str, channel: str) -> None:
-        """A copy for our full *channel* was dropped: count it here and (soon, by the settler) in Redis."""
-        self._drops.seen(group, channel)
-        self._drops.count(channel)
-        self._pending_drops.add(channel)
-        self._wake_settler()
-
     def _wake_settler(self) -> None:
         run = self._run
         if run is not None:
             run.settle.set()
-
-    async def _settler(self, run: _Run, store: Store) -> None:
-        queues = self._local
-        retry = _RETRY[0]
-        while True:
-            await run.settle.wait()
-            await anyio.sleep(_SETTLE_AFTER)  # one call settles what arrives meanwhile
-            run.settle = anyio.Event()
-            counts, queues.settled = queues.settled, {}
-            try:
-                if counts:
-                    await store.settle(self._process, counts)
-                    counts = {}
-                await self._write_drops(store.count_drops)
-                retry = _RETRY[0]
-            except LayerUnavailable as exc:
-                for channel, count in counts.items():
-                    queues.settled[channel] = queues.settled.get(channel, 0) + count
-                self._lost("settling counts", exc)
-                await anyio.sleep(retry)
-                retry = min(retry * 2, _RETRY[1])
-                run.settle.set()
-
-    async def _keeper(self, run: _Run, store: Store) -> None:
-        while True:
-            await anyio.sleep(self.lease / 3)
-            try:
-                await self._beat(store)
-            except LayerUnavailable as exc:
-                self._lost("renewing the lease", exc)
-                continue
-            self._found()
-
-    async def _beat(self, store: Store) -> None:
-        """Renew the lease (registering again if Redis lost it), write drops, then prune."""
-        me = self._owner()
-        if not await store.renew(me):
-            restored = self._own.snapshot()
-            await store.register(me, restored)
-            logger.warning(
-                "%r: Redis had lost this process's registration (restarted, flushed, or it was pruned "
-                "after a pause longer than lease + grace); registered again and restored %d memberships",
-                self,
-                len(restored),
-            )
-        await self._write_drops(store.count_drops)
-        for group, channel in sorted(self._undone, key=str):  # what failed while Redis was away
-            if group is None:
-                await store.close_channel(channel, owner_of(channel))
-            else:
-                await store.group_discard(group, channel, owner_of(channel))
-            self._undone.discard((group, channel))
-        report = await store.prune(time.time(), self._process)
-        if report.processes:
-            await forget_process(store, report.processes)
-            logger.info(
-                "pruned dead layer processes %s: %d memberships", ", ".join(report.processes), report.memberships
-            )
 
     # -- channels --------------------------------------------------------------------------
 
