@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import _redis_cli
+from . import _sqlite_file as dbfile
 from . import _sqlite_store as store
 from ._errors import ChannelLayerError
 from ._validation import require_group_name
@@ -107,7 +108,7 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _groups(args: argparse.Namespace) -> int:
-    conn = store.connect(args.path, create=False, read_only=True)
+    conn = dbfile.connect(args.path, create=False, read_only=True)
     try:
         counts = store.call(conn, store.group_counts, float("-inf"))
     finally:
@@ -120,7 +121,7 @@ def _groups(args: argparse.Namespace) -> int:
 
 def _members(args: argparse.Namespace) -> int:
     group = require_group_name(args.group)
-    conn = store.connect(args.path, create=False, read_only=True)
+    conn = dbfile.connect(args.path, create=False, read_only=True)
     try:
         members = store.call(conn, store.group_members, group, float("-inf"))
     finally:
@@ -131,7 +132,7 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def _processes(args: argparse.Namespace) -> int:
-    conn = store.connect(args.path, create=False, read_only=True)
+    conn = dbfile.connect(args.path, create=False, read_only=True)
     now = time.time()
     try:
         found = store.call(conn, store.census, now)
@@ -175,7 +176,7 @@ def _lease(owner: store.Owner, now: float) -> str:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    conn = store.connect(args.path, create=False)
+    conn = dbfile.connect(args.path, create=False)
     try:
         report = store.call(conn, store.prune, time.time())
     finally:

@@ -23,7 +23,7 @@ Rules:
    a connection of the loop's own, once, without waiting: one short transaction (about
    25 µs), no thread round trip.  If another process holds the write lock at that moment,
    the call goes to a worker thread instead, which waits and retries.  No connection
-   checkpoints on commit (:mod:`._sqlite_store`, rule 7): the lease thread does, in a way
+   checkpoints on commit (:mod:`._sqlite_file`, rule 3): the lease thread does, in a way
    that makes nobody wait (a checkpoint ends with fsyncs).  Every other SQLite call runs off
    the loop, one at a time per layer (a lock), as whole transactions: on asyncio on
    aiosqlite's connection thread, on trio in anyio worker threads
@@ -65,6 +65,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from . import _sqlite_file as dbfile
 from . import _sqlite_history as history
 from . import _sqlite_store as store
 from ._core import owner_of
@@ -211,10 +212,10 @@ class SQLiteChannelLayer(StoreLayer):
         with self._open_lock:
             if self._conn is not None:
                 return
-            conn = store.connect(self.path)
+            conn = dbfile.connect(self.path)
             fast = None
             try:
-                fast = store.for_event_loop(store.connect(self.path))
+                fast = dbfile.for_event_loop(dbfile.connect(self.path))
                 now = time.time()
                 me = store.Owner(
                     self._process,
@@ -227,7 +228,7 @@ class SQLiteChannelLayer(StoreLayer):
                 )
                 store.call(conn, store.prune, now)
                 store.call(conn, store.register, me, self._own.snapshot())
-                identity = store.file_identity(self.path)
+                identity = dbfile.file_identity(self.path)
             except BaseException:
                 conn.close()
                 if fast is not None:

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import Final
 
 from ._history import GroupHistory, HistoryPage, ahead, complete, new_epoch, positioned
-from ._sqlite_store import _COUNT_DROP, _ENQUEUE, _writing, group_members, split_members
+from ._sqlite_file import writing
+from ._sqlite_store import _COUNT_DROP, _ENQUEUE, group_members, split_members
 from ._types import Message
 from ._wire import decode, encode
 
@@ -57,7 +58,7 @@ def send_recorded(
     Returns the positioned copy, the members *local_owner* delivers itself, the members
     queued in the file, and those of them that were full.
     """
-    with _writing(conn):
+    with writing(conn):
         epoch, offset = conn.execute(_NEXT, (group, new_epoch())).fetchone()
         copy = positioned(message, group, epoch, offset)
         body = encode(copy)

@@ -14,11 +14,11 @@ same once.
 
 The keeper also checkpoints the WAL: on each beat, and soon after the layer asks
 (:meth:`LeaseKeeper.request_checkpoint`, every 1,000 calls), since no connection
-checkpoints on commit (:mod:`._sqlite_store`, rule 7: a checkpoint ends with fsyncs, and
+checkpoints on commit (:mod:`._sqlite_file`, rule 3: a checkpoint ends with fsyncs, and
 one run inside a claim held its messages for them).
 
 Before anything else, each beat checks that the path still names the file this process
-opened (:func:`~._sqlite_store.replaced`: the inode numbers of the file and its ``-shm``).
+opened (:func:`~._sqlite_file.replaced`: the inode numbers of the file and its ``-shm``).
 If someone deleted or replaced them, processes started since use another file, and this
 one and they would lose each other's messages both ways without a word: the keeper logs
 an ERROR naming the path, stops beating, and hands the layer a
@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import _sqlite_file as dbfile
 from . import _sqlite_store as store
 from ._core import OwnMemberships, PendingDrops
 from ._errors import LayerFileReplaced
@@ -76,7 +77,7 @@ class LeaseKeeper:
         lease: float,
         group_expiry: float | None,
         memberships: OwnMemberships,
-        identity: store.FileIdentity,
+        identity: dbfile.FileIdentity,
         drops: PendingDrops,
         on_replaced: Callable[[LayerFileReplaced], None],
     ) -> None:
@@ -131,12 +132,12 @@ class LeaseKeeper:
                     if beat and self.check_file():
                         break
                     if conn is None:
-                        conn = store.connect(self.path, create=False)
+                        conn = dbfile.connect(self.path, create=False)
                     if beat:
                         self.beat(conn)
                     if beat or self._checkpoint_wanted:
                         self._checkpoint_wanted = False
-                        store.call(conn, store.checkpoint)
+                        store.call(conn, dbfile.checkpoint)
                 except Exception:
                     logger.exception("lease of layer process %s on %s: beat failed", self.me.id, self.path)
         finally:
@@ -145,7 +146,7 @@ class LeaseKeeper:
 
     def check_file(self) -> bool:
         """Whether the path no longer names the file this process opened (then say so, loudly)."""
-        how = store.replaced(self.path, self.identity)
+        how = dbfile.replaced(self.path, self.identity)
         if how is None:
             return False
         msg = (

@@ -45,6 +45,7 @@ from interlock.layers import (
 )
 from interlock.layers import _cli as cli
 from interlock.layers import _sqlite as sqlite_module
+from interlock.layers import _sqlite_file as dbfile
 from interlock.layers import _sqlite_store as store
 from interlock.layers._sqlite_lease import LeaseKeeper
 from interlock.layers._wire import decode, encode
@@ -67,7 +68,7 @@ def _on_event_loop() -> bool:
 class _GuardedConnection(sqlite3.Connection):
     """A connection that fails the test if it could wait on an event loop thread.
 
-    Only a connection set up for the loop (``store.for_event_loop``) may run there, and
+    Only a connection set up for the loop (``dbfile.for_event_loop``) may run there, and
     only with a zero busy timeout, and never a checkpoint.
     """
 
@@ -100,14 +101,14 @@ def no_waiting_sqlite_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(*args, factory=_GuardedConnection, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
-    real_for_event_loop = store.for_event_loop
+    real_for_event_loop = dbfile.for_event_loop
 
     def for_event_loop(conn: sqlite3.Connection) -> sqlite3.Connection:
         assert isinstance(conn, _GuardedConnection)
         conn.for_loop = True
         return real_for_event_loop(conn)
 
-    monkeypatch.setattr(store, "for_event_loop", for_event_loop)
+    monkeypatch.setattr(dbfile, "for_event_loop", for_event_loop)
 
 
 @pytest.fixture
@@ -241,7 +242,7 @@ async def test_directory_as_path_is_refused(tmp_path: Path) -> None:
 
 async def test_file_that_is_not_sqlite_is_refused(path: Path) -> None:
     await anyio.Path(path).write_bytes(b"this is not a database, just some text\n" * 200)
-    with pytest.raises(store.LayerFileError, match="not a SQLite database, or it is corrupt") as caught:
+    with pytest.raises(dbfile.LayerFileError, match="not a SQLite database, or it is corrupt") as caught:
         await SQLiteChannelLayer(path).start()
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value, ChannelLayerError)
@@ -254,24 +255,24 @@ async def test_corrupt_layer_file_is_refused(path: Path) -> None:
     data = bytearray(await anyio.Path(path).read_bytes())
     data[:16] = b"garbage garbage!"
     await anyio.Path(path).write_bytes(bytes(data))
-    with pytest.raises(store.LayerFileError, match="corrupt"):
+    with pytest.raises(dbfile.LayerFileError, match="corrupt"):
         await SQLiteChannelLayer(path).start()
 
 
 async def test_another_applications_database_is_refused(path: Path) -> None:
     await anyio.to_thread.run_sync(lambda: query(path, "CREATE TABLE users (id INTEGER)"))
-    with pytest.raises(store.LayerFileError, match=r"another application \(tables \['users'\]\)"):
+    with pytest.raises(dbfile.LayerFileError, match=r"another application \(tables \['users'\]\)"):
         await SQLiteChannelLayer(path).start()
 
 
 def test_a_file_initialised_by_another_process_meanwhile_is_accepted(path: Path) -> None:
     """A regression: two processes starting on a new file at once; one read the blank header,
     the other initialised the file, and the first took its tables for another application's."""
-    store.connect(path).close()  # the other process: schema and header, committed together
+    dbfile.connect(path).close()  # the other process: schema and header, committed together
     late = sqlite3.connect(path)
     try:
-        store._initialise(late, path)  # what the first process did next, having seen a blank header
-        assert store._header(late) == (store.APPLICATION_ID, store.SCHEMA_VERSION)
+        dbfile._initialise(late, path)  # what the first process did next, having seen a blank header
+        assert dbfile._header(late) == (dbfile.APPLICATION_ID, dbfile.SCHEMA_VERSION)
     finally:
         late.close()
 
@@ -285,7 +286,7 @@ def test_wal_mode_waits_for_another_process_initialising_the_file(path: Path) ->
     timer = threading.Timer(0.2, lambda: first.execute("COMMIT"))
     timer.start()
     try:
-        store._set_wal(second)  # waits for the commit rather than failing at once
+        dbfile._set_wal(second)  # waits for the commit rather than failing at once
         assert second.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
     finally:
         timer.join()
@@ -297,7 +298,7 @@ async def test_newer_schema_is_refused(path: Path) -> None:
     async with SQLiteChannelLayer(path) as layer:
         await layer.group_add("room", "worker.alpha")
     await aquery(path, "PRAGMA user_version = 99")
-    with pytest.raises(store.LayerFileError, match="schema version is 99, written by a newer interlock"):
+    with pytest.raises(dbfile.LayerFileError, match="schema version is 99, written by a newer interlock"):
         await SQLiteChannelLayer(path).start()
 
 
@@ -338,8 +339,8 @@ async def test_lazy_start_raises_at_first_use(tmp_path: Path) -> None:
 async def test_file_is_wal_with_a_schema_version(path: Path) -> None:
     async with SQLiteChannelLayer(path):
         assert await aquery(path, "PRAGMA journal_mode") == [("wal",)]
-        assert await aquery(path, "PRAGMA user_version") == [(store.SCHEMA_VERSION,)]
-        assert await aquery(path, "PRAGMA application_id") == [(store.APPLICATION_ID,)]
+        assert await aquery(path, "PRAGMA user_version") == [(dbfile.SCHEMA_VERSION,)]
+        assert await aquery(path, "PRAGMA application_id") == [(dbfile.APPLICATION_ID,)]
 
 
 # -- the wire format -----------------------------------------------------------------------------
@@ -572,7 +573,7 @@ async def test_lost_lease_is_renewed_with_its_memberships(pair: tuple[SQLiteChan
 
 
 def _drop_process(path: Path, process: str) -> None:
-    conn = store.connect(path, create=False)
+    conn = dbfile.connect(path, create=False)
     try:
         store.call(conn, store.unregister, process)
     finally:
@@ -688,7 +689,7 @@ async def test_a_locked_file_makes_writers_wait_not_fail(path: Path) -> None:
 
 
 def test_try_once_never_waits_and_leaves_no_transaction_behind(path: Path) -> None:
-    conn = store.for_event_loop(store.connect(path))
+    conn = dbfile.for_event_loop(dbfile.connect(path))
     try:
 
         def two_writes(conn: sqlite3.Connection) -> str:
@@ -746,7 +747,7 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     done: list[tuple[str, bool]] = []
-    real_checkpoint = store.checkpoint
+    real_checkpoint = dbfile.checkpoint
 
     def checkpoint(conn: sqlite3.Connection) -> bool:
         completed = real_checkpoint(conn)
@@ -761,7 +762,7 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
         requests += 1
         real_request(keeper)
 
-    monkeypatch.setattr(store, "checkpoint", checkpoint)
+    monkeypatch.setattr(dbfile, "checkpoint", checkpoint)
     monkeypatch.setattr(LeaseKeeper, "request_checkpoint", request_checkpoint)
     monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 100)
     async with fast(path, capacity=1000, lease=1.0) as layer, fast(path, capacity=1000, lease=1.0) as other:
@@ -774,7 +775,7 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
             assert [(await other.receive(channel))["n"] for _ in range(300)] == list(range(300))
         await eventually(sync_check(lambda: any(completed for _, completed in done)), "a checkpoint completed")
         await layer.send(channel, {"type": "n", "n": 300})  # the first write after it cuts the WAL back
-        assert await anyio.to_thread.run_sync(os.path.getsize, f"{path}-wal") <= store.WAL_SIZE_LIMIT
+        assert await anyio.to_thread.run_sync(os.path.getsize, f"{path}-wal") <= dbfile.WAL_SIZE_LIMIT
     assert all(name.startswith("interlock-lease-") for name, _ in done), done
 
 
@@ -782,19 +783,19 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
 def test_a_checkpoint_blocks_writers_only_once_the_wal_is_past_its_limit(
     path: Path, monkeypatch: pytest.MonkeyPatch, past_the_limit: bool
 ) -> None:
-    conn = store.connect(path)
-    reader = store.connect(path)
+    conn = dbfile.connect(path)
+    reader = dbfile.connect(path)
     try:
         for n in range(50):
             conn.execute("INSERT INTO messages (channel, owner, expires, body) VALUES ('c', NULL, 1e12, ?)", (str(n),))
         reader.execute("BEGIN")
         reader.execute("SELECT COUNT(*) FROM messages").fetchone()  # a reader keeps the WAL in use
         size = os.path.getsize(f"{path}-wal")
-        monkeypatch.setattr(store, "WAL_SIZE_LIMIT", size - 1 if past_the_limit else size)
-        monkeypatch.setattr(store, "CHECKPOINT_WAIT_MS", 1)
+        monkeypatch.setattr(dbfile, "WAL_SIZE_LIMIT", size - 1 if past_the_limit else size)
+        monkeypatch.setattr(dbfile, "CHECKPOINT_WAIT_MS", 1)
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
-        store.checkpoint(conn)
+        dbfile.checkpoint(conn)
         conn.set_trace_callback(None)
         restarted = any("RESTART" in sql for sql in statements)
         assert restarted == past_the_limit, statements
