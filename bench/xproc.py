@@ -61,7 +61,7 @@ class Tracer:
         import functools  # noqa: PLC0415
         import gc  # noqa: PLC0415
 
-        from interlock.layers import _sqlite_lease, _sqlite_local, _sqlite_pump  # noqa: PLC0415
+        from interlock.layers import _sqlite_file, _sqlite_lease, _sqlite_local, _sqlite_pump  # noqa: PLC0415
         from interlock.layers import _sqlite_store as store  # noqa: PLC0415
 
         def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -89,7 +89,7 @@ class Tracer:
         def fn_name(args: Any, result: Any) -> str:
             return str(getattr(args[1], "__name__", type(args[1]).__name__))
 
-        timed(store, "checkpoint", "checkpoint", lambda args, result: f"complete={result}")
+        timed(_sqlite_file, "checkpoint", "checkpoint", lambda args, result: f"complete={result}")
         timed(store, "try_once", "try_once", lambda a, r: f"{fn_name(a, r)} {'BUSY' if r is store.BUSY else ''}", False)
         timed(store, "call", "call", fn_name, False)
         timed(_sqlite_lease.LeaseKeeper, "beat", "beat")
