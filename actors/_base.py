@@ -32,12 +32,14 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from contextlib import nullcontext
 from threading import get_ident
 from time import monotonic as _monotonic
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
@@ -53,7 +55,7 @@ from ._inspect_registry import LIVE, TAP
 from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import CLIENT, DROPPED, FAILED, INTERNAL, LAYER, Mailbox
 from ._sync import run_in_worker
-from ._taskset import TaskSet
+from ._taskset import TaskSet, running_asyncio_loop
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
 from ._watch import Watches
 
@@ -64,6 +66,7 @@ logger = logging.getLogger("interlock.actors")
 UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
 
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
+_NO_SCOPE: Final = nullcontext()  # the mailbox loop's "scope" on asyncio, where the task itself is cancelled
 
 
 class _Marker:
@@ -302,7 +305,12 @@ class BaseActor:
     _receive: Receive | None = None  # the server's receive(), in direct mode
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _sending: float = 0.0  # since when (time.monotonic()) the actor waits for the server to take a send
-    _loop_scope: anyio.CancelScope | None = None  # around the mailbox loop, while it runs
+    # What giving up a slow client cancels while the mailbox loop runs: on trio a cancel scope
+    # around it, on asyncio the actor's own task (no scope: 600 bytes a connection less).
+    _loop_scope: anyio.CancelScope | asyncio.Task[Any] | None = None
+    _cut: bool = False  # asyncio: the client was given up, the loop stops after the item it handles
+    _cut_task: bool = False  # asyncio: ... and the actor's task was cancelled for it (to uncancel)
+    _unstoppable: bool = False  # asyncio: a send under way must not be cut (a failure's close, a sync handler)
     _too_slow: ClientTooSlow | None = None  # why the client was given up, once it was
     _closed_channel: bool = False
     _drops_pending: int = 0  # dropped for this channel since the actor last heard of it
@@ -508,7 +516,13 @@ class BaseActor:
             if result is not None:
                 result = await result
         else:
-            result = await run_in_worker(method, *args, **kwargs)
+            # The worker's sends run in another task: cancelling this one would let the
+            # teardown run beside the handler (see _give_up_if_stuck).
+            unstoppable, self._unstoppable = self._unstoppable, True
+            try:
+                result = await run_in_worker(method, *args, **kwargs)
+            finally:
+                self._unstoppable = unstoppable
             if inspect.isawaitable(result):
                 result = await result
         if self._outbox:
@@ -748,20 +762,34 @@ class BaseActor:
                 for _ in range(waiting or 0):
                     mailbox.put_nowait(_WATCH_TOKEN)
             await self._mailbox_started()
-            with anyio.CancelScope() as self._loop_scope:  # cancelled to give up a slow client
-                while True:
-                    deadline = self._next_deadline()
-                    # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
-                    if deadline != math.inf and deadline <= anyio.current_time():
-                        if await self._handle(INTERNAL, None):  # timers due: they go first
+            host = asyncio.current_task() if running_asyncio_loop() is not None else None
+            scope = anyio.CancelScope() if host is None else _NO_SCOPE
+            self._loop_scope = host if host is not None else cast("anyio.CancelScope", scope)
+            try:
+                with scope:  # cancelled (or, on asyncio, the task) to give up a slow client
+                    while True:
+                        deadline = self._next_deadline()
+                        # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
+                        if deadline != math.inf and deadline <= anyio.current_time():
+                            if await self._handle(INTERNAL, None) or self._cut:  # timers due: they go first
+                                break
+                            continue
+                        item = await mailbox.get(deadline)
+                        if item is None:
+                            continue  # the deadline passed: loop round to serve the timers
+                        if await self._handle(*item) or self._cut:
                             break
-                        continue
-                    item = await mailbox.get(deadline)
-                    if item is None:
-                        continue  # the deadline passed: loop round to serve the timers
-                    if await self._handle(*item):
-                        break
-            self._loop_scope = None
+            except asyncio.CancelledError:  # asyncio only: trio's cancellation is another class
+                if not self._cut_task:
+                    raise
+                self._cut_task = False
+                if cast("asyncio.Task[Any]", host).uncancel():  # the server cancels it too: let that through
+                    raise
+            finally:
+                self._loop_scope = None
+            if self._cut_task:  # the server's send swallowed the cancellation: the loop left on _cut
+                self._cut_task = False
+                cast("asyncio.Task[Any]", host).uncancel()
             if self._too_slow is not None and not self._ended:
                 await self._on_slow_client(self._too_slow)
 
@@ -818,7 +846,13 @@ class BaseActor:
         if self._sending != since or scope is None or self._ended:
             return  # that send went through: the client reads, if slowly
         self._give_up(f"its channel overflowed while a send to it waited over {_STUCK_SEND:g} s")
-        scope.cancel()
+        if isinstance(scope, anyio.CancelScope):  # trio: a shielded send is cut once its shield ends
+            scope.cancel()
+        else:  # asyncio: the task is cancelled, unless its send must not be cut (then the loop stops after it)
+            self._cut = True
+            if not self._unstoppable:
+                self._cut_task = True
+                scope.cancel()
         # A server may shield its writes from cancellation (Hypercorn does): then the
         # teardown waits until the server drops the connection, but the channel is
         # closed now, which takes the actor out of its groups: nothing more is sent to
@@ -923,10 +957,13 @@ class BaseActor:
         self._outbox.clear()
         with anyio.CancelScope(shield=True):
             if not self._ended:
+                unstoppable, self._unstoppable = self._unstoppable, True  # shielded on asyncio too
                 try:
                     await self._on_failure(exc)
                 except Exception as close_exc:  # noqa: BLE001 - the peer may be gone already
                     logger.debug("%r could not report its failure to the peer: %r", self, close_exc)
+                finally:
+                    self._unstoppable = unstoppable
             await self._end(self._failure_ending(exc))
 
     async def _ending_after_gone(self, exc: ClientGone) -> Ending:

@@ -17,8 +17,8 @@ Run::
     .venv/bin/python bench/actor_memory.py [--conns 3000] [--backend asyncio|trio|both]
         [--only raw,direct,memory] [--top N]
 
-``--top N`` lists, for the ``memory`` kind, the N source lines that allocated the most
-bytes per connection (what is worth cutting).
+``--top N`` lists, for each interlock kind, the N source lines whose bytes per connection
+differ most from the raw round's (what interlock adds: what is worth cutting).
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ def _factory(kind: str) -> Callable[[], Any]:
     return lambda: layered
 
 
-async def measure(kind: str, count: int, top: int) -> tuple[float, list[str]]:
-    """Bytes allocated per live connection of *kind*, and the top allocation sites if asked."""
+Sites = dict[str, tuple[int, int]]  # "dir/file.py:line" -> (bytes, blocks) over the round
+
+
+async def measure(kind: str, count: int, sites: bool) -> tuple[float, Sites]:
+    """Bytes allocated per live connection of *kind*, and by allocation site if asked."""
     app = _factory(kind)()
     stop = anyio.Event()
     waiting = 0
@@ -84,11 +87,11 @@ async def measure(kind: str, count: int, top: int) -> tuple[float, list[str]]:
         scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 1)}
         await app(scope, receive, send)
 
-    sites: list[str] = []
+    by_site: Sites = {}
     async with anyio.create_task_group() as tasks:
         gc.collect()
         tracemalloc.start(1)
-        before = tracemalloc.take_snapshot() if top else None
+        before = tracemalloc.take_snapshot() if sites else None
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(count):
             tasks.start_soon(one)
@@ -99,19 +102,29 @@ async def measure(kind: str, count: int, top: int) -> tuple[float, list[str]]:
         gc.collect()
         used = tracemalloc.get_traced_memory()[0] - base
         if before is not None:
-            stats = tracemalloc.take_snapshot().compare_to(before, "lineno")
-            for stat in stats[:top]:
+            for stat in tracemalloc.take_snapshot().compare_to(before, "lineno"):
                 frame = stat.traceback[0]
                 where = f"{Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno}"
-                sites.append(f"{stat.size_diff / count:8.0f} B  {stat.count_diff / count:5.2f} blocks  {where}")
+                by_site[where] = (stat.size_diff, stat.count_diff)
         tracemalloc.stop()
         stop.set()
-    return used / count, sites
+    return used / count, by_site
 
 
-async def run(kinds: list[str], count: int, top: int) -> dict[str, tuple[float, list[str]]]:
+async def run(kinds: list[str], count: int, top: int) -> dict[str, tuple[float, Sites]]:
     """Measure each kind in a round of its own."""
-    return {kind: await measure(kind, count, top if kind == "memory" else 0) for kind in kinds}
+    return {kind: await measure(kind, count, bool(top)) for kind in kinds}
+
+
+def _above(sites: Sites, raw: Sites, count: int, top: int) -> list[str]:
+    """The *top* sites whose bytes differ most from the raw round's, per connection."""
+    rows = []
+    for where in sites.keys() | raw.keys():
+        size, blocks = sites.get(where, (0, 0))
+        raw_size, raw_blocks = raw.get(where, (0, 0))
+        rows.append((size - raw_size, blocks - raw_blocks, where))
+    rows.sort(key=lambda row: -abs(row[0]))
+    return [f"{size / count:+8.0f} B {blocks / count:+6.2f} blocks  {where}" for size, blocks, where in rows[:top]]
 
 
 def main() -> None:
@@ -132,12 +145,13 @@ def main() -> None:
     for backend in backends:
         results = anyio.run(run, kinds, args.conns, args.top, backend=backend)
         print(f"{args.conns} live connections on {backend} (tracemalloc, bytes per connection, incl. its task)")
-        raw = results.get("raw", (None, []))[0]
+        raw, raw_sites = results.get("raw", (None, {}))
         for kind, (used, sites) in results.items():
             extra = f"   {used - raw:+7.0f} B over raw" if raw is not None and kind != "raw" else ""
             print(f"  {kind:<8} {used:8.0f} B ({used / 1024:5.2f} KiB){extra}")
-            for line in sites:
-                print(f"      {line}")
+            if kind != "raw":
+                for line in _above(sites, raw_sites, args.conns, args.top):
+                    print(f"      {line}")
 
 
 if __name__ == "__main__":
