@@ -751,16 +751,7 @@ class BaseActor:
             tasks.start_guarded(self._pump_client, receive)
             channel = self._channel_name
             if layer is not None and channel is not None:
-                waiting = None
-                if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
-                    if isinstance(layer, DropCountingLayer):  # it says when the channel overflowed
-                        waiting = layer.watch_channel(channel, self._post_watch_token, on_drop=self._post_drops)
-                    else:
-                        waiting = layer.watch_channel(channel, self._post_watch_token)
-                if waiting is None:
-                    tasks.start_soon(self._pump_channel, layer, channel)
-                for _ in range(waiting or 0):
-                    mailbox.put_nowait(_WATCH_TOKEN)
+                self._feed_from(layer, channel)
             await self._mailbox_started()
             host = asyncio.current_task() if running_asyncio_loop() is not None else None
             scope = anyio.CancelScope() if host is None else _NO_SCOPE
@@ -774,9 +765,16 @@ class BaseActor:
                             if await self._handle(INTERNAL, None) or self._cut:  # timers due: they go first
                                 break
                             continue
-                        item = await mailbox.get(deadline)
-                        if item is None:
-                            continue  # the deadline passed: loop round to serve the timers
+                        if deadline == math.inf:  # no timer: wait on the mailbox's future itself, no frame
+                            if not mailbox:
+                                await mailbox.arrival()
+                                continue
+                            item = mailbox.get_nowait()
+                        else:
+                            got = await mailbox.get(deadline)
+                            if got is None:
+                                continue  # the deadline passed: loop round to serve the timers
+                            item = got
                         if await self._handle(*item) or self._cut:
                             break
             except asyncio.CancelledError:  # asyncio only: trio's cancellation is another class
@@ -792,6 +790,19 @@ class BaseActor:
                 cast("asyncio.Task[Any]", host).uncancel()
             if self._too_slow is not None and not self._ended:
                 await self._on_slow_client(self._too_slow)
+
+    def _feed_from(self, layer: GroupLayer, channel: str) -> None:
+        """Have *layer* feed the actor's channel into the mailbox: watched if it can be, else a pump."""
+        waiting = None
+        if isinstance(layer, WatchableLayer):  # the channel feeds the mailbox: no pump
+            if isinstance(layer, DropCountingLayer):  # it says when the channel overflowed
+                waiting = layer.watch_channel(channel, self._post_watch_token, on_drop=self._post_drops)
+            else:
+                waiting = layer.watch_channel(channel, self._post_watch_token)
+        if waiting is None:
+            self._tasks.start_soon(self._pump_channel, layer, channel)
+        for _ in range(waiting or 0):
+            self._mailbox.put_nowait(_WATCH_TOKEN)
 
     _terminal_events: ClassVar[frozenset[str]] = frozenset(
         {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}

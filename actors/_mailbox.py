@@ -107,6 +107,27 @@ class Mailbox(Generic[T]):
 
         return trio.lowlevel.wait_task_rescheduled(abort)  # noqa: ASYNC105 - the caller awaits it at once
 
+    def arrival(self) -> Awaitable[Any]:
+        """What the consumer awaits, on an empty mailbox, until an item arrives (no deadline).
+
+        Not a coroutine: on asyncio the bare future itself, so a consumer idle between
+        items keeps no suspended frame of the mailbox's (rule 3 and 4's ``get`` costs one).
+        Then :meth:`get_nowait` takes the item.
+        """
+        if self._loop is None:
+            return self._park()
+        wait = self._not_empty = self._loop.create_future()
+        return wait
+
+    def get_nowait(self) -> T:
+        """Pop the oldest item (the mailbox must hold one: see :meth:`arrival`)."""
+        item = self._items.pop(0)
+        waiter = self._not_full
+        if waiter is not None:
+            self._not_full = None
+            waiter.set()
+        return item
+
     async def get(self, deadline: float = math.inf) -> T | None:
         """Pop the oldest item, waiting while the mailbox is empty.
 
@@ -136,12 +157,7 @@ class Mailbox(Generic[T]):
             finally:
                 if wait is not None and self._not_empty is wait:  # a cancelled future: leave no trace
                     self._not_empty = None
-        item = self._items.pop(0)
-        waiter = self._not_full
-        if waiter is not None:
-            self._not_full = None
-            waiter.set()
-        return item
+        return self.get_nowait()
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

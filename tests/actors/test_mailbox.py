@@ -80,3 +80,24 @@ async def test_a_waiting_producer_is_not_starved_by_put_nowait() -> None:
             if "frame" in mailbox._items:
                 break
         assert "frame" in mailbox._items, "the frame never got in"
+
+
+async def test_arrival_wakes_for_the_next_item_and_a_cancelled_one_leaves_no_trace() -> None:
+    mailbox: Mailbox[str] = Mailbox()
+    with anyio.move_on_after(0.01) as waited:
+        await mailbox.arrival()
+    assert waited.cancelled_caught  # nothing came
+    got: list[str] = []
+
+    async def consume() -> None:
+        while not mailbox:
+            await mailbox.arrival()
+        got.append(mailbox.get_nowait())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()
+            mailbox.put_nowait("first")
+    assert got == ["first"]
+    assert len(mailbox) == 0
