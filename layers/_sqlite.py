@@ -51,31 +51,27 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import secrets
 import socket
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar, final
+from typing import Final, final
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from . import _sqlite_file as dbfile
 from . import _sqlite_history as history
 from . import _sqlite_store as store
 from ._core import owner_of
 from ._errors import LayerClosed, LayerFileReplaced
 from ._history import GroupHistory, HistoryPage
 from ._queues import DEFAULT_CAPACITY_BYTES
-from ._sqlite_lease import LeaseKeeper
+from ._sqlite_conns import Connections
 from ._sqlite_local import LocalQueues
 from ._sqlite_pump import Pump
-from ._sqlite_thread import ConnectionThread
 from ._store_layer import StoreLayer, check_history
 from ._types import Message
 from ._validation import require_positive
@@ -83,12 +79,9 @@ from ._wire import encode
 
 __all__ = ["SQLiteChannelLayer"]
 
-T = TypeVar("T")
-
 logger = logging.getLogger("interlock.layers.sqlite")
 
 _FAST_FANOUT: Final = 32  # most file members a group_send queues on the event loop; more go to a thread
-_CHECKPOINT_EVERY: Final = 1000  # writes (and calls on the worker connection) between checkpoint requests
 _inherited: list[sqlite3.Connection] = []  # connections a forked child must leave alone
 
 
@@ -158,18 +151,8 @@ class SQLiteChannelLayer(StoreLayer):
     def _reset_store(self) -> None:
         """The file's part of a layer that has not started: connections, lease, home, pump."""
         self._broken: str | None = None  # why the file is not ours any more (LayerFileReplaced)
-        # Shared with worker threads.
-        self._conn: sqlite3.Connection | None = None
-        self._conn_lock = threading.Lock()
-        self._fast: sqlite3.Connection | None = None  # the home thread's (rule 5)
-        self._fast_lock = threading.Lock()  # only against close() from another thread
-        self._writes = 0
-        self._open_lock = threading.Lock()
-        self._me: store.Owner | None = None
-        self._keeper: LeaseKeeper | None = None
-        self._stop_on_collect: weakref.finalize[[], SQLiteChannelLayer] | None = None
+        self._conns = Connections(self.path, self._process)  # its file: connections, lease, worker thread
         kick = threading.Event()  # ends the pump's watch at once
-        self._thread = ConnectionThread(f"interlock-sqlite-{self._process}")
         # The home event loop thread's.
         self._home: int | None = None
         self._local = LocalQueues(self._capacity_for, self.expiry, kick, self.capacity_bytes)
@@ -177,11 +160,12 @@ class SQLiteChannelLayer(StoreLayer):
 
     def _after_fork(self) -> None:
         """In a forked child: drop the parent's connection, lease, channels and threads."""
-        _inherited.extend(conn for conn in (self._conn, self._fast) if conn is not None)  # never used or closed here
+        conns = self._conns
+        _inherited.extend(conn for conn in (conns.conn, conns.fast) if conn is not None)  # never used or closed here
         self._reset()
 
     def __repr__(self) -> str:
-        state = "started" if self._conn is not None else "not started"
+        state = "started" if self._conns.conn is not None else "not started"
         return f"<SQLiteChannelLayer {str(self.path)!r} process={self._process} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -191,15 +175,16 @@ class SQLiteChannelLayer(StoreLayer):
         await self._ready()
 
     def _at_home(self) -> bool:
-        return self._conn is not None and self._broken is None and self._home == threading.get_ident()
+        return self._conns.conn is not None and self._broken is None and self._home == threading.get_ident()
 
     async def _ready(self) -> bool:
         """Start if needed; return whether the calling thread owns the in-memory queues."""
         self._check_file()
-        if self._conn is None:
-            await anyio.to_thread.run_sync(self._open)
-            if self._conn is not None:
-                await self._thread.attach(self._conn)
+        if self._conns.conn is None:
+            await anyio.to_thread.run_sync(self._conns.open, self)
+            conn = self._conns.conn
+            if conn is not None:
+                await self._conns.thread.attach(conn)
         ident = threading.get_ident()
         if self._home == ident:
             return True
@@ -207,46 +192,6 @@ class SQLiteChannelLayer(StoreLayer):
             self._pump.start(ident)
             return True
         return False
-
-    def _open(self) -> None:
-        with self._open_lock:
-            if self._conn is not None:
-                return
-            conn = dbfile.connect(self.path)
-            fast = None
-            try:
-                fast = dbfile.for_event_loop(dbfile.connect(self.path))
-                now = time.time()
-                me = store.Owner(
-                    self._process,
-                    secrets.token_hex(8),
-                    os.getpid(),
-                    socket.gethostname(),
-                    now,
-                    now + self.lease,
-                    self.grace,
-                )
-                store.call(conn, store.prune, now)
-                store.call(conn, store.register, me, self._own.snapshot())
-                identity = dbfile.file_identity(self.path)
-            except BaseException:
-                conn.close()
-                if fast is not None:
-                    fast.close()
-                raise
-            keeper = LeaseKeeper(
-                self.path,
-                me,
-                lease=self.lease,
-                group_expiry=self.group_expiry,
-                memberships=self._own,
-                identity=identity,
-                drops=self._pending_drops,
-                on_replaced=self._file_replaced,
-            )
-            keeper.start()
-            self._stop_on_collect = weakref.finalize(self, keeper.stop)  # dropped without close()
-            self._me, self._keeper, self._fast, self._conn = me, keeper, fast, conn
 
     def _file_replaced(self, error: LayerFileReplaced) -> None:
         """From the lease thread: the path names another file now; every call raises from here on."""
@@ -271,83 +216,18 @@ class SQLiteChannelLayer(StoreLayer):
                 self._local.clear()
                 self._drops.clear()
             self._pump.stop(here)
-            await anyio.to_thread.run_sync(self._shutdown)
-            await self._thread.detach()
+            await anyio.to_thread.run_sync(self._conns.shutdown)
+            await self._conns.thread.detach()
             self._own.clear()
             self._pending_drops.take()
             self._broken = None
             self._peers.stop()
 
-    def _shutdown(self) -> None:
-        with self._open_lock:
-            keeper, me = self._keeper, self._me
-            with self._conn_lock:
-                conn, self._conn = self._conn, None
-            with self._fast_lock:
-                fast, self._fast = self._fast, None
-            if fast is not None:
-                fast.close()
-            if keeper is not None:
-                keeper.stop()
-                keeper.join()
-                if self._stop_on_collect is not None:
-                    self._stop_on_collect.detach()
-            if conn is None or me is None:
-                return
-            try:
-                store.call(conn, store.unregister, me.id)
-            finally:
-                conn.close()
-                self._keeper = self._me = None
-
     async def flush(self) -> None:
         """Delete every membership and queued message in the file, and this process's queues."""
         home = await self._ready()
-        await self._db(store.flush)
+        await self._conns.db(store.flush)
         self._forget_all(home)
-
-    # -- connections and worker threads ------------------------------------------------------
-
-    def _run_locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._conn_lock:
-            conn = self._conn
-            if conn is None:
-                msg = f"the layer on {str(self.path)!r} was closed"
-                raise LayerClosed(msg)
-            result = store.call(conn, fn, *args, **kwargs)
-        self._wrote()
-        return result
-
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(conn, *args, **kwargs)`` off the event loop, one call at a time."""
-        return await self._thread.run(functools.partial(self._run_locked, fn, *args, **kwargs))
-
-    def _on_loop(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | store.Busy:
-        """On the home thread: run ``fn(conn, ...)`` on the loop's connection if that needs no wait.
-
-        Returns :data:`~._sqlite_store.BUSY` when it would (the file is locked, or the
-        layer is closing): the caller then goes through :meth:`_db`.
-        """
-        if not self._fast_lock.acquire(blocking=False):
-            return store.BUSY
-        try:
-            conn = self._fast
-            return store.BUSY if conn is None else store.try_once(conn, fn, *args, **kwargs)
-        finally:
-            self._fast_lock.release()
-
-    def _wrote(self) -> None:
-        """Count a call that may have written; now and then, ask the lease thread for a checkpoint.
-
-        Called on the home thread (the loop's connection) and in worker threads (the other
-        one): a count lost between them only puts the next request off by one.
-        """
-        self._writes += 1
-        if self._writes >= _CHECKPOINT_EVERY:
-            self._writes = 0
-            keeper = self._keeper
-            if keeper is not None:
-                keeper.request_checkpoint()
 
     def _check_open(self, generation: int, channel: str) -> None:
         self._check_file()
@@ -370,12 +250,14 @@ class SQLiteChannelLayer(StoreLayer):
         targets = [(channel, owner_of(channel), self._capacity_for(channel))]
         body = encode(checked)
         expires = now + self.expiry
-        done = self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True) if home else None
+        done = (
+            self._conns.on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=True) if home else None
+        )
         waited = done is None or isinstance(done, store.Busy)
         if waited:
-            await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
+            await self._conns.db(store.enqueue, targets, body, now=now, expires=expires, strict=True)
         else:
-            self._wrote()
+            self._conns.wrote()
         self._pump.nudge(home, [channel])
         if not waited and self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -384,13 +266,13 @@ class SQLiteChannelLayer(StoreLayer):
         generation = self._generation
         while True:
             event = self._local.named_waiter(channel) if home else None  # before looking: no lost wake-up
-            found = self._on_loop(store.claim_one, channel) if home else store.BUSY
+            found = self._conns.on_loop(store.claim_one, channel) if home else store.BUSY
             if isinstance(found, store.Busy):
-                message = await self._db(store.claim_one, channel)
+                message = await self._conns.db(store.claim_one, channel)
             else:
                 message = found
                 if message is not None:
-                    self._wrote()
+                    self._conns.wrote()
             if message is not None:
                 self._pump.last_change = time.monotonic()
                 return message
@@ -404,10 +286,10 @@ class SQLiteChannelLayer(StoreLayer):
                 return None  # the pump ended: start over
 
     async def _sync_watches(self, add: list[tuple[str, str | None]], remove: list[str]) -> list[tuple[str, str]]:
-        return await self._db(store.sync_watches, self._process, add, remove)
+        return await self._conns.db(store.sync_watches, self._process, add, remove)
 
     async def _close_stored(self, channel: str, home: bool) -> None:
-        await self._db(store.close_channel, channel)
+        await self._conns.db(store.close_channel, channel)
         self._forget_channel(channel, home)
 
     # -- groups ----------------------------------------------------------------------------
@@ -418,15 +300,15 @@ class SQLiteChannelLayer(StoreLayer):
             record = store.Owner(owner, "", os.getpid(), socket.gethostname(), now, now + self.lease, self.grace)
         elif owner is not None:  # someone else's: a placeholder, pruned after grace unless it lives
             record = store.Owner(owner, "", 0, "", now, now, self.grace)
-        await self._db(store.group_add, group, channel, record, now)
+        await self._conns.db(store.group_add, group, channel, record, now)
 
     async def _discard_stored(self, group: str, channel: str) -> None:
-        await self._db(store.group_discard, group, channel)
+        await self._conns.db(store.group_discard, group, channel)
         self._own.discard(group, channel)
 
     async def _drop_counts_stored(self) -> dict[str, int]:
-        await self._write_drops(lambda process, counts: self._db(store.add_drops, process, counts))
-        return await self._db(store.drop_counts)
+        await self._write_drops(lambda process, counts: self._conns.db(store.add_drops, process, counts))
+        return await self._conns.db(store.drop_counts)
 
     async def _group_send_stored(self, group: str, checked: Message, home: bool) -> tuple[list[str], Message, bool]:
         now = time.time()
@@ -435,10 +317,10 @@ class SQLiteChannelLayer(StoreLayer):
         body = encode(checked)
         expires = now + self.expiry
         joined_after = self._joined_after()
-        members = self._on_loop(store.group_members, group, joined_after) if home else store.BUSY
+        members = self._conns.on_loop(store.group_members, group, joined_after) if home else store.BUSY
         waited = True
         if isinstance(members, store.Busy):  # one trip to a thread does it all
-            local, stored, full = await self._db(
+            local, stored, full = await self._conns.db(
                 store.group_send,
                 group,
                 body,
@@ -456,14 +338,14 @@ class SQLiteChannelLayer(StoreLayer):
                 waited = False
             else:
                 queued = (
-                    self._on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+                    self._conns.on_loop(store.enqueue, targets, body, now=now, expires=expires, strict=False)
                     if len(targets) <= _FAST_FANOUT
                     else store.BUSY
                 )
                 if isinstance(queued, store.Busy):
-                    full = await self._db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
+                    full = await self._conns.db(store.enqueue, targets, body, now=now, expires=expires, strict=False)
                 else:
-                    self._wrote()
+                    self._conns.wrote()
                     full, waited = queued, False
         if stored:
             self._pump.nudge(home, stored)
@@ -487,11 +369,11 @@ class SQLiteChannelLayer(StoreLayer):
             expires=now + self.expiry,
             capacity_for=self._capacity_for,
         )
-        done = self._on_loop(send) if home else store.BUSY  # one transaction, on the loop if it need not wait
+        done = self._conns.on_loop(send) if home else store.BUSY  # one transaction, on the loop if it need not wait
         if isinstance(done, store.Busy):
-            done = await self._db(send)
+            done = await self._conns.db(send)
         else:
-            self._wrote()
+            self._conns.wrote()
         copy, local, stored, full = done
         if stored:
             self._pump.nudge(home, stored)
@@ -502,13 +384,13 @@ class SQLiteChannelLayer(StoreLayer):
     async def _history_stored(
         self, group: str, since: int, epoch: str | None, limit: int | None, policy: GroupHistory
     ) -> HistoryPage:
-        return await self._db(
+        return await self._conns.db(
             history.page, group, since=since, epoch=epoch, limit=limit, policy=policy, now=time.time()
         )
 
     async def _members_stored(self, group: str) -> list[str]:
-        members = await self._db(store.group_members, group, self._joined_after())
+        members = await self._conns.db(store.group_members, group, self._joined_after())
         return [channel for channel, _ in members]
 
     async def _counts_stored(self) -> dict[str, int]:
-        return await self._db(store.group_counts, self._joined_after())
+        return await self._conns.db(store.group_counts, self._joined_after())

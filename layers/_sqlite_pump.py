@@ -119,6 +119,7 @@ class Pump:
 
     async def _run(self, generation: int) -> None:
         layer = self._layer
+        conns = layer._conns
         version = -1
         more = False
         while layer._generation == generation and layer._broken is None:
@@ -135,11 +136,11 @@ class Pump:
             # a thread round trip; a batch after a full one, or when the file is locked, in
             # a worker thread.
             take = functools.partial(claim, owner=layer._process, room=room, full=room.full())
-            found = store.BUSY if more else layer._on_loop(take, batch=FAST_CLAIM)
+            found = store.BUSY if more else conns.on_loop(take, batch=FAST_CLAIM)
             if isinstance(found, store.Busy):
-                found = await layer._db(take, batch=store.CLAIM_BATCH)
+                found = await conns.db(take, batch=store.CLAIM_BATCH)
             else:
-                layer._wrote()
+                conns.wrote()
             rows, more, drops = found
             if rows:
                 self.last_change = time.monotonic()
@@ -153,17 +154,18 @@ class Pump:
     def watch(self, version: int) -> tuple[int, bool]:
         """In a worker thread: wait until the file changed or the pump is kicked."""
         layer = self._layer
+        conns = layer._conns
         deadline = time.monotonic() + _WATCH_SPAN
         while True:
-            with layer._conn_lock:
-                if layer._conn is None:
+            with conns.conn_lock:
+                if conns.conn is None:
                     return version, False
-                current = store.call(layer._conn, store.data_version)
+                current = store.call(conns.conn, store.data_version)
                 if (
                     current != version
                     and not self.kick.is_set()
                     and not self._local.named_waiting
-                    and not store.call(layer._conn, store.has_mail, layer._process)
+                    and not store.call(conns.conn, store.has_mail, layer._process)
                 ):
                     version = current  # a commit with nothing for us (this process's own sends, say)
             now = time.monotonic()

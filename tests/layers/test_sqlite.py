@@ -45,6 +45,7 @@ from interlock.layers import (
 )
 from interlock.layers import _cli as cli
 from interlock.layers import _sqlite as sqlite_module
+from interlock.layers import _sqlite_conns as sqlite_conns
 from interlock.layers import _sqlite_file as dbfile
 from interlock.layers import _sqlite_store as store
 from interlock.layers._sqlite_lease import LeaseKeeper
@@ -722,7 +723,7 @@ def test_try_once_never_waits_and_leaves_no_transaction_behind(path: Path) -> No
 async def test_a_closing_layer_sends_through_its_thread(path: Path) -> None:
     async with fast(path) as layer, fast(path) as other:
         theirs = await other.new_channel()
-        with layer._fast_lock:  # what close() holds while it shuts the loop's connection
+        with layer._conns.fast_lock:  # what close() holds while it shuts the loop's connection
             await layer.send(theirs, {"type": "via the thread"})
         with anyio.fail_after(WAIT):
             assert await other.receive(theirs) == {"type": "via the thread"}
@@ -764,7 +765,7 @@ async def test_the_loops_connection_leaves_checkpoints_to_the_lease_thread(
 
     monkeypatch.setattr(dbfile, "checkpoint", checkpoint)
     monkeypatch.setattr(LeaseKeeper, "request_checkpoint", request_checkpoint)
-    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 100)
+    monkeypatch.setattr(sqlite_conns, "CHECKPOINT_EVERY", 100)
     async with fast(path, capacity=1000, lease=1.0) as layer, fast(path, capacity=1000, lease=1.0) as other:
         channel = await other.new_channel()
         for n in range(300):  # three checkpoint requests' worth of writes on the loop, nearly all
@@ -1386,14 +1387,14 @@ async def test_calls_run_on_aiosqlite_on_asyncio_and_anyio_threads_on_trio(tmp_p
     layer = SQLiteChannelLayer(tmp_path / "threads.sqlite3")
     async with layer:
         await layer.group_add("g", "worker.alpha")
-        runner = layer._thread._aio
+        runner = layer._conns.thread._aio
         if anyio_backend == "asyncio":
             assert runner is not None
             assert any(t.name.startswith("Thread") and t.daemon for t in threading.enumerate())
         else:
             assert runner is None
         assert await layer.group_members("g") == frozenset({"worker.alpha"})
-    assert layer._thread._aio is None
+    assert layer._conns.thread._aio is None
 
 
 async def test_own_channels_can_be_watched_and_named_ones_cannot(tmp_path: Path) -> None:
