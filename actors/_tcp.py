@@ -74,6 +74,7 @@ _NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 100
 _TURN: Final = 64  # lines the app takes from a burst before other tasks get a turn
 _LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
 _HIGH_WATER: Final = 64 * 1024  # bytes waiting to be written past which send_line() waits for the client
+_encode: Final = str.encode
 
 
 class _Sent(Flush):
@@ -533,25 +534,25 @@ class LineActor(BaseActor):
         if (
             connection is not None
             and connection.open
-            and text.__class__ is str
             and not self._outbox
             and get_ident() == self._loop_thread
+            and len(outgoing := connection.outgoing) < _HIGH_WATER
         ):
             # Served by TcpServer itself (no middleware wraps send), open, nothing queued before
-            # it, on the loop: the line goes straight to the connection, as tcp.send would (written
-            # now, or with the lines still to handle), in a fraction of the time. What _push()
-            # does, inline: every line of a burst pays for a call.
-            outgoing = connection.outgoing
-            data = text.encode("utf-8")
-            if len(outgoing) + len(data) < _HIGH_WATER:  # room without waiting
-                outgoing += data
-                outgoing += b"\n"
-                if not connection.events and not self.__dict__.get("_mailbox"):  # no other line waits
-                    connection._write_now()
-                if connection.have_output is not None and connection.outgoing:
-                    connection._wake_writer()
-                return _SENT
-        elif not isinstance(text, str):
+            # it, on the loop, room without waiting: the line goes straight to the connection, as
+            # tcp.send would (written now, or with the lines still to handle), in a fraction of
+            # the time. What _push() does, inline: every line of a burst pays for a call.
+            try:
+                outgoing += _encode(text)  # str.encode, unbound: a TypeError for what is no str
+            except TypeError:
+                raise TypeError(f"send_line() takes a str, not {type(text).__name__}") from None
+            outgoing += b"\n"
+            if not connection.events and not self.__dict__.get("_mailbox"):  # no other line waits
+                connection._write_now()
+            if connection.have_output is not None and connection.outgoing:
+                connection._wake_writer()
+            return _SENT
+        if not isinstance(text, str):
             msg = f"send_line() takes a str, not {type(text).__name__}"
             raise TypeError(msg)
         return self._emit({"type": "tcp.send", "text": text})
@@ -612,25 +613,26 @@ class LineActor(BaseActor):
         an event that is not a line (``tcp.disconnect`` goes the usual way).
         """
         events = source.events
+        # Only the last event can be other than a line (tcp.disconnect is queued after every
+        # line, and no line after it), and what a handler queues goes after these: count once.
+        count = len(events)
+        if count and events[-1].__class__ is not str:
+            count -= 1
+        count = min(count, _TURN - 1 - source.taken)
+        if count <= 0:
+            return
+        source.taken += count
         popleft = events.popleft
         receive_line = self.receive_line
-        taken = source.taken
-        try:
-            while events and taken < _TURN - 1:
-                text = popleft()
-                if text.__class__ is not str:  # tcp.disconnect: it goes the usual way
-                    events.appendleft(text)
-                    return
-                taken += 1
-                if TAP.watching:  # an inspector counts the message rates
-                    TAP.event(self, CLIENT)
-                await receive_line(text)
-                if self._outbox:
-                    await self._flush()
-                if self._moves:
-                    await self._settle()
-        finally:
-            source.taken = taken
+        for _ in range(count):
+            text: str = popleft()  # type: ignore[assignment]  # the first count events are lines
+            if TAP.watching:  # an inspector counts the message rates
+                TAP.event(self, CLIENT)
+            await receive_line(text)
+            if self._outbox:
+                await self._flush()
+            if self._moves:
+                await self._settle()
 
     async def _on_failure(self, exc: Exception) -> None:
         await self._deliver({"type": "tcp.close", "reason": "error: internal error; closing"})
