@@ -79,3 +79,82 @@ async def test_a_long_burst_lets_another_connection_through() -> None:
         await wait_for(lambda: seen.count("end 1000") == 2, what="both disconnects")
     # the other connection's line was handled while the burst's lines still waited
     assert seen.index("ping") < seen.index("b19999")
+
+
+class Sizes(LineActor):
+    """Records lines and the end code; ``bytes`` sends bytes (no str), ``close`` closes mid-burst."""
+
+    seen: list[str] | None = None
+
+    async def receive_line(self, line: str) -> None:
+        assert self.seen is not None
+        self.seen.append(line)
+        if line == "bytes":
+            await self.send_line(line.encode())  # type: ignore[arg-type]  # what is checked
+        elif line == "close":
+            await self.close("bye")
+        else:
+            await self.send_line(line)
+
+    async def disconnect(self, code: int) -> None:
+        assert self.seen is not None
+        self.seen.append(f"end {code}")
+
+
+async def test_a_multibyte_line_over_max_line_in_bytes_but_not_in_characters_is_refused() -> None:
+    # 8 characters, 16 bytes, against max_line 12: measured in bytes, inside a block of lines
+    # that is longer than max_line (the block is checked line by line only when it may hold one).
+    seen: list[str] = []
+    async with serving(Sizes.as_asgi(seen=seen), max_line=12, **FAST) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            exact = "x" * 12  # exactly max_line: allowed
+            await stream.send(
+                b"".join(b"%d\n" % n for n in range(50)) + exact.encode() + b"\n" + "é".encode() * 8 + b"\n"
+            )
+            data = await read_all(stream)
+        await wait_for(lambda: seen[-1:] == ["end 1009"], what="disconnect(1009)")
+    assert seen == [str(n) for n in range(50)] + [exact, "end 1009"]
+    assert data.decode().splitlines() == [str(n) for n in range(50)] + [
+        exact,
+        "error: a line over max_line (12 bytes); closing",
+    ]
+
+
+async def test_multibyte_lines_within_max_line_pass_in_a_long_block() -> None:
+    seen: list[str] = []
+    line = "é" * 6  # 12 bytes: exactly max_line
+    async with serving(Sizes.as_asgi(seen=seen), max_line=12, **FAST) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send((line + "\n").encode() * 100)
+            got = b""
+            with anyio.fail_after(10):
+                while got.count(b"\n") < 100:
+                    got += await stream.receive()
+        await wait_for(lambda: seen[-1:] == ["end 1000"], what="disconnect(1000)")
+    assert got.decode().splitlines() == [line] * 100
+    assert seen == [line] * 100 + ["end 1000"]
+
+
+async def test_send_line_of_bytes_mid_burst_fails_the_actor_with_a_clear_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+    async with serving(Sizes.as_asgi(seen=seen), **FAST) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send(b"".join(b"%d\n" % n for n in range(100)) + b"bytes\n1\n2\n")
+            data = await read_all(stream)
+        await wait_for(lambda: seen[-1:] == ["end 1011"], what="disconnect(1011)")
+    assert seen == [str(n) for n in range(100)] + ["bytes", "end 1011"]
+    assert data.decode().splitlines() == [str(n) for n in range(100)] + ["error: internal error; closing"]
+    assert "send_line() takes a str, not bytes" in caplog.text
+
+
+async def test_a_close_mid_burst_sends_the_lines_before_then_the_reason() -> None:
+    seen: list[str] = []
+    async with serving(Sizes.as_asgi(seen=seen), **FAST) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send(b"".join(b"%d\n" % n for n in range(100)) + b"close\n")
+            data = await read_all(stream)
+        await wait_for(lambda: seen[-1:] == ["end 1000"], what="disconnect(1000)")
+    assert seen == [str(n) for n in range(100)] + ["close", "end 1000"]
+    assert data.decode().splitlines() == [str(n) for n in range(100)] + ["bye"]
