@@ -73,6 +73,13 @@ the bare script call).  3x PubSub from one sender would take 24,000 awaited send
 second, a 41 us loop: faster than a C client's round trip on this machine.  Concurrent
 senders in one process share writes: 4 tasks 4,900-12,500/s, 16 tasks 9,600-20,300/s.
 
+Where the code is: this module is the store adapter over :class:`~._store_layer.StoreLayer`
+(which holds the facade and the routing); :mod:`._redis_run` is one start of the layer and
+its tasks, :mod:`._redis_local` the home queues, :mod:`._redis_store` the commands and
+scripts (keys: :mod:`._redis_keys`), :mod:`._redis_hot` and :mod:`._redis_resp` the hot
+path's connection, :mod:`._redis_peers` the peer watches, :mod:`._redis_history` the
+group histories.
+
 The layer belongs to the event loop that started it (its *home*): the client, the pump,
 the lease task (one :class:`~._redis_run.Run` per start) and the queues all live there.
 When that loop ends, the next loop that uses the layer starts it again.  A forked child

@@ -27,7 +27,8 @@ Rules:
    that makes nobody wait (a checkpoint ends with fsyncs).  Every other SQLite call runs off
    the loop, one at a time per layer (a lock), as whole transactions: on asyncio on
    aiosqlite's connection thread, on trio in anyio worker threads
-   (:mod:`._sqlite_thread`); the same store functions either way.
+   (:mod:`._sqlite_thread`); the same store functions either way.  Both connections, and
+   the lease keeper started with them, are :mod:`._sqlite_conns`'s.
 
 Theory of operation (wake-up): the in-memory queues (:mod:`._sqlite_local`) belong to
 one *home* event loop thread, the first that used the layer; a *pump* task there watches
@@ -39,6 +40,12 @@ never touch the in-memory queues: they go through the file and kick the pump.  I
 home loop ends, the pump's ending frees the home for the next loop that uses the
 layer.  A forked child forgets its parent's connection, lease and channels, and starts
 as a new process on first use.
+
+Where the code is: this module is the store adapter over :class:`~._store_layer.StoreLayer`
+(which holds the facade and the routing); :mod:`._sqlite_conns` opens the file and runs calls
+on it, :mod:`._sqlite_pump` feeds the home queues (:mod:`._sqlite_local`) from it,
+:mod:`._sqlite_lease` beats, prunes and checkpoints in its own thread, :mod:`._sqlite_file`
+is the file (schema, opening, identity, checkpoints) and :mod:`._sqlite_store` the queries.
 
 Group histories (``history=GroupHistory(...)``): a send to a group the policy names is one
 transaction of :mod:`._sqlite_history` (offset, kept copy, trim, the copies for other
