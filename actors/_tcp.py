@@ -73,7 +73,7 @@ logger = logging.getLogger("interlock.actors.tcp")
 _NORMAL, _GOING_AWAY, _LOST, _INVALID, _POLICY, _TOO_BIG = 1000, 1001, 1006, 1007, 1008, 1009
 _TURN: Final = 64  # lines the app takes from a burst before other tasks get a turn
 _LAST_WORDS: Final = 1.0  # seconds an error line may take to go out before the socket is closed anyway
-_HIGH_WATER: Final = 64 * 1024  # bytes waiting to be written past which send_line() waits for the client
+_HIGH_WATER: Final = 64 * 1024  # bytes waiting past which send_line() waits for the client (one line may pass it)
 _encode: Final = str.encode
 
 
