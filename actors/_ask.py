@@ -44,7 +44,18 @@ if TYPE_CHECKING:
 
 Message = dict[str, Any]  # a layer message
 
-__all__ = ["ASK_ID", "GONE", "REPLY", "REPLY_TO", "ask", "error_of", "is_ask", "is_conversation", "reply_for"]
+__all__ = [
+    "ASK_ID",
+    "CONVERSATION",
+    "GONE",
+    "REPLY",
+    "REPLY_TO",
+    "ask",
+    "error_of",
+    "is_ask",
+    "is_conversation",
+    "reply_for",
+]
 
 logger = logging.getLogger("interlock.actors")
 
@@ -52,19 +63,19 @@ ASK_ID: Final = "ask_id"
 REPLY_TO: Final = "reply_to"
 REPLY: Final = "interlock.reply"
 GONE: Final = "interlock.ask.gone"  # posted to the asker's own mailbox by the peer watch
-_CONVERSATION: Final = frozenset({REPLY, GONE})
+CONVERSATION: Final = frozenset({REPLY, GONE})  # the types an ask's answer comes as
 
 _ERRORS: Final[dict[str, type[AskFailed] | type[AskDeadlock]]] = {"AskDeadlock": AskDeadlock}
 
 
 def is_ask(message: Message) -> bool:
     """Whether *message* is an ask (it carries ``ask_id`` and ``reply_to``)."""
-    return ASK_ID in message and REPLY_TO in message and message.get("type") not in _CONVERSATION
+    return ASK_ID in message and REPLY_TO in message and message.get("type") not in CONVERSATION
 
 
 def is_conversation(message: Message) -> bool:
     """Whether *message* is a reply or a gone notice (never a handler's business)."""
-    return message.get("type") in _CONVERSATION
+    return message.get("type") in CONVERSATION
 
 
 def reply_for(ask_message: Message, result: Any = None, error: BaseException | None = None) -> Message:

@@ -341,6 +341,7 @@ class BaseActor:
     _mailbox: Mailbox[tuple[int, Any]]
     _tasks: TaskSet
     _handlers: ClassVar[frozenset[str]] = frozenset()  # what layer messages may call
+    _handler_names: ClassVar[dict[str, str]] = {}  # message type -> the handler it found (dispatch's cache)
     _methods: ClassVar[frozenset[str]] = frozenset()  # every public method the user's classes define
     _reserved: ClassVar[frozenset[str]] = frozenset()
     _asyncness: ClassVar[dict[str, int]]
@@ -366,6 +367,7 @@ class BaseActor:
                     marked.add(name)
         cls._methods = frozenset(methods)
         cls._handlers = frozenset(methods if cls.implicit_handlers else marked)
+        cls._handler_names = {}
         cls._serves_lifespan = cls.scope_types is None and "lifespan_startup" in methods
         if not isinstance(cls.groups, (list, tuple)):
             msg = f"{cls.__qualname__}.groups must be a list or tuple of group names, not {type(cls.groups).__name__}"
@@ -594,10 +596,16 @@ class BaseActor:
 
     async def dispatch(self, message: Message) -> Any:
         """Call the handler a layer message's ``type`` names, with the message; return its result."""
-        name = self._handler_for(message.get("type"))
-        if name is not None:
-            return await self._call(name, message)
-        return NOT_HANDLED
+        kind = message.get("type")
+        # A type that found its handler once finds it again: only types that map to a
+        # handler are kept, so the cache holds a few names per handler at most.
+        name = self._handler_names.get(kind) if type(kind) is str else None
+        if name is None:
+            name = self._handler_for(kind)
+            if name is None:
+                return NOT_HANDLED
+            self._handler_names[cast("str", kind)] = name
+        return await self._call(name, message)
 
     # -- conversations (see ._ask) --------------------------------------------------------------
 
@@ -923,10 +931,11 @@ class BaseActor:
                     if payload is None:
                         pass  # it expired, or the channel was flushed
                     elif self._accepts_layer_messages():
-                        if _ask.is_ask(payload):
-                            await self._serve_ask(payload)
-                        elif _ask.is_conversation(payload):  # a late reply, or a gone notice after it
+                        # _ask.is_conversation() and is_ask(), inline: every layer message asks
+                        if payload.get("type") in _ask.CONVERSATION:  # a late reply, or a gone notice after it
                             logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
+                        elif _ask.ASK_ID in payload and _ask.REPLY_TO in payload:
+                            await self._serve_ask(payload)
                         elif self._floors is None or not _conversations.replayed(self, payload):
                             await self.dispatch(payload)
                     else:
