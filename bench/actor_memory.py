@@ -36,6 +36,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale_apps  # the apps bench/scale.py serves
+from idle_ws import serve_idle
 
 KINDS = ("raw", "direct", "memory")
 
@@ -67,25 +68,14 @@ async def measure(kind: str, count: int, sites: bool) -> tuple[float, Sites]:
     waiting = 0
     all_waiting = anyio.Event()
 
+    def one_waits() -> None:
+        nonlocal waiting
+        waiting += 1
+        if waiting == count:
+            all_waiting.set()
+
     async def one() -> None:
-        connected = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal connected, waiting
-            if not connected:
-                connected = True
-                return {"type": "websocket.connect"}
-            waiting += 1
-            if waiting == count:
-                all_waiting.set()
-            await stop.wait()
-            return {"type": "websocket.disconnect", "code": 1000}
-
-        async def send(message: Any) -> None:
-            return None
-
-        scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 1)}
-        await app(scope, receive, send)
+        await serve_idle(app, one_waits, stop)
 
     by_site: Sites = {}
     async with anyio.create_task_group() as tasks:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from idle_ws import serve_idle
 from interlock.actors import JsonStateActor, WebsocketActor
 from interlock.dsl import State, Timeout, on
 from interlock.layers import InMemoryChannelLayer
@@ -65,27 +66,14 @@ async def measure(factory: Callable[[], Any], count: int) -> float:
     started = 0
     all_started = anyio.Event()
 
-    async def one() -> None:
+    def one_started() -> None:
         nonlocal started
-        app = factory()
-        sent_connect = False
+        started += 1
+        if started == count:
+            all_started.set()
 
-        async def receive() -> dict[str, Any]:
-            nonlocal sent_connect, started
-            if not sent_connect:
-                sent_connect = True
-                return {"type": "websocket.connect"}
-            started += 1
-            if started == count:
-                all_started.set()
-            await stop.wait()
-            return {"type": "websocket.disconnect", "code": 1000}
-
-        async def send(message: Any) -> None:
-            return None
-
-        scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 1)}
-        await app(scope, receive, send)
+    async def one() -> None:
+        await serve_idle(factory(), one_started, stop)
 
     async with anyio.create_task_group() as tasks:
         gc.collect()
