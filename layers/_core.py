@@ -178,7 +178,8 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
 class HomeQueues(ChannelQueues):
     """The queues of this process's own channels, and the events of its store receivers (rule 4)."""
 
-    singles = False  # the stores follow every queue's room (_appended, _taken): each message has its queue
+    # A store follows every queue's room (_appended, _taken): each message has its queue (SQLite: see its _add).
+    singles = False
 
     def __init__(self, capacity_for: Callable[[str], int], expiry: float, capacity_bytes: int | None = None) -> None:
         super().__init__(capacity_for, expiry, capacity_bytes)

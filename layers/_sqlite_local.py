@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ._core import HomeQueues
-from ._queues import ChannelQueue
+from ._queues import ChannelQueue, Entry
 from ._types import Message
 from ._validation import message_size
 
@@ -79,6 +79,13 @@ class LocalQueues(HomeQueues):
         self.waiting = 0
         self._full: set[str] = set()
 
+    singles = True  # a lone message stands without its queue (see ChannelQueues) unless it fills it
+
+    def _add(self, name: str, queue: ChannelQueue | None, entry: Entry) -> None:
+        if queue is None and (self.capacity_for(name) <= 1 or entry[2] >= self.capacity_bytes):
+            queue = self._queue(name)  # this one message fills the channel: its queue tracks that (_full)
+        super()._add(name, queue, entry)
+
     def _appended(self, name: str, queue: ChannelQueue) -> None:
         if queue.over(self.capacity_bytes):
             self._full.add(name)
@@ -99,6 +106,10 @@ class LocalQueues(HomeQueues):
             if queue.messages
         }
         sizes = {name: queue.size for name, queue in self._queues.items() if queue.size}
+        for name, entry in self._single.items():  # one message each, never a full channel (_add)
+            lengths[name] = 1
+            if entry[2]:
+                sizes[name] = entry[2]
         return Room(self.capacity_for, lengths, sizes, limit)
 
     def deliver(self, rows: list[tuple[str, float, Message]]) -> None:
