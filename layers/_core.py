@@ -33,7 +33,7 @@ from typing import Final
 import anyio
 
 from ._drops import Drops
-from ._errors import ChannelFull, InvalidChannelName
+from ._errors import InvalidChannelName
 from ._queues import ChannelQueues
 from ._types import Message
 from ._validation import MAX_NAME_LENGTH, copy_message, message_size
@@ -161,18 +161,10 @@ def put_local(  # noqa: PLR0917 - the pieces of one group_send, each from its ow
     members = channels if isinstance(channels, (list, tuple)) else list(channels)
     many = len(members) > 1
     shared = copy_message(message) if many else message
-    size = message_size(shared)
-    entry = queues.entry(shared, now, size)  # one entry for every member's queue
-    for channel in members:
-        try:
-            if many:
-                queues.put_entry(channel, entry, now)
-            else:
-                queues.put(channel, shared, now, size)
-        except ChannelFull:
-            drops.seen(group, channel)
-            drops.count(channel)
-            pending.add(channel)
+    for channel in queues.put_group(members, shared, now, message_size(shared), shared=many):
+        drops.seen(group, channel)
+        drops.count(channel)
+        pending.add(channel)
 
 
 class HomeQueues(ChannelQueues):

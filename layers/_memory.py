@@ -26,7 +26,7 @@ from typing import final
 import anyio.lowlevel
 
 from ._drops import DropHook, Drops
-from ._errors import ChannelFull, InvalidChannelName
+from ._errors import InvalidChannelName
 from ._history import GroupHistory, HistoryPage, MemoryHistory, read_policy, wall_clock
 from ._peers import OnGone, PeerWatches, nothing
 from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
@@ -258,18 +258,10 @@ class InMemoryChannelLayer(StartsAndCloses):
         members = self._live_members(group, now)
         many = kept or len(members) > 1
         shared = checked if kept or not many else copy_message(checked)  # one copy for all, each taker its own
-        size = message_size(shared)
-        queues = self._queues
-        entry = queues.entry(shared, now, size)  # one entry for every member: no object per member
-        for channel in members:
-            try:
-                if many:
-                    queues.put_entry(channel, entry, now)
-                else:
-                    queues.put(channel, shared, now, size)
-            except ChannelFull:
-                self._drops.seen(group, channel)
-                self._drops.count(channel)
+        # Several members share one entry: no object per member (see ._queues).
+        for channel in self._queues.put_group(members, shared, now, message_size(shared), shared=many):
+            self._drops.seen(group, channel)
+            self._drops.count(channel)
         if self._pacer.due():
             await anyio.lowlevel.cancel_shielded_checkpoint()
 

@@ -27,7 +27,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar, Final
 
 import anyio
@@ -189,6 +189,29 @@ class ChannelQueues:
         else:
             entry = (now + self.expiry, copy_message(message), size)
         self._add(name, queue, entry)
+
+    def put_group(self, channels: Iterable[str], message: Message, now: float, size: int, *, shared: bool) -> list[str]:
+        """Queue a group send's checked *message* (of :func:`message_size` *size*) for *channels*.
+
+        With *shared*, *message* is the layer's own copy and one :meth:`entry` serves
+        every queue; else each queue gets its copy (:meth:`put`). Returns the channels
+        that were full (:class:`ChannelFull`): the caller counts them as drops.
+        """
+        full: list[str] = []
+        if shared:
+            entry = self.entry(message, now, size)
+            for channel in channels:
+                try:
+                    self.put_entry(channel, entry, now)
+                except ChannelFull:
+                    full.append(channel)
+            return full
+        for channel in channels:
+            try:
+                self.put(channel, message, now, size)
+            except ChannelFull:
+                full.append(channel)
+        return full
 
     def put_entry(self, name: str, entry: Entry, now: float) -> None:
         """Queue a group send's :meth:`entry` on *name*; raise :class:`ChannelFull` at capacity."""
