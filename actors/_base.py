@@ -39,7 +39,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
-from contextlib import nullcontext
 from threading import get_ident
 from time import monotonic as _monotonic
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
@@ -54,6 +53,7 @@ from ._errors import ClientGone, ClientTooSlow, NoChannelLayer, StopActor, Unkno
 from ._inspect_registry import LIVE, TAP
 from ._lifespan import refuse_scope, serve_lifespan
 from ._mailbox import CLIENT, DROPPED, FAILED, INTERNAL, LAYER, Mailbox
+from ._pump import ClientPump, steps_without_task
 from ._sync import run_in_worker
 from ._taskset import TaskSet, running_asyncio_loop
 from ._types import LAYER_KEY, Message, Receive, Scope, Send
@@ -66,7 +66,6 @@ logger = logging.getLogger("interlock.actors")
 UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
 
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
-_NO_SCOPE: Final = nullcontext()  # the mailbox loop's "scope" on asyncio, where the task itself is cancelled
 
 
 _LAYER_KINDS: dict[type, tuple[bool, bool]] = {}
@@ -339,7 +338,7 @@ class BaseActor:
     _watching_send: bool = False  # a watcher checks whether the send under way is stuck
     _raised: deque[LayerMessage] | None = None  # events a state actor raised (raise_event()), handled next
     _mailbox: Mailbox[tuple[int, Any]]
-    _tasks: TaskSet
+    _task_set: TaskSet | None = None  # see _tasks
     _handlers: ClassVar[frozenset[str]] = frozenset()  # what layer messages may call
     _handler_names: ClassVar[dict[str, str]] = {}  # message type -> the handler it found (dispatch's cache)
     _methods: ClassVar[frozenset[str]] = frozenset()  # every public method the user's classes define
@@ -697,6 +696,8 @@ class BaseActor:
                 await self._started()
             if layer is None and not self._needs_mailbox:
                 await self._run_direct(receive)
+            elif running_asyncio_loop() is not None:  # no nursery, no cancel scope: see _serve_mailbox
+                await self._serve_mailbox(layer, receive, asyncio.current_task())
             else:
                 await self._run_mailbox(layer, receive)
         except Exception as exc:  # noqa: BLE001 - the layer failed to give a channel, say
@@ -770,53 +771,101 @@ class BaseActor:
                 return
 
     async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
+        """Mailbox mode on trio: the tasks in a nursery, the loop in a cancel scope (to give a slow client up)."""
+        async with TaskSet(self._post_failure) as tasks:
+            self._task_set = tasks
+            with anyio.CancelScope() as scope:
+                self._loop_scope = scope
+                try:
+                    await self._serve_mailbox(layer, receive, None)
+                finally:
+                    self._loop_scope = None
+        if self._too_slow is not None and not self._ended:
+            await self._on_slow_client(self._too_slow)
+
+    async def _serve_mailbox(self, layer: GroupLayer | None, receive: Receive, host: asyncio.Task[Any] | None) -> None:
+        """Start the feeds, then handle what the mailbox yields until the actor stops.
+
+        On asyncio (*host*: the actor's task) ``_run`` calls it directly, with no block
+        around it: giving a slow client up cancels *host*, the tasks come with the first
+        one started (``_tasks``), the client's pump is no task (``._pump``); each block or
+        frame less is paid by every idle connection.
+        """
         # Bound methods, not closures, feed the mailbox: every live connection pays for them.
         mailbox: Mailbox[tuple[int, Any]] = Mailbox(self.mailbox_size)
         self._mailbox = mailbox
-        async with TaskSet(self._post_failure) as tasks:
-            self._tasks = tasks
-            tasks.start_guarded(self._pump_client, receive)
+        pump = self._start_client_pump(receive, host is not None)
+        try:
             channel = self._channel_name
             if layer is not None and channel is not None:
                 self._feed_from(layer, channel)
             await self._mailbox_started()
-            host = asyncio.current_task() if running_asyncio_loop() is not None else None
-            scope = anyio.CancelScope() if host is None else _NO_SCOPE
-            self._loop_scope = host if host is not None else cast("anyio.CancelScope", scope)
-            try:
-                with scope:  # cancelled (or, on asyncio, the task) to give up a slow client
-                    while True:
-                        deadline = self._next_deadline()
-                        # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
-                        if deadline != math.inf and deadline <= anyio.current_time():
-                            if await self._handle(INTERNAL, None) or self._cut:  # timers due: they go first
-                                break
-                            continue
-                        if deadline == math.inf:  # no timer: wait on the mailbox's future itself, no frame
-                            if not mailbox:
-                                await mailbox.arrival()
-                                continue
-                            item = mailbox.get_nowait()
-                        else:
-                            got = await mailbox.get(deadline)
-                            if got is None:
-                                continue  # the deadline passed: loop round to serve the timers
-                            item = got
-                        if await self._handle(*item) or self._cut:
-                            break
-            except asyncio.CancelledError:  # asyncio only: trio's cancellation is another class
-                if not self._cut_task:
-                    raise
-                self._cut_task = False
-                if cast("asyncio.Task[Any]", host).uncancel():  # the server cancels it too: let that through
-                    raise
-            finally:
+            if host is not None:
+                self._loop_scope = host
+            while True:
+                deadline = self._next_deadline()
+                # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
+                if deadline != math.inf and deadline <= anyio.current_time():
+                    if await self._handle(INTERNAL, None) or self._cut:  # timers due: they go first
+                        break
+                    continue
+                if deadline == math.inf:  # no timer: wait on the mailbox's future itself, no frame
+                    if not mailbox:
+                        await mailbox.arrival()
+                        continue
+                    item = mailbox.get_nowait()
+                else:
+                    got = await mailbox.get(deadline)
+                    if got is None:
+                        continue  # the deadline passed: loop round to serve the timers
+                    item = got
+                if await self._handle(*item) or self._cut:
+                    break
+        except asyncio.CancelledError:  # asyncio only: trio's cancellation is another class
+            if not self._cut_task:
+                raise
+            self._cut_task = False
+            if cast("asyncio.Task[Any]", host).uncancel():  # the server cancels it too: let that through
+                raise
+        finally:
+            if host is not None:
                 self._loop_scope = None
-            if self._cut_task:  # the server's send swallowed the cancellation: the loop left on _cut
-                self._cut_task = False
-                cast("asyncio.Task[Any]", host).uncancel()
-            if self._too_slow is not None and not self._ended:
-                await self._on_slow_client(self._too_slow)
+                if pump is not None:
+                    pump.stop()
+                tasks = self._task_set
+                if tasks is not None:  # rule 1 of ._taskset: they end with the loop
+                    await tasks.__aexit__(None, None, None)
+        if host is None:
+            return  # trio: _run_mailbox ends the nursery, then the slow client
+        if self._cut_task:  # the server's send swallowed the cancellation: the loop left on _cut
+            self._cut_task = False
+            host.uncancel()
+        if self._too_slow is not None and not self._ended:
+            await self._on_slow_client(self._too_slow)
+
+    @property
+    def _tasks(self) -> TaskSet:
+        """The actor's background tasks (on asyncio made by the first task started)."""
+        tasks = self._task_set
+        if tasks is None:  # asyncio: a TaskSet needs no entering there (trio's is opened by _run_mailbox)
+            tasks = self._task_set = TaskSet(self._post_failure)
+        return tasks
+
+    def _start_client_pump(self, receive: Receive, on_asyncio: bool) -> ClientPump | None:
+        """Start feeding the server's events into the mailbox; the pump to stop, if it is not a task.
+
+        On asyncio a ``receive`` known to need no task is stepped by a :class:`ClientPump`
+        (about a kilobyte a connection less, see ``._pump``); any other gets a task, and so
+        does a class with a pump of its own (an HTTP actor's cancels its handler).
+        """
+        # A worker's events come from its channel, where no type is the last one.
+        terminal = self._terminal_events if self.scope["type"] != "channel" else frozenset()
+        if on_asyncio and type(self)._pump_client is BaseActor._pump_client and steps_without_task(receive):
+            pump = ClientPump(self, receive, terminal)
+            pump.start()
+            return pump
+        self._tasks.start_guarded(self._pump_client, receive, terminal)
+        return None
 
     def _feed_from(self, layer: GroupLayer, channel: str) -> None:
         """Have *layer* feed the actor's channel into the mailbox: watched if it can be, else a pump."""
@@ -824,10 +873,11 @@ class BaseActor:
         watchable, counts_drops = _layer_kinds(layer)
         if watchable:  # the channel feeds the mailbox: no pump
             watched = cast("WatchableLayer", layer)
+            notify = self._post_watch_token  # one bound method for both hooks: 64 bytes a connection less
             if counts_drops:  # it says when the channel overflowed
-                waiting = watched.watch_channel(channel, self._post_watch_token, on_drop=self._post_drops)
+                waiting = watched.watch_channel(channel, notify, on_drop=notify)
             else:
-                waiting = watched.watch_channel(channel, self._post_watch_token)
+                waiting = watched.watch_channel(channel, notify)
         if waiting is None:
             self._tasks.start_soon(self._pump_channel, layer, channel)
         for _ in range(waiting or 0):
@@ -837,11 +887,9 @@ class BaseActor:
         {"websocket.disconnect", "http.disconnect", "lifespan.shutdown"}
     )
 
-    async def _pump_client(self, receive: Receive) -> None:
-        """Feed the server's events into the mailbox, up to the last one."""
+    async def _pump_client(self, receive: Receive, terminal: frozenset[str]) -> None:
+        """Feed the server's events into the mailbox, up to the last one (*terminal*: the types that are)."""
         mailbox = self._mailbox
-        # A worker's events come from its channel, where no type is the last one.
-        terminal = self._terminal_events if self.scope["type"] != "channel" else frozenset()
         try:  # its own guard (TaskSet.start_guarded): one coroutine frame per connection, not two
             while True:
                 message = await receive()
@@ -857,8 +905,14 @@ class BaseActor:
         while True:
             await mailbox.put((LAYER, await layer.receive(channel)))
 
-    def _post_watch_token(self) -> None:
-        """A message waits in the watched channel: its turn comes after what is queued."""
+    def _post_watch_token(self, dropped: int = 0) -> None:
+        """A message waits in the watched channel: its turn comes after what is queued.
+
+        Called with a count, it is the layer's drop hook: see :meth:`_post_drops`.
+        """
+        if dropped:
+            self._post_drops(dropped)
+            return
         self._mailbox.put_nowait(_WATCH_TOKEN)
 
     def _post_drops(self, count: int) -> None:

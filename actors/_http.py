@@ -304,7 +304,7 @@ class HttpExchange(BaseActor):
     def _lost_ending(self) -> Ending:
         return Ending("lost", self.status or 0)
 
-    async def _pump_client(self, receive: Receive) -> None:
+    async def _pump_client(self, receive: Receive, terminal: frozenset[str]) -> None:
         """Feed the server's events to the mailbox; the client's leaving cancels a running handler."""
         mailbox = self._mailbox
         while True:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
@@ -51,7 +51,7 @@ DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it wa
 class Mailbox(Generic[T]):
     """A bounded FIFO with async ``put``/``get`` for one consumer, on the event loop that made it."""
 
-    __slots__ = ("_items", "_limit", "_loop", "_not_empty", "_not_full")
+    __slots__ = ("_items", "_limit", "_loop", "_not_empty", "_not_full", "_on_room")
 
     def __init__(self, limit: int = 64) -> None:
         self._items: list[T] = []
@@ -59,6 +59,20 @@ class Mailbox(Generic[T]):
         self._loop = running_asyncio_loop()  # None: trio
         self._not_empty: asyncio.Future[None] | trio.lowlevel.Task | None = None  # the waiting consumer
         self._not_full: anyio.Event | None = None
+        self._on_room: Callable[[], None] | None = None  # a producer without a task (._pump), held up
+
+    @property
+    def limit(self) -> int:
+        """How many items the mailbox holds before producers wait."""
+        return self._limit
+
+    def call_on_room(self, callback: Callable[[], None] | None) -> None:
+        """Call *callback* once, at the consumer's next take: a producer without a task waits so.
+
+        One such producer at a time (the actor's client pump on asyncio, see ``._pump``);
+        None forgets the one set. The callback runs inside the take: it must not block.
+        """
+        self._on_room = callback
 
     def __len__(self) -> int:
         return len(self._items)
@@ -126,6 +140,10 @@ class Mailbox(Generic[T]):
         if waiter is not None:
             self._not_full = None
             waiter.set()
+        on_room = self._on_room
+        if on_room is not None:
+            self._on_room = None
+            on_room()
         return item
 
     async def get(self, deadline: float = math.inf) -> T | None:
