@@ -323,9 +323,11 @@ class BaseActor:
     _receive: Receive | None = None  # the server's receive(), in direct mode
     _moves: list[tuple[str, str, str | None]] | tuple[()] = ()
     _sending: float = 0.0  # since when (time.monotonic()) the actor waits for the server to take a send
-    # What giving up a slow client cancels while the mailbox loop runs: on trio a cancel scope
-    # around it, on asyncio the actor's own task (no scope: 600 bytes a connection less).
-    _loop_scope: anyio.CancelScope | asyncio.Task[Any] | None = None
+    # What giving up a slow client cancels while the mailbox loop runs: on trio the nursery
+    # around it (TaskSet.cancel()), on asyncio the actor's own task (no scope: 600 bytes a
+    # connection less).
+    _loop_scope: TaskSet | asyncio.Task[Any] | None = None
+    _loop_left: anyio.Event | None = None  # set when the loop has left, for a give-up's watcher (trio)
     _cut: bool = False  # asyncio: the client was given up, the loop stops after the item it handles
     _cut_task: bool = False  # asyncio: ... and the actor's task was cancelled for it (to uncancel)
     _unstoppable: bool = False  # asyncio: a send under way must not be cut (a failure's close, a sync handler)
@@ -771,15 +773,14 @@ class BaseActor:
                 return
 
     async def _run_mailbox(self, layer: GroupLayer | None, receive: Receive) -> None:
-        """Mailbox mode on trio: the tasks in a nursery, the loop in a cancel scope (to give a slow client up)."""
+        """Mailbox mode on trio: the loop in the nursery of its tasks, whose cancellation gives a slow client up."""
         async with TaskSet(self._post_failure) as tasks:
             self._task_set = tasks
-            with anyio.CancelScope() as scope:
-                self._loop_scope = scope
-                try:
-                    await self._serve_mailbox(layer, receive, None)
-                finally:
-                    self._loop_scope = None
+            self._loop_scope = tasks  # the give-up cancels the nursery's own scope: no scope of its own to pay for
+            try:
+                await self._serve_mailbox(layer, receive, None)
+            finally:
+                self._loop_scope = None
         if self._too_slow is not None and not self._ended:
             await self._on_slow_client(self._too_slow)
 
@@ -828,13 +829,7 @@ class BaseActor:
             if cast("asyncio.Task[Any]", host).uncancel():  # the server cancels it too: let that through
                 raise
         finally:
-            if host is not None:
-                self._loop_scope = None
-                if pump is not None:
-                    pump.stop()
-                tasks = self._task_set
-                if tasks is not None:  # rule 1 of ._taskset: they end with the loop
-                    await tasks.__aexit__(None, None, None)
+            await self._leave_loop(pump, host is not None)
         if host is None:
             return  # trio: _run_mailbox ends the nursery, then the slow client
         if self._cut_task:  # the server's send swallowed the cancellation: the loop left on _cut
@@ -842,6 +837,19 @@ class BaseActor:
             host.uncancel()
         if self._too_slow is not None and not self._ended:
             await self._on_slow_client(self._too_slow)
+
+    async def _leave_loop(self, pump: ClientPump | None, on_asyncio: bool) -> None:
+        """The mailbox loop has left: tell a give-up's watcher; on asyncio stop the pump and the tasks."""
+        if self._loop_left is not None:  # (trio's watcher: see _give_up_if_stuck)
+            self._loop_left.set()
+        if not on_asyncio:
+            return  # trio: _run_mailbox's nursery ends the tasks, the pump among them
+        self._loop_scope = None
+        if pump is not None:
+            pump.stop()
+        tasks = self._task_set
+        if tasks is not None:  # rule 1 of ._taskset: they end with the loop
+            await tasks.__aexit__(None, None, None)
 
     @property
     def _tasks(self) -> TaskSet:
@@ -940,7 +948,7 @@ class BaseActor:
         if self._sending != since or scope is None or self._ended:
             return  # that send went through: the client reads, if slowly
         self._give_up(f"its channel overflowed while a send to it waited over {_STUCK_SEND:g} s")
-        if isinstance(scope, anyio.CancelScope):  # trio: a shielded send is cut once its shield ends
+        if isinstance(scope, TaskSet):  # trio: a shielded send is cut once its shield ends
             scope.cancel()
         else:  # asyncio: the task is cancelled, unless its send must not be cut (then the loop stops after it)
             self._cut = True
@@ -950,8 +958,20 @@ class BaseActor:
         # A server may shield its writes from cancellation (Hypercorn does): then the
         # teardown waits until the server drops the connection, but the channel is
         # closed now, which takes the actor out of its groups: nothing more is sent to
-        # it or counted as lost.
-        await anyio.sleep(_SLOW_DETACH)
+        # it or counted as lost. On trio this task is in the nursery just cancelled: it
+        # waits on shielded, until the loop has left or the time is up.
+        if isinstance(scope, TaskSet):
+            left = self._loop_left = anyio.Event()
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(_SLOW_DETACH):
+                    await left.wait()
+                await self._detach_if_still_sending()
+            return
+        await anyio.sleep(_SLOW_DETACH)  # asyncio: cancelled when the loop leaves (its TaskSet ends)
+        await self._detach_if_still_sending()
+
+    async def _detach_if_still_sending(self) -> None:
+        """The give-up's send still waits :data:`_SLOW_DETACH` later: close the channel now."""
         if self._loop_scope is not None and not self._ended:
             logger.warning(
                 "%r: the server does not let a send to a client that stopped reading be abandoned; "

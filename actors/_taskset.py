@@ -92,6 +92,16 @@ class TaskSet:
         else:
             self._keep(task)
 
+    def cancel(self) -> None:
+        """On trio, cancel the block: its tasks and the code inside it (the actor's loop).
+
+        The nursery's own cancel scope does it, so a loop that may be cut short needs no
+        scope of its own (a trio cancel scope costs about 430 bytes while it is entered).
+        On asyncio the actor cancels its own task instead: this does nothing there.
+        """
+        if self._group is not None:
+            self._group[1].cancel_scope.cancel()
+
     def _keep(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
         if tasks is None:

@@ -111,7 +111,7 @@ async def test_a_stuck_send_is_given_up_once_and_the_teardown_runs_uncancelled(
 
 async def test_the_servers_own_cancellation_still_goes_through(anyio_backend: str) -> None:
     if anyio_backend != "asyncio":
-        pytest.skip("on trio the give-up cancels a scope: no task count to share with the server")
+        pytest.skip("on trio the give-up cancels the nursery's scope: no task count to share with the server")
     layer = InMemoryChannelLayer(capacity=2)
     Member.ended = []
     joined = anyio.Event()
@@ -149,3 +149,54 @@ async def test_the_servers_own_cancellation_still_goes_through(anyio_backend: st
             await asyncio.shield(runner)
     assert runner.cancelled()
     assert len(Member.ended) == 1
+
+
+async def test_a_send_the_server_shields_is_left_and_the_channel_closed_meanwhile(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hypercorn shields its writes: the give-up cannot cut the send, so it closes the channel first."""
+    if anyio_backend == "asyncio":
+        pytest.skip("asyncio has no shield a task's cancellation cannot cross (asyncio.shield() leaves the write)")
+    layer = InMemoryChannelLayer(capacity=2)
+    Member.ended = []
+    joined, stuck, detached = anyio.Event(), anyio.Event(), anyio.Event()
+    connected = False
+    members_while_stuck: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal connected
+        if not connected:
+            connected = True
+            return {"type": "websocket.connect"}
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "websocket.accept":
+            joined.set()
+        elif message["type"] == "websocket.send" and not stuck.is_set():
+            stuck.set()
+            with anyio.CancelScope(shield=True):  # the write goes on, cancelled or not
+                with anyio.move_on_after(2):
+                    await detached.wait()
+                members_while_stuck.append(len(await layer.group_members(GROUP)))
+
+    def on_warning() -> None:
+        if any("does not let a send" in record.getMessage() for record in caplog.records):
+            detached.set()
+
+    scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": [], "client": ("127.0.0.1", 1)}
+    app = Member.as_asgi(channel_layer=layer)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(app, scope, receive, send)
+            await joined.wait()
+            await anyio.wait_all_tasks_blocked()
+            for n in range(10):  # the first send sticks; the rest overflow the channel
+                await layer.group_send(GROUP, {"type": "say", "text": str(n)})
+                await anyio.lowlevel.checkpoint()
+            while not detached.is_set():
+                on_warning()
+                await anyio.sleep(0.01)
+    assert members_while_stuck == [0]  # out of its group while its send still waited
+    assert [ending[:2] for ending in Member.ended] == [("client_error", 4008)]
