@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from ._mailbox import CLIENT
 from ._types import Message, Receive
@@ -133,15 +133,17 @@ class ClientPump:
     def _step(self) -> None:
         """Run the coroutine up to its next wait, posting each event it returns (rules 2 to 4)."""
         mailbox = self._actor._mailbox
-        coro = self._coro
+        limit, terminal, receive = mailbox.limit, self._terminal, self._receive
+        coro: Coroutine[Any, Any, Message] | None = self._coro
         error: BaseException | None = None
         while True:
             try:
                 if coro is None:
                     if self._stopped:
                         return
-                    coro = self._coro = cast("Coroutine[Any, Any, Message]", self._receive())
-                    yielded = coro.send(None)
+                    fresh: Any = receive()  # a coroutine: steps_without_task() knows this receive
+                    coro = fresh
+                    yielded = fresh.send(None)
                 elif self._must_cancel or error is not None:
                     if error is None:
                         self._must_cancel = False
@@ -150,17 +152,17 @@ class ClientPump:
                     yielded = coro.throw(thrown)
                 else:
                     yielded = coro.send(None)
-            except StopIteration as done:
+            except StopIteration as done:  # receive() returned: post the event, receive the next
                 coro = self._coro = None
                 if self._stopped:
                     return
                 message: Message = done.value
-                if len(mailbox) >= mailbox.limit:  # rule 3: wait for the actor to take one
+                if len(mailbox) >= limit:  # rule 3: wait for the actor to take one
                     self._held = message
                     mailbox.call_on_room(self._resume)
                     return
                 mailbox.put_nowait((CLIENT, message))
-                if message.get("type") in self._terminal:
+                if message.get("type") in terminal:
                     self._stopped = True
                     return
                 continue
@@ -175,6 +177,7 @@ class ClientPump:
                     self._actor._post_failure(exc)
                 return
             # The coroutine waits: on a future (through its callback), or for the loop's next round.
+            self._coro = coro
             if yielded is None:
                 asyncio.get_running_loop().call_soon(self._step, context=self._context)
                 return

@@ -10,12 +10,14 @@ with the machine's load. Kinds:
 * ``raw``: the ASGI app of ``bench/scale_apps.py`` (accept, keep ``send`` in a set);
 * ``direct``: a ``WebsocketActor`` without a layer (it awaits ``receive()`` itself);
 * ``memory``: the broadcast actor of ``bench/scale_apps.py`` on an ``InMemoryChannelLayer``,
-  in one group (mailbox mode: the shape ``bench/scale.py`` measures by RSS).
+  in one group (mailbox mode: the shape ``bench/scale.py`` measures by RSS);
+* ``sqlite``: the same actor on a ``SQLiteChannelLayer`` in a fresh file (what SQLite
+  allocates with its own allocator, its page cache, is not traced: RSS tells that).
 
 Run::
 
     .venv/bin/python bench/actor_memory.py [--conns 3000] [--backend asyncio|trio|both]
-        [--only raw,direct,memory] [--top N]
+        [--only raw,direct,memory,sqlite] [--top N]
 
 ``--top N`` lists, for each interlock kind, the N source lines whose bytes per connection
 differ most from the raw round's (what interlock adds: what is worth cutting).
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_apps  # the apps bench/scale.py serves
 from idle_ws import serve_idle
 
-KINDS = ("raw", "direct", "memory")
+KINDS = ("raw", "direct", "memory", "sqlite")
 
 
 def _factory(kind: str) -> Callable[[], Any]:
@@ -54,11 +58,32 @@ def _factory(kind: str) -> Callable[[], Any]:
 
         direct = Plain.as_asgi()
         return lambda: direct
+    if kind == "sqlite":  # a fresh database file for the round (scale_apps reads SCALE_DB)
+        os.environ["SCALE_DB"] = os.path.join(tempfile.mkdtemp(prefix="actor-memory-"), "layer.db")
+        stored = scale_apps.make_sqlite()
+        return lambda: stored
     layered = scale_apps.make_memory()
     return lambda: layered
 
 
 Sites = dict[str, tuple[int, int]]  # "dir/file.py:line" -> (bytes, blocks) over the round
+
+
+async def _settle(base: int, timeout: float = 20.0) -> None:
+    """Wait until what is traced stops moving: work still in flight (a layer's thread) is not counted.
+
+    Checks every 50 ms; done once three checks in a row moved by under 0.1 % (at least five
+    checks, so an in-memory round, idle at once, still lets its pumps start).
+    """
+    last, steady, checks = tracemalloc.get_traced_memory()[0], 0, 0
+    with anyio.move_on_after(timeout):
+        while steady < 3 or checks < 5:
+            await anyio.sleep(0.05)
+            gc.collect()
+            now = tracemalloc.get_traced_memory()[0]
+            checks += 1
+            steady = steady + 1 if abs(now - last) < 0.001 * max(now - base, 1) else 0
+            last = now
 
 
 async def measure(kind: str, count: int, sites: bool) -> tuple[float, Sites]:
@@ -87,8 +112,7 @@ async def measure(kind: str, count: int, sites: bool) -> tuple[float, Sites]:
             tasks.start_soon(one)
         with anyio.fail_after(120):
             await all_waiting.wait()
-        for _ in range(5):  # let every actor reach its idle wait (pumps started, groups joined)
-            await anyio.sleep(0.02)
+        await _settle(base)  # every actor at its idle wait (pumps started, groups joined)
         gc.collect()
         used = tracemalloc.get_traced_memory()[0] - base
         if before is not None:

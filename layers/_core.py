@@ -79,25 +79,40 @@ class ProcessNames:
 
 
 class OwnMemberships:
-    """The groups of the channels this process created (and named ones it added), shared with its lease thread."""
+    """The groups of the channels this process created (and named ones it added), shared with its lease thread.
+
+    A channel in one group, the usual case, keeps the group's name alone, a set only from
+    its second group: a one-element set costs 216 bytes, each connection of a process.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._groups: dict[str, set[str]] = {}
+        self._groups: dict[str, str | set[str]] = {}  # channel -> its group, or its groups
 
     def add(self, group: str, channel: str) -> None:
         """Record that *channel* joined *group*."""
         with self._lock:
-            self._groups.setdefault(channel, set()).add(group)
+            groups = self._groups.get(channel)
+            if groups is None or groups == group:
+                self._groups[channel] = group
+            elif isinstance(groups, str):
+                self._groups[channel] = {groups, group}
+            else:
+                groups.add(group)
 
     def discard(self, group: str, channel: str) -> None:
         """Record that *channel* left *group*."""
         with self._lock:
             groups = self._groups.get(channel)
-            if groups is not None:
-                groups.discard(group)
-                if not groups:
+            if groups is None:
+                return
+            if isinstance(groups, str):
+                if groups == group:
                     del self._groups[channel]
+                return
+            groups.discard(group)
+            if len(groups) == 1:
+                self._groups[channel] = next(iter(groups))
 
     def drop(self, channel: str) -> None:
         """Forget *channel* (it was closed)."""
@@ -112,7 +127,11 @@ class OwnMemberships:
     def snapshot(self) -> list[tuple[str, str]]:
         """Every ``(group, channel)`` recorded."""
         with self._lock:
-            return [(group, channel) for channel, groups in self._groups.items() for group in groups]
+            return [
+                (group, channel)
+                for channel, groups in self._groups.items()
+                for group in ((groups,) if isinstance(groups, str) else groups)
+            ]
 
 
 class PendingDrops:
