@@ -68,6 +68,15 @@ UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
 
 
+_IDENTS: dict[int, int] = {}
+
+
+def _thread_ident() -> int:
+    """The running thread's ident, one int object per thread (each call makes a new 32-byte int)."""
+    ident = get_ident()
+    return _IDENTS.setdefault(ident, ident)
+
+
 _LAYER_KINDS: dict[type, tuple[bool, bool]] = {}
 
 
@@ -382,8 +391,8 @@ class BaseActor:
         self._channel_layer = self._channel_layer
         self._outbox: list[Message] = []  # 56 bytes empty, a deque 600: most actors hold one
         self._asgi_send: Send | None = None
-        self._loop_thread = get_ident()
-        self._joined: list[str] = []
+        self._loop_thread = _thread_ident()
+        self._joined: tuple[str, ...] = ()  # the groups joined (a tuple: most actors join one or none)
         self.scope = None  # type: ignore[assignment]  # the connection's, once it runs
         self._channel_name = None
         self._mailbox = None  # type: ignore[assignment]  # in mailbox mode, once it runs
@@ -699,7 +708,7 @@ class BaseActor:
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._asgi_send = send
-        self._loop_thread = get_ident()
+        self._loop_thread = _thread_ident()
         layer = self._channel_layer = self._layer_for(scope)
         LIVE[id(self)] = self  # what the inspector lists (actors/_inspect_registry.py)
         try:
@@ -806,6 +815,7 @@ class BaseActor:
         mailbox: Mailbox[tuple[int, Any]] = Mailbox(self.mailbox_size)
         self._mailbox = mailbox
         pump = self._start_client_pump(receive, host is not None)
+        item: tuple[int, Any] | None
         try:
             channel = self._channel_name
             if layer is not None and channel is not None:
@@ -829,8 +839,10 @@ class BaseActor:
                     got = await mailbox.get(deadline)
                     if got is None:
                         continue  # the deadline passed: loop round to serve the timers
-                    item = got
-                if await self._handle(*item) or self._cut:
+                    item, got = got, None
+                stop = await self._handle(*item)
+                item = None  # not kept while the actor idles (a connection's first event, say)
+                if stop or self._cut:
                     break
         except asyncio.CancelledError:  # asyncio only: trio's cancellation is another class
             if not self._cut_task:
@@ -1158,7 +1170,7 @@ class BaseActor:
             return
         for group in self.groups:
             await layer.group_add(group, channel)
-            self._joined.append(group)
+            self._joined = (*self._joined, group)
 
     async def _leave_groups(self, groups: Iterable[str]) -> None:
         layer = self._channel_layer
