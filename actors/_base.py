@@ -1022,8 +1022,9 @@ class BaseActor:
                 elif kind == LAYER:
                     stop = False
                     if payload is None:  # a token: the message waits in the watched channel
-                        layer = cast("WatchableLayer", self._channel_layer)
-                        payload = layer.take_message(cast("str", self._channel_name))
+                        # (no cast() calls: each is a Python call, and this runs for every layer message)
+                        layer: WatchableLayer = self._channel_layer  # type: ignore[assignment]  # watched: set
+                        payload = layer.take_message(self._channel_name)  # type: ignore[arg-type]  # as is this
                     if payload is None:
                         pass  # it expired, or the channel was flushed
                     elif self._accepts_layer_messages():

@@ -218,7 +218,7 @@ class WebsocketActor(BaseActor):
         self._handshake_due = math.inf
         self.deny(408, f"handshake not accepted within {self.handshake_timeout:g} s")
 
-    def _limits_deadline(self) -> float:
+    def _next_deadline(self) -> float:
         """The next limit deadline: the handshake's while connecting, else a plain actor's idleness."""
         if self.state == CONNECTING:
             return self._handshake_due
@@ -243,9 +243,6 @@ class WebsocketActor(BaseActor):
         """A client frame arrived: a plain actor's idle deadline moves on."""
         if self._plain_idle and self.idle_timeout is not None:
             self._idle_due = anyio.current_time() + self.idle_timeout
-
-    def _next_deadline(self) -> float:
-        return self._limits_deadline()
 
     async def _on_internal(self, payload: Any) -> bool:
         self._serve_limits()
