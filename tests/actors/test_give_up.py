@@ -10,7 +10,7 @@ uncancelled; a cancellation of the server's own still goes through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -43,6 +43,21 @@ def _still_cancelled() -> bool:
     except RuntimeError:
         return False
     return task is not None and task.cancelling() > 0
+
+
+def connect_then_wait() -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A server's ``receive()`` that gives ``websocket.connect``, then waits for ever."""
+    connected = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal connected
+        if not connected:
+            connected = True
+            return {"type": "websocket.connect"}
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    return receive
 
 
 @pytest.fixture(autouse=True)
@@ -115,15 +130,7 @@ async def test_the_servers_own_cancellation_still_goes_through(anyio_backend: st
     layer = InMemoryChannelLayer(capacity=2)
     Member.ended = []
     joined = anyio.Event()
-    connected = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal connected
-        if not connected:
-            connected = True
-            return {"type": "websocket.connect"}
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
+    receive = connect_then_wait()
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "websocket.accept":
@@ -160,16 +167,9 @@ async def test_a_send_the_server_shields_is_left_and_the_channel_closed_meanwhil
     layer = InMemoryChannelLayer(capacity=2)
     Member.ended = []
     joined, stuck, detached = anyio.Event(), anyio.Event(), anyio.Event()
-    connected = False
     members_while_stuck: list[int] = []
 
-    async def receive() -> dict[str, Any]:
-        nonlocal connected
-        if not connected:
-            connected = True
-            return {"type": "websocket.connect"}
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
+    receive = connect_then_wait()
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "websocket.accept":
