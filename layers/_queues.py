@@ -86,6 +86,8 @@ class CapacityRule:
             (re.compile(fnmatch.translate(pattern)), require_capacity(f"channel_capacity[{pattern!r}]", size))
             for pattern, size in (channel_capacity or {}).items()
         ]
+        self.smallest = min([self.capacity, *(size for _, size in self.patterns)])
+        """The smallest capacity any channel can have."""
 
     def __call__(self, name: str) -> int:
         for pattern, size in self.patterns:

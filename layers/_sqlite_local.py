@@ -78,11 +78,13 @@ class LocalQueues(HomeQueues):
         self.kick = kick
         self.waiting = 0
         self._full: set[str] = set()
+        # Whether a channel's capacity may be 1 (then one message fills it): asked per message only then.
+        self._tiny = getattr(capacity_for, "smallest", 1) <= 1
 
     singles = True  # a lone message stands without its queue (see ChannelQueues) unless it fills it
 
     def _add(self, name: str, queue: ChannelQueue | None, entry: Entry) -> None:
-        if queue is None and (self.capacity_for(name) <= 1 or entry[2] >= self.capacity_bytes):
+        if queue is None and (entry[2] >= self.capacity_bytes or (self._tiny and self.capacity_for(name) <= 1)):
             queue = self._queue(name)  # this one message fills the channel: its queue tracks that (_full)
         super()._add(name, queue, entry)
 

@@ -13,6 +13,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interlock.layers import ChannelFull, SQLiteChannelLayer
@@ -40,9 +41,12 @@ async def test_a_message_from_the_file_comes_after_the_lone_one(layer: SQLiteCha
     assert [(await layer.receive(channel))["n"] for _ in range(2)] == [1, 2]
 
 
-async def test_a_message_that_fills_its_channel_alone_has_a_queue(tmp_path: Path) -> None:
-    async with SQLiteChannelLayer(tmp_path / "layer.db", capacity=1) as layer:
-        channel = await layer.new_channel()
+@pytest.mark.parametrize(
+    "options", [{"capacity": 1}, {"channel_capacity": {"solo.*": 1}}], ids=["capacity", "channel_capacity"]
+)
+async def test_a_message_that_fills_its_channel_alone_has_a_queue(tmp_path: Path, options: dict[str, Any]) -> None:
+    async with SQLiteChannelLayer(tmp_path / "layer.db", **options) as layer:
+        channel = await layer.new_channel("solo")
         layer.watch_channel(channel, lambda: None)
         await layer.send(channel, {"type": "m", "n": 1})
         local = layer._local
