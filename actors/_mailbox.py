@@ -2,7 +2,9 @@
 
 Rule 1. Items leave in the order they arrived, one at a time.
 Rule 2. Producers wait while the mailbox holds ``limit`` items (backpressure reaches
-        the client's socket and the layer's channel capacity, not memory).
+        the client's socket and the layer's channel capacity, not memory); a producer
+        without a task (the client pump on asyncio, ``._pump``) is called back instead
+        (:meth:`Mailbox.call_on_room`).
 Rule 3. ``get`` on a non-empty mailbox does not yield to the event loop: a busy actor
         drains its backlog without a scheduler round trip per item.
 Rule 4. ``get`` can wait with a deadline, so the consumer itself serves its timers:

@@ -1,8 +1,9 @@
 """An actor's background tasks, as cheap as each event loop allows.
 
 An actor in mailbox mode runs tasks beside its own: the pump that feeds the server's
-``receive()`` into the mailbox, the pump of a layer it cannot watch, a state actor's
-invoked tasks.  They live exactly as long as the actor's loop, like the tasks of an
+``receive()`` into the mailbox (on trio, or for a ``receive`` that ``._pump`` cannot
+step without a task), the pump of a layer it cannot watch, a state actor's invoked
+tasks, a give-up's watcher.  They live exactly as long as the actor's loop, like the tasks of an
 anyio task group, but each actor pays for them with every open connection.
 
 Rules:
