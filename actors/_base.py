@@ -6,12 +6,12 @@ Theory of operation
 
 * **Mailbox.** Without a channel layer (or timers) the actor awaits the server's
   ``receive()`` directly. With a layer it gets a ``channel_name`` and one
-  :class:`~interlock.actors._mailbox.Mailbox` takes everything: a pump task
-  (:mod:`._taskset`) feeds it the client's events, a ``WatchableLayer`` posts a token
-  per channel message (another layer gets a pump task too), background tasks post
-  their results and failures; timers are served by the loop itself, waiting on the
-  mailbox with a deadline. The actor handles what the mailbox yields, in order, start
-  to finish.
+  :class:`~interlock.actors._mailbox.Mailbox` takes everything: a pump feeds it the
+  client's events (on asyncio no task, :mod:`._pump`; on trio a task,
+  :mod:`._taskset`), a ``WatchableLayer`` posts a token per channel message (another
+  layer gets a pump task too), background tasks post their results and failures;
+  timers are served by the loop itself, waiting on the mailbox with a deadline. The
+  actor handles what the mailbox yields, in order, start to finish.
 * **Handlers** may be ``def`` (run in a worker thread) or ``async def``. Operations
   that talk to the client (``send``, ``accept``, ``close`` …) are recorded in an
   outbox and return an awaitable that flushes it: ``await self.send(...)`` in async
