@@ -68,6 +68,22 @@ UnhandledPolicy = Literal["raise", "log", "ignore", "close"]
 _WATCH_TOKEN: Final = (LAYER, None)  # a message waits in the watched channel
 
 
+_TRIO_STREAM_ERRORS: Final = frozenset({"BrokenResourceError", "ClosedResourceError", "BusyResourceError"})
+
+
+def sending_found_client_gone(exc: BaseException) -> bool:
+    """Whether the server's ``send()`` raising *exc* means the client's connection is gone (or going).
+
+    An ``OSError``; anyio's broken or closed stream; trio's, or its ``BusyResourceError``,
+    which Hypercorn lets through when a send meets its own close of a connection that is
+    ending (its ``send_eof()`` holds the socket): the connection ends, the actor is not at fault.
+    """
+    if isinstance(exc, (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)):
+        return True
+    kind = type(exc)
+    return kind.__name__ in _TRIO_STREAM_ERRORS and kind.__module__.partition(".")[0] == "trio"
+
+
 _IDENTS: dict[int, int] = {}
 
 
@@ -526,7 +542,9 @@ class BaseActor:
             else:
                 with anyio.move_on_after(timeout) as waited:
                     await self._asgi_send(message)  # type: ignore[misc]
-        except OSError as exc:
+        except Exception as exc:
+            if not sending_found_client_gone(exc):
+                raise
             self._outbox.clear()
             msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"
             raise ClientGone(msg) from exc

@@ -47,7 +47,7 @@ from interlock.dsl import Lifecycle
 from interlock.dsl.http import DONE, GONE, HTTP_LIFECYCLE, LIVE, RECEIVING, RESPONDING, STREAMING, render_lifecycle
 
 from ._asgi import Headers, encode_headers
-from ._base import BaseActor, Flush, inline, library_class
+from ._base import BaseActor, Flush, inline, library_class, sending_found_client_gone
 from ._ending import Ending
 from ._errors import ClientGone
 from ._mailbox import CLIENT
@@ -326,7 +326,9 @@ class HttpExchange(BaseActor):
         self._delivered += 1
         try:
             await self._asgi_send(message)  # type: ignore[misc]  # set while running
-        except OSError as exc:  # as BaseActor._deliver: the client is gone
+        except Exception as exc:  # as BaseActor._deliver: the client is gone
+            if not sending_found_client_gone(exc):
+                raise
             self._outbox.clear()
             msg = f"{self!r} could not send {message.get('type')!r}: the client is gone ({exc!r})"
             raise ClientGone(msg) from exc
