@@ -45,8 +45,9 @@ def _still_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def connect_then_wait() -> Callable[[], Awaitable[dict[str, Any]]]:
-    """A server's ``receive()`` that gives ``websocket.connect``, then waits for ever."""
+def connect_then_wait(gone: anyio.Event | None = None) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A server's ``receive()`` that gives ``websocket.connect``, then waits: for ever, or
+    until *gone* is set, to give ``websocket.disconnect`` (1006)."""
     connected = False
 
     async def receive() -> dict[str, Any]:
@@ -54,10 +55,20 @@ def connect_then_wait() -> Callable[[], Awaitable[dict[str, Any]]]:
         if not connected:
             connected = True
             return {"type": "websocket.connect"}
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
+        if gone is None:
+            await anyio.sleep_forever()
+        else:
+            await gone.wait()
+        return {"type": "websocket.disconnect", "code": 1006}
 
     return receive
+
+
+async def overflow(layer: InMemoryChannelLayer) -> None:
+    """Send the group ten messages: the member's first send sticks, the rest overflow its channel."""
+    for n in range(10):
+        await layer.group_send(GROUP, {"type": "say", "text": str(n)})
+        await anyio.lowlevel.checkpoint()
 
 
 @pytest.fixture(autouse=True)
@@ -73,16 +84,8 @@ async def serve_stuck(swallow: bool) -> tuple[list[tuple[str | None, int, bool]]
     sent: list[str] = []
     app = Member.as_asgi(channel_layer=layer)
     joined = anyio.Event()
-    connected = False
     gone = anyio.Event()
-
-    async def receive() -> dict[str, Any]:
-        nonlocal connected
-        if not connected:
-            connected = True
-            return {"type": "websocket.connect"}
-        await gone.wait()
-        return {"type": "websocket.disconnect", "code": 1006}
+    receive = connect_then_wait(gone)
 
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["type"])
@@ -104,9 +107,7 @@ async def serve_stuck(swallow: bool) -> tuple[list[tuple[str | None, int, bool]]
             tasks.start_soon(app, scope, receive, send)
             await joined.wait()
             await anyio.wait_all_tasks_blocked()
-            for n in range(10):  # the first send sticks; the rest overflow the channel
-                await layer.group_send(GROUP, {"type": "say", "text": str(n)})
-                await anyio.lowlevel.checkpoint()
+            await overflow(layer)
     return ended, sent
 
 
@@ -149,9 +150,7 @@ async def test_the_servers_own_cancellation_still_goes_through(anyio_backend: st
     runner = asyncio.ensure_future(app(scope, receive, send))
     with anyio.fail_after(5):
         await joined.wait()
-        for n in range(10):
-            await layer.group_send(GROUP, {"type": "say", "text": str(n)})
-            await anyio.lowlevel.checkpoint()
+        await overflow(layer)
         with pytest.raises(asyncio.CancelledError):
             await asyncio.shield(runner)
     assert runner.cancelled()
@@ -192,9 +191,7 @@ async def test_a_send_the_server_shields_is_left_and_the_channel_closed_meanwhil
             tasks.start_soon(app, scope, receive, send)
             await joined.wait()
             await anyio.wait_all_tasks_blocked()
-            for n in range(10):  # the first send sticks; the rest overflow the channel
-                await layer.group_send(GROUP, {"type": "say", "text": str(n)})
-                await anyio.lowlevel.checkpoint()
+            await overflow(layer)
             while not detached.is_set():
                 on_warning()
                 await anyio.sleep(0.01)
