@@ -438,10 +438,12 @@ async def test_six_players_at_once_on_two_processes_make_three_games(pair_of_ser
     frames: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
 
     async def collect(client: WSClient, name: str) -> None:
-        with anyio.move_on_after(20):  # bounded: quiet for 3 s (longer than a proposal's answer delay) ends it
+        # Bounded: quiet for 6 s ends it, longer than the lobby's look-again delay (5 s), which
+        # is when a player whose proposals all crossed or went unanswered tries again.
+        with anyio.move_on_after(30):
             while True:
                 try:
-                    frames[name].append(await client.receive_json(timeout=3))
+                    frames[name].append(await client.receive_json(timeout=6))
                 except TimeoutError:
                     return
 
@@ -456,6 +458,7 @@ async def test_six_players_at_once_on_two_processes_make_three_games(pair_of_ser
     games: dict[str, list[tuple[str, str, str]]] = {}
     for name, got in frames.items():
         kinds = [frame["type"] for frame in got]
+        assert "matched" in kinds, (name, got)
         last = max(i for i, kind in enumerate(kinds) if kind == "matched")  # cancelled ones came before
         assert "cancelled" not in kinds[last:], (name, kinds)
         matched = got[last]
