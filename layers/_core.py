@@ -34,7 +34,7 @@ import anyio
 
 from ._drops import Drops
 from ._errors import InvalidChannelName
-from ._queues import ChannelQueues
+from ._queues import ChannelGroups, ChannelQueues
 from ._types import Message
 from ._validation import MAX_NAME_LENGTH, copy_message, message_size
 
@@ -78,60 +78,42 @@ class ProcessNames:
         return f"{prefix}.{self.process}!{secrets.token_hex(_TOKEN_HEX)}"
 
 
-class OwnMemberships:
+class OwnMemberships(ChannelGroups):
     """The groups of the channels this process created (and named ones it added), shared with its lease thread.
 
-    A channel in one group, the usual case, keeps the group's name alone, a set only from
-    its second group: a one-element set costs 216 bytes, each connection of a process.
+    :class:`ChannelGroups` (a channel's one group as its name), each call under a lock.
     """
 
+    __slots__ = ("_lock",)
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
-        self._groups: dict[str, str | set[str]] = {}  # channel -> its group, or its groups
 
     def add(self, group: str, channel: str) -> None:
         """Record that *channel* joined *group*."""
         with self._lock:
-            groups = self._groups.get(channel)
-            if groups is None or groups == group:
-                self._groups[channel] = group
-            elif isinstance(groups, str):
-                self._groups[channel] = {groups, group}
-            else:
-                groups.add(group)
+            super().add(group, channel)
 
     def discard(self, group: str, channel: str) -> None:
         """Record that *channel* left *group*."""
         with self._lock:
-            groups = self._groups.get(channel)
-            if groups is None:
-                return
-            if isinstance(groups, str):
-                if groups == group:
-                    del self._groups[channel]
-                return
-            groups.discard(group)
-            if len(groups) == 1:
-                self._groups[channel] = next(iter(groups))
+            super().discard(group, channel)
 
-    def drop(self, channel: str) -> None:
-        """Forget *channel* (it was closed)."""
+    def drop(self, channel: str) -> Iterable[str]:
+        """Forget *channel* (it was closed); return the groups it was in."""
         with self._lock:
-            self._groups.pop(channel, None)
+            return super().drop(channel)
 
     def clear(self) -> None:
         """Forget every membership (the layer was flushed or closed)."""
         with self._lock:
-            self._groups.clear()
+            super().clear()
 
     def snapshot(self) -> list[tuple[str, str]]:
         """Every ``(group, channel)`` recorded."""
         with self._lock:
-            return [
-                (group, channel)
-                for channel, groups in self._groups.items()
-                for group in ((groups,) if isinstance(groups, str) else groups)
-            ]
+            return self.pairs()
 
 
 class PendingDrops:

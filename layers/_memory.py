@@ -29,7 +29,7 @@ from ._drops import DropHook, Drops
 from ._errors import InvalidChannelName
 from ._history import GroupHistory, HistoryPage, MemoryHistory, read_policy, wall_clock
 from ._peers import OnGone, PeerWatches, nothing
-from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelQueues, Pacer
+from ._queues import DEFAULT_CAPACITY_BYTES, CapacityRule, ChannelGroups, ChannelQueues, Pacer
 from ._types import Message, StartsAndCloses
 from ._validation import (
     check_message,
@@ -84,7 +84,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._peers = PeerWatches()
         self._process = secrets.token_hex(6)
         self._groups: dict[str, dict[str, float]] = {}
-        self._memberships: dict[str, str | set[str]] = {}  # one group: its name; more: a set
+        self._memberships = ChannelGroups()  # channel -> its groups
         self._drops = Drops(logger)
         if history is not None and not isinstance(history, GroupHistory):
             msg = f"history must be a GroupHistory or None, got {history!r}"
@@ -173,8 +173,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         self._peers.gone(channel, "closed")
         self._queues.drop(channel)
         self._drops.forget(channel)
-        groups = self._memberships.pop(channel, ())
-        for group in (groups,) if isinstance(groups, str) else groups:
+        for group in self._memberships.drop(channel):
             members = self._groups.get(group)
             if members is not None:
                 members.pop(channel, None)
@@ -199,15 +198,7 @@ class InMemoryChannelLayer(StartsAndCloses):
         require_group_name(group)
         require_channel_name(channel)
         self._groups.setdefault(group, {})[channel] = time.monotonic()
-        memberships = self._memberships
-        groups = memberships.get(channel)
-        if groups is None:
-            memberships[channel] = group
-        elif isinstance(groups, str):
-            if groups != group:
-                memberships[channel] = {groups, group}
-        else:
-            groups.add(group)
+        self._memberships.add(group, channel)
 
     async def group_discard(self, group: str, channel: str, /) -> None:
         """Remove *channel* from *group*; no error if it was not there."""
@@ -221,16 +212,7 @@ class InMemoryChannelLayer(StartsAndCloses):
             members.pop(channel, None)
             if not members:
                 del self._groups[group]
-        groups = self._memberships.get(channel)
-        if groups is None:
-            return
-        if isinstance(groups, str):
-            if groups == group:
-                del self._memberships[channel]
-            return
-        groups.discard(group)
-        if len(groups) == 1:  # back to one group: its name again
-            self._memberships[channel] = next(iter(groups))
+        self._memberships.discard(group, channel)
 
     def _live_members(self, group: str, now: float) -> list[str]:
         members = self._groups.get(group)

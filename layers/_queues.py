@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_CAPACITY_BYTES",
     "YIELD_EVERY",
     "CapacityRule",
+    "ChannelGroups",
     "ChannelQueue",
     "ChannelQueues",
     "Entry",
@@ -75,6 +76,57 @@ class Pacer:
             return False
         self._count = 0
         return True
+
+
+class ChannelGroups:
+    """Each channel's groups: a channel in one group, the usual case, keeps the group's name
+    alone, a set only from its second group (a one-element set costs 216 bytes, each
+    connection of a process)."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: dict[str, str | set[str]] = {}  # channel -> its group, or its groups
+
+    def add(self, group: str, channel: str) -> None:
+        """Record that *channel* joined *group*."""
+        groups = self._groups.get(channel)
+        if groups is None or groups == group:
+            self._groups[channel] = group
+        elif isinstance(groups, str):
+            self._groups[channel] = {groups, group}
+        else:
+            groups.add(group)
+
+    def discard(self, group: str, channel: str) -> None:
+        """Record that *channel* left *group* (nothing happens if it was not in it)."""
+        groups = self._groups.get(channel)
+        if groups is None:
+            return
+        if isinstance(groups, str):
+            if groups == group:
+                del self._groups[channel]
+            return
+        groups.discard(group)
+        if len(groups) == 1:  # back to one group: its name again
+            self._groups[channel] = next(iter(groups))
+
+    def drop(self, channel: str) -> Iterable[str]:
+        """Forget *channel*; return the groups it was in."""
+        groups = self._groups.pop(channel, ())
+        return (groups,) if isinstance(groups, str) else groups
+
+    def clear(self) -> None:
+        """Forget every channel."""
+        self._groups.clear()
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every ``(group, channel)``."""
+        return [
+            (group, channel)
+            for channel, groups in self._groups.items()
+            for group in ((groups,) if isinstance(groups, str) else groups)
+        ]
 
 
 class CapacityRule:
