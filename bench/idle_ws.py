@@ -63,7 +63,9 @@ async def serve_idle(app: Any, waiting: Callable[[], None], stop: anyio.Event) -
         inboxes = _WAITING.get(stop)
         if inboxes is None:  # the first connection of this round: one task ends them all
             inboxes = _WAITING[stop] = []
-            _RELEASERS.add(asyncio.ensure_future(_release(stop, inboxes)))
+            releaser = asyncio.ensure_future(_release(stop, inboxes))
+            _RELEASERS.add(releaser)  # held until it ran
+            releaser.add_done_callback(_RELEASERS.discard)
         inboxes.append(inbox)
         await app(scope, inbox.get, send)
         return
