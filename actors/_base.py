@@ -256,6 +256,8 @@ class Flush:
 
 
 _NOTHING: Final[tuple[()]] = ()
+_CONVERSATION, _ASK_ID, _REPLY_TO = _ask.CONVERSATION, _ask.ASK_ID, _ask.REPLY_TO  # read for every layer message
+_NO_DEADLINE: Final = math.inf  # what _next_deadline() returns without a timer (one global load, not two)
 
 _FLUSHED = Flush(None)
 _new_flush = object.__new__
@@ -643,6 +645,13 @@ class BaseActor:
             if name is None:
                 return NOT_HANDLED
             self._handler_names[cast("str", kind)] = name
+        if self._asyncness.get(name) == _ASYNC:  # the hot path: what _call() does, one await less
+            result = await getattr(self, name)(message)
+            if self._outbox:
+                await self._flush()
+            if self._moves:
+                await self._settle()
+            return result
         return await self._call(name, message)
 
     # -- conversations (see ._ask) --------------------------------------------------------------
@@ -834,6 +843,7 @@ class BaseActor:
         self._mailbox = mailbox
         pump = self._start_client_pump(receive, host is not None)
         item: tuple[int, Any] | None
+        waiting = mailbox.items
         try:
             channel = self._channel_name
             if layer is not None and channel is not None:
@@ -843,16 +853,17 @@ class BaseActor:
                 self._loop_scope = host
             while True:
                 deadline = self._next_deadline()
-                # no timer (math.inf) needs no clock: anyio.current_time() costs a microsecond per item
-                if deadline != math.inf and deadline <= anyio.current_time():
+                if deadline == _NO_DEADLINE:  # no timer: wait on the mailbox's future itself, no frame
+                    if not waiting:
+                        await mailbox.arrival()
+                        if not waiting:  # (never so: put_nowait() wakes it; but the loop must not guess)
+                            continue
+                    item = mailbox.get_nowait()  # the arrival at once (a timer set meanwhile comes after it)
+                # a timer: only now the clock (anyio.current_time() costs a microsecond per item)
+                elif deadline <= anyio.current_time():
                     if await self._handle(INTERNAL, None) or self._cut:  # timers due: they go first
                         break
                     continue
-                if deadline == math.inf:  # no timer: wait on the mailbox's future itself, no frame
-                    if not mailbox:
-                        await mailbox.arrival()
-                        continue
-                    item = mailbox.get_nowait()
                 else:
                     got = await mailbox.get(deadline)
                     if got is None:
@@ -1047,9 +1058,9 @@ class BaseActor:
                         pass  # it expired, or the channel was flushed
                     elif self._accepts_layer_messages():
                         # _ask.is_conversation() and is_ask(), inline: every layer message asks
-                        if payload.get("type") in _ask.CONVERSATION:  # a late reply, or a gone notice after it
+                        if payload.get("type") in _CONVERSATION:  # a late reply, or a gone notice after it
                             logger.debug("%r dropped %r: no ask waits for it", self, payload.get("type"))
-                        elif _ask.ASK_ID in payload and _ask.REPLY_TO in payload:
+                        elif _ASK_ID in payload and _REPLY_TO in payload:
                             await self._serve_ask(payload)
                         elif self._floors is None or not _conversations.replayed(self, payload):
                             await self.dispatch(payload)

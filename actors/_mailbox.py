@@ -53,10 +53,12 @@ DROPPED: Final = 4  # the layer dropped messages for this actor's channel: it wa
 class Mailbox(Generic[T]):
     """A bounded FIFO with async ``put``/``get`` for one consumer, on the event loop that made it."""
 
-    __slots__ = ("_items", "_limit", "_loop", "_not_empty", "_not_full", "_on_room")
+    __slots__ = ("_limit", "_loop", "_not_empty", "_not_full", "_on_room", "items")
 
     def __init__(self, limit: int = 64) -> None:
-        self._items: list[T] = []
+        self.items: list[T] = []
+        """What waits, oldest first: the consumer may look (the actor's loop tests it with
+        no call); only the methods change it."""
         self._limit = limit
         self._loop = running_asyncio_loop()  # None: trio
         self._not_empty: asyncio.Future[None] | trio.lowlevel.Task | None = None  # the waiting consumer
@@ -77,7 +79,7 @@ class Mailbox(Generic[T]):
         self._on_room = callback
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     async def put(self, item: T) -> None:
         """Append *item*; if the mailbox is full, first wait for the consumer to take one.
@@ -85,7 +87,7 @@ class Mailbox(Generic[T]):
         One take is enough (rule 5): items posted with :meth:`put_nowait` meanwhile (a
         layer's tokens) must not keep a waiting producer (the client's frames) out for ever.
         """
-        if len(self._items) >= self._limit:
+        if len(self.items) >= self._limit:
             if self._not_full is None:
                 self._not_full = anyio.Event()
             await self._not_full.wait()
@@ -94,21 +96,21 @@ class Mailbox(Generic[T]):
     def push_front(self, items: list[T]) -> None:
         """Put *items* back at the head, in their order: taken out of turn, they go first."""
         if items:
-            self._items[:0] = items
+            self.items[:0] = items
 
     def put_nowait(self, item: T) -> None:
         """Append *item* now, past the limit: for items another bound already limits."""
-        self._items.append(item)
+        self.items.append(item)
         waiter = self._not_empty
         if waiter is not None:
             self._not_empty = None
-            if isinstance(waiter, asyncio.Future):
-                if not waiter.done():
-                    waiter.set_result(None)
+            if self._loop is not None:  # asyncio: the consumer's future (done if it was cancelled)
+                if not waiter.done():  # type: ignore[union-attr]  # a future on asyncio
+                    waiter.set_result(None)  # type: ignore[union-attr]
             else:
                 import trio  # noqa: PLC0415 - loaded whenever a trio loop runs
 
-                trio.lowlevel.reschedule(waiter)
+                trio.lowlevel.reschedule(waiter)  # type: ignore[arg-type]  # a parked task on trio
 
     def _park(self) -> Awaitable[Any]:
         """On trio: what the consumer awaits until :meth:`put_nowait` reschedules its task."""
@@ -137,7 +139,7 @@ class Mailbox(Generic[T]):
 
     def get_nowait(self) -> T:
         """Pop the oldest item (the mailbox must hold one: see :meth:`arrival`)."""
-        item = self._items.pop(0)
+        item = self.items.pop(0)
         waiter = self._not_full
         if waiter is not None:
             self._not_full = None
@@ -153,7 +155,7 @@ class Mailbox(Generic[T]):
 
         Returns None if *deadline* (on ``anyio.current_time()``'s clock) passes first.
         """
-        while not self._items:
+        while not self.items:
             # Awaited right here, not in a helper coroutine: a suspended frame costs memory.
             wait = self._not_empty = self._loop.create_future() if self._loop is not None else None
             try:
@@ -167,7 +169,7 @@ class Mailbox(Generic[T]):
                         await wait
                     finally:
                         handle.cancel()
-                    if not self._items:
+                    if not self.items:
                         return None  # the deadline passed first
                 else:
                     with anyio.CancelScope(deadline=deadline) as scope:

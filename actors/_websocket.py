@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from threading import get_ident
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import anyio
 import anyio.lowlevel
@@ -38,6 +38,7 @@ _MAX_REASON_BYTES = 123
 _NO_ID: Any = object()  # a frame without an "ack" key
 _DENIAL_SETTLE_TURNS = 3  # loop turns after a denial response (measured: 3 turns, no ERROR in 100)
 _SLOW_GOODBYE = 1.0  # seconds the close frame to a client given up as too slow may wait
+_NO_DEADLINE: Final = math.inf  # what _next_deadline() returns without a timer
 
 _live_connections: dict[type, int] = {}  # class -> its live connections counted against max_connections
 _refusals: dict[type, int] = {}  # class -> handshakes refused since the last one admitted
@@ -158,7 +159,7 @@ class WebsocketActor(BaseActor):
 
     _plain_idle: ClassVar[bool] = True  # idle_timeout closes (state actors: @on.idle() instead)
     _handshake_due: float = math.inf  # anyio.current_time() by which the handshake must be done
-    _idle_due: float = math.inf  # when a plain actor without client frames since is idle
+    _idle_due: float = _NO_DEADLINE  # when a plain actor without client frames since is idle
     _holds_slot: bool = False  # counted in _live_connections
 
     def _limits_need_mailbox(self) -> bool:
@@ -220,13 +221,15 @@ class WebsocketActor(BaseActor):
 
     def _next_deadline(self) -> float:
         """The next limit deadline: the handshake's while connecting, else a plain actor's idleness."""
-        if self.state == CONNECTING:
+        state = self.state  # (read for every mailbox item: each attribute and global read once)
+        if state == CONNECTING:
             return self._handshake_due
-        if self.state in self._receivable:
-            if self._idle_due == math.inf and self._plain_idle and self.idle_timeout is not None:
-                self._idle_due = anyio.current_time() + self.idle_timeout  # a client that never speaks
-            return self._idle_due
-        return math.inf
+        if state in self._receivable:
+            due = self._idle_due
+            if due == _NO_DEADLINE and self._plain_idle and self.idle_timeout is not None:
+                due = self._idle_due = anyio.current_time() + self.idle_timeout  # a client that never speaks
+            return due
+        return _NO_DEADLINE
 
     def _serve_limits(self) -> None:
         """Act on a limit deadline that passed (the loop found it due)."""

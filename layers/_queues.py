@@ -6,9 +6,10 @@ copies the message once; ``take`` pops from the left, skipping expired messages;
 ever scans across channels, so delivering to *n* members costs *n* appends.
 
 A group send queues one copy, *shared* by its members' queues (an entry of four,
-``(expires_at, message, size, True)``, made once and appended to every member's queue), and
-each member's own copy is made when it takes it: a waiting delivery then holds no dict
-and no tuple of its own.  A channel whose only waiting message is that entry, and whose
+``(expires_at, message, size, copy)``, made once and appended to every member's queue), and
+each member's own copy is made when it takes it, by the entry's ``copy``
+(:func:`~._validation.copier`: ``dict.copy`` for a message of immutable values): a waiting
+delivery then holds no dict and no tuple of its own.  A channel whose only waiting message is that entry, and whose
 receiver does not wait in ``receive`` (an actor watching it), keeps the entry without a
 queue at all (:class:`ChannelQueues`; the in-memory and SQLite layers): a group send to
 15,000 idle actors makes no object per member, where a tuple and a deque each were
@@ -34,7 +35,7 @@ import anyio
 
 from ._errors import ChannelFull
 from ._types import Message
-from ._validation import copy_message, copy_sized, message_size, require_capacity
+from ._validation import copier, copy_message, copy_sized, message_size, require_capacity
 
 __all__ = [
     "DEFAULT_CAPACITY_BYTES",
@@ -148,12 +149,17 @@ class CapacityRule:
         return self.capacity
 
 
-class ChannelQueue(deque[tuple[float, Message, int] | tuple[float, Message, int, bool]]):
+Entry = tuple[float, Message, int] | tuple[float, Message, int, Callable[[Message], Message]]
+"""A queued message: ``(expires at, message, its size)``, and if shared the function that
+copies it for each taker after them."""
+
+
+class ChannelQueue(deque[Entry]):
     """One channel's undelivered messages and the event its receivers wait on.
 
-    The queue *is* its deque of ``(expires at, message, its size)`` entries (``True``
-    after them if the message is shared), ``messages`` naming it: one object, not a
-    queue and a deque.  Emptied, it is dropped unless a receiver waits on it.
+    The queue *is* its deque of :data:`Entry` (``(expires at, message, its size)``, and
+    the copying function after them if the message is shared): one object, not a queue
+    and a deque.  Emptied, it is dropped unless a receiver waits on it.
     """
 
     __slots__ = ("capacity", "size", "waiter")
@@ -175,10 +181,6 @@ class ChannelQueue(deque[tuple[float, Message, int] | tuple[float, Message, int,
     def over(self, capacity_bytes: float) -> bool:
         """Whether it holds as many messages, or as many bytes, as it may."""
         return len(self) >= self.capacity or self.size >= capacity_bytes
-
-
-Entry = tuple[float, Message, int] | tuple[float, Message, int, bool]
-"""A queued message: ``(expires at, message, its size)``, and ``True`` after them if shared."""
 
 
 class ChannelQueues:
@@ -222,7 +224,7 @@ class ChannelQueues:
 
     def entry(self, message: Message, now: float, size: int) -> Entry:
         """The entry of a group send's own copy *message*, queued as it is for every member (:meth:`put_entry`)."""
-        return (now + self.expiry, message, size, True)
+        return (now + self.expiry, message, size, copier(message))
 
     def put(self, name: str, message: Message, now: float, size: int | None = None, *, shared: bool = False) -> None:
         """Queue a copy of a checked *message*; raise :class:`ChannelFull` at capacity.
@@ -254,9 +256,10 @@ class ChannelQueues:
         full: list[str] = []
         if shared:
             entry = self.entry(message, now, size)
+            room, add = self._room, self._add  # put_entry()'s two calls, without its own per member
             for channel in channels:
                 try:
-                    self.put_entry(channel, entry, now)
+                    add(channel, room(channel, now), entry)
                 except ChannelFull:
                     full.append(channel)
             return full
@@ -333,7 +336,7 @@ class ChannelQueues:
             if single is not None:  # no queue: this was the only message
                 if single[0] <= time.monotonic():
                     return None
-                return copy_message(single[1]) if len(single) == 4 else single[1]
+                return single[3](single[1]) if len(single) == 4 else single[1]
         queue = self._queues.get(name)
         if queue is None:
             return None
@@ -345,7 +348,7 @@ class ChannelQueues:
                 self._taken(name, queue)
                 if not queue and queue.waiter is None:
                     del self._queues[name]
-                return copy_message(entry[1]) if len(entry) == 4 else entry[1]
+                return entry[3](entry[1]) if len(entry) == 4 else entry[1]
         return None
 
     def _taken(self, name: str, queue: ChannelQueue) -> None:
