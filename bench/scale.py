@@ -322,6 +322,8 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
                 server.send_signal(signal.SIGUSR1)
                 time.sleep(0.5)
             bursts: list[dict[str, float]] = []
+            if args.profile == app:  # the profile covers the bursts only
+                server.send_signal(signal.SIGUSR2)
             bursts_from = time.monotonic()
             burst_deadline = time.monotonic() + args.broadcast_budget
             for burst in range(args.bursts):
@@ -344,6 +346,8 @@ def bench_app(app: str, conns: int, args: argparse.Namespace, tmp: Path) -> dict
                 })  # fmt: skip
                 time.sleep(args.pause)
             bursts_to = time.monotonic()
+            if args.profile == app:
+                server.send_signal(signal.SIGUSR2)
             start = time.monotonic()
             closed = all_ask(clients, cmd="close", timeout=args.close_timeout)
             close_s = time.monotonic() - start
@@ -393,7 +397,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=200, help="handshakes in flight per client process")
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--only", default=",".join(APPS))
-    parser.add_argument("--profile", default="", help="run this app's server under cProfile (bench/scale_APP.prof)")
+    parser.add_argument("--profile", default="", help="profile its server during the bursts (bench/scale_APP.prof)")
     parser.add_argument("--quick", action="store_true", help="1,500 connections, 300 for Channels, 3 bursts")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--freeze", action="store_true", help="have each server call gc.freeze() once connected")

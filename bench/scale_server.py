@@ -1,7 +1,8 @@
 """One uvicorn process of ``bench/scale.py``: the file limit raised, then ``uvicorn.run``.
 
 Run by the runner as ``python bench/scale_server.py APP PORT LOOP``. With ``SCALE_PROFILE``
-set to a path, the process runs under cProfile and writes its statistics there at exit;
+set to a path, the process runs cProfile between two ``SIGUSR2`` (the runner sends them
+before the bursts and after) and writes its statistics there at exit;
 with ``SCALE_GCLOG`` set to a path, it writes there each garbage collection's start
 (``time.monotonic()``), generation, milliseconds and objects collected; with ``SCALE_GC=off``
 it runs without the collector.
@@ -74,8 +75,14 @@ def main() -> None:
         log_collections(os.environ["SCALE_GCLOG"])
     profile = os.environ.get("SCALE_PROFILE")
     profiler = cProfile.Profile() if profile else None
-    if profiler is not None:
-        profiler.enable()
+    if profiler is not None:  # scale.py --profile: SIGUSR2 before the bursts and after them
+        running = [False]
+
+        def toggle(*_: object) -> None:
+            running[0] = not running[0]
+            profiler.enable() if running[0] else profiler.disable()
+
+        signal.signal(signal.SIGUSR2, toggle)
     try:
         uvicorn.run(
             f"scale_apps:make_{app}", factory=True, host="127.0.0.1", port=port, loop=loop,

@@ -324,9 +324,13 @@ class SQLiteChannelLayer(StoreLayer):
         body = encode(checked)
         expires = now + self.expiry
         joined_after = self._joined_after()
-        members = self._conns.on_loop(store.group_members, group, joined_after) if home else store.BUSY
+        split = (
+            self._conns.on_loop(store.split_members, group, joined_after, self._process, self._capacity_for)
+            if home
+            else store.BUSY
+        )
         waited = True
-        if isinstance(members, store.Busy):  # one trip to a thread does it all
+        if isinstance(split, store.Busy):  # one trip to a thread does it all
             local, stored, full = await self._conns.db(
                 store.group_send,
                 group,
@@ -338,7 +342,7 @@ class SQLiteChannelLayer(StoreLayer):
                 capacity_for=self._capacity_for,
             )
         else:
-            local, targets = store.split_members(members, self._process, self._capacity_for)
+            local, targets = split
             stored = [channel for channel, _, _ in targets]
             full = []
             if not targets:

@@ -28,7 +28,7 @@ from typing import Final
 
 from ._history import GroupHistory, HistoryPage, ahead, complete, new_epoch, positioned
 from ._sqlite_file import writing
-from ._sqlite_store import _COUNT_DROP, _ENQUEUE, group_members, split_members
+from ._sqlite_store import _COUNT_DROP, _ENQUEUE, split_members
 from ._types import Message
 from ._wire import decode, encode
 
@@ -64,7 +64,7 @@ def send_recorded(
         body = encode(copy)
         conn.execute("INSERT INTO history (grp, seq, at, body) VALUES (?, ?, ?, ?)", (group, offset, now, body))
         conn.execute(_TRIM, (group, offset - policy.count, now - policy.age))
-        local, stored = split_members(group_members(conn, group, joined_after), local_owner, capacity_for)
+        local, stored = split_members(conn, group, joined_after, local_owner, capacity_for)
         full: list[str] = []
         for channel, owner, capacity in stored:
             if conn.execute(_ENQUEUE, (channel, owner, expires, body, now, capacity)).rowcount != 1:

@@ -294,11 +294,12 @@ def sync_watches(
     return [(str(channel), str(reason)) for channel, reason in gone]
 
 
+_MEMBERS: Final = "SELECT channel, owner FROM memberships WHERE grp = ? AND joined > ? ORDER BY joined"
+
+
 def group_members(conn: sqlite3.Connection, group: str, joined_after: float) -> list[tuple[str, str | None]]:
-    """``(channel, owner)`` of each member of *group* that joined after *joined_after*."""
-    return conn.execute(
-        "SELECT channel, owner FROM memberships WHERE grp = ? AND joined > ?", (group, joined_after)
-    ).fetchall()
+    """``(channel, owner)`` of each member of *group* that joined after *joined_after*, in the order they joined."""
+    return conn.execute(_MEMBERS, (group, joined_after)).fetchall()
 
 
 def group_counts(conn: sqlite3.Connection, joined_after: float) -> dict[str, int]:
@@ -413,18 +414,32 @@ def group_send(
     Returns the members *local_owner* delivers itself, the members queued in the file,
     and those of them that were full.
     """
-    local, stored = split_members(group_members(conn, group, joined_after), local_owner, capacity_for)
+    local, stored = split_members(conn, group, joined_after, local_owner, capacity_for)
     full = enqueue(conn, stored, body, now=now, expires=expires, strict=False) if stored else []
     return local, [channel for channel, _, _ in stored], full
 
 
 def split_members(
-    members: Iterable[tuple[str, str | None]], local_owner: str | None, capacity_for: Callable[[str], int]
+    conn: sqlite3.Connection,
+    group: str,
+    joined_after: float,
+    local_owner: str | None,
+    capacity_for: Callable[[str], int],
 ) -> tuple[list[str], list[tuple[str, str | None, int]]]:
-    """Split ``(channel, owner)`` pairs into *local_owner*'s channels and :func:`enqueue` targets."""
+    """The members of *group* that joined after *joined_after*, split: *local_owner*'s
+    channels, and :func:`enqueue` targets; each in the order they joined.
+
+    That order is the one a process's connections were made in, roughly, so the order
+    their objects lie in memory: a group send wakes its local members in it. In key order
+    (the channels' random names) the same broadcast to 15,000 actors in one process took
+    1.6 to 2 times as long (cache misses on every member's objects); the sort costs about
+    4 ms per 15,000 members. And the rows are read one at a time, never all held at once:
+    15,000 row tuples alive together set the collector going 20 times a send and promoted
+    them all, which brought its full collections (seconds, at that scale) twice as often.
+    """
     local: list[str] = []
     stored: list[tuple[str, str | None, int]] = []
-    for channel, owner in members:
+    for channel, owner in conn.execute(_MEMBERS, (group, joined_after)):
         if owner is not None and owner == local_owner:
             local.append(channel)
         else:
