@@ -734,6 +734,22 @@ class ChannelLayerConformance:
         assert second == _msg(items=[1], meta={"k": "v"})
         assert second is not first
 
+    async def test_group_members_get_distinct_copies_of_a_flat_message(self, layer: ChannelLayer) -> None:
+        """A message of text and numbers only is still each member's own dict: changing one leaves the rest."""
+        groups = _groups(layer)
+        members = [await layer.new_channel() for _ in range(3)]
+        group = _unique("group")
+        for channel in members:
+            await groups.group_add(group, channel)
+        await groups.group_send(group, _msg(text="hi", n=1))
+        first = await self._next(layer, members[0])
+        first["text"] = "changed"
+        first["extra"] = True
+        del first["n"]
+        rest = [await self._next(layer, channel) for channel in members[1:]]
+        assert rest == [_msg(text="hi", n=1)] * 2
+        assert rest[0] is not rest[1]
+
     async def test_group_add_is_idempotent(self, layer: ChannelLayer) -> None:
         """Adding a channel twice makes it a member once: it gets each group message once."""
         groups = _groups(layer)

@@ -71,3 +71,41 @@ async def test_a_group_send_to_idle_local_members_makes_no_queue_per_member(laye
     assert len(gc.get_objects()) - before < 200  # the send's own, not a queue and an entry per member
     assert not layer._local._queues
     assert all(layer.take_message(channel) == {"type": "m", "text": "hello"} for channel in members)
+
+
+async def test_a_group_send_wakes_its_local_members_in_the_order_they_joined(layer: SQLiteChannelLayer) -> None:
+    """Join order, not the channels' (random) name order: the order their actors' objects lie in memory."""
+    channels = [await layer.new_channel() for _ in range(40)]
+    joined = channels[1::2] + channels[::2]  # neither creation nor name order
+    assert joined != sorted(joined)
+    woken: list[str] = []
+    for channel in joined:
+        await layer.group_add("room", channel)
+        layer.watch_channel(channel, lambda channel=channel: woken.append(channel))  # type: ignore[misc]
+    await layer.group_send("room", {"type": "m"})
+    assert woken == joined
+
+
+async def test_a_group_send_holds_no_row_per_member(layer: SQLiteChannelLayer) -> None:
+    """The members are read from the file a row at a time: hundreds of row tuples alive at once
+    would set the collector going (and promote them all) on every send."""
+    for _ in range(600):
+        channel = await layer.new_channel()
+        await layer.group_add("room", channel)
+        layer.watch_channel(channel, lambda: None)
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100, 10, 10)  # 600 tuples held at once would mean six collections or more
+    gc.callbacks.append(count)
+    try:
+        await layer.group_send("room", {"type": "m", "text": "hello"})
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+    assert len(collections) <= 2, f"{len(collections)} collections during one group send to 600 members"

@@ -24,7 +24,7 @@ from interlock.layers import (
     require_channel_name,
     require_group_name,
 )
-from interlock.layers._validation import MAX_DEPTH, copy_message
+from interlock.layers._validation import MAX_DEPTH, copier, copy_message
 
 
 class Color(enum.Enum):
@@ -375,6 +375,23 @@ def test_copy_is_equal_and_shares_no_container(message: dict[str, Any]) -> None:
     if message.get("nan") is None:
         assert copy == as_received(message)
     assert_no_shared_containers(message, copy)
+
+
+@pytest.mark.parametrize("message", GOOD_MESSAGES)
+def test_the_copier_copies_as_copy_message_does(message: dict[str, Any]) -> None:
+    """A group send copies each member's message with copier()'s function: same result, no shared container."""
+    copy = copier(message)(message)
+    if message.get("nan") is None:
+        assert copy == copy_message(message)
+    assert_no_shared_containers(message, copy)
+
+
+def test_the_copier_of_a_flat_message_is_dict_copy() -> None:
+    """Only immutable values (the usual event): a plain dict.copy, in C; any container needs copy_message."""
+    assert copier({"type": "chat.message", "text": "hi", "n": 1, "ok": True, "raw": b"x", "none": None}) is dict.copy
+    assert copier({"type": "t", "items": []}) is copy_message
+    assert copier({"type": "t", "meta": {"k": "v"}}) is copy_message
+    assert copier({"type": "t", "pair": (1, 2)}) is copy_message
 
 
 def test_copy_turns_tuples_into_lists_at_any_depth() -> None:
