@@ -52,6 +52,15 @@ def watch_rows(path: Path) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT channel, watcher, owner, gone FROM watches").fetchall()
 
 
+async def rows_become(path: Path, count: int) -> list[tuple[Any, ...]]:
+    """Wait until the file holds *count* watch rows (written by a background task: its
+    own pace on a loaded machine, where a fixed sleep was too short); return them."""
+    with anyio.fail_after(WAIT):
+        while len(rows := watch_rows(path)) != count:  # noqa: ASYNC110 - the rows of another connection: no event to wait on
+            await anyio.sleep(0.05)
+    return rows
+
+
 @pytest.fixture
 def child_script(tmp_path: Path) -> Path:
     script = tmp_path / "child.py"
@@ -101,17 +110,15 @@ async def test_a_close_in_another_process_reaches_the_watcher(
         theirs = await read_line(child)
         told = Told()
         layer.watch_peer(theirs, told)
-        await anyio.sleep(0.8)  # the watch is written to the file
+        assert [row[0] for row in await rows_become(path, 1)] == [theirs]  # the watch is written to the file
         assert told.calls == []
-        assert [row[0] for row in watch_rows(path)] == [theirs]
         assert child.stdin is not None
         await child.stdin.send(b"go\n")
         assert await read_line(child) == "closed"
         started = time.monotonic()
         assert await told.wait() == [(theirs, "closed")]
         assert time.monotonic() - started < 2.0  # within the poll interval, give or take
-        await anyio.sleep(0.6)
-        assert watch_rows(path) == []  # collected
+        assert await rows_become(path, 0) == []  # collected
         if how == "close-channel":
             await child.stdin.send(b"bye\n")  # the child that closed only its channel ends now
 
@@ -142,18 +149,16 @@ async def test_unwatch_forgets_the_row_and_a_named_channel_is_watched_across_lay
         theirs = await owner.new_channel()
         told = Told()
         cancel = watcher.watch_peer(theirs, told)
-        await anyio.sleep(0.8)
-        assert len(watch_rows(path)) == 1
+        await rows_become(path, 1)
         cancel()
-        await anyio.sleep(0.8)
-        assert watch_rows(path) == []
+        await rows_become(path, 0)
         await owner.close_channel(theirs)
         await anyio.sleep(0.8)
         assert told.calls == []  # unwatched before the close
 
         named = Told()
         watcher.watch_peer("bots.dealer", named)
-        await anyio.sleep(0.8)
+        await rows_become(path, 1)
         await owner.close_channel("bots.dealer")
         assert await named.wait() == [("bots.dealer", "closed")]
 
@@ -166,8 +171,7 @@ async def test_a_watchers_own_close_ends_its_watches(tmp_path: Path) -> None:
         told = Told()
         await watcher.start()
         watcher.watch_peer(theirs, told)
-        await anyio.sleep(0.8)
-        assert len(watch_rows(path)) == 1
+        await rows_become(path, 1)
         await watcher.close()
         assert told.calls == [(theirs, "closed")]  # the layer closed: its watches are over
         assert watch_rows(path) == []  # and its rows went with its process row
