@@ -257,7 +257,7 @@ class Flush:
 
 _NOTHING: Final[tuple[()]] = ()
 _CONVERSATION, _ASK_ID, _REPLY_TO = _ask.CONVERSATION, _ask.ASK_ID, _ask.REPLY_TO  # read for every layer message
-_NO_DEADLINE: Final = math.inf  # what _next_deadline() returns without a timer (one global load, not two)
+NO_DEADLINE: Final = math.inf  # what _next_deadline() returns without a timer (one global load, not two)
 
 _FLUSHED = Flush(None)
 _new_flush = object.__new__
@@ -853,7 +853,7 @@ class BaseActor:
                 self._loop_scope = host
             while True:
                 deadline = self._next_deadline()
-                if deadline == _NO_DEADLINE:  # no timer: wait on the mailbox's future itself, no frame
+                if deadline == NO_DEADLINE:  # no timer: wait on the mailbox's future itself, no frame
                     if not waiting:
                         await mailbox.arrival()
                         if not waiting:  # (never so: put_nowait() wakes it; but the loop must not guess)

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from threading import get_ident
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -24,7 +24,7 @@ from interlock.layers import LayerUnavailable
 
 from . import _conversations
 from ._asgi import Headers, denial_messages, encode_headers, supports_denial
-from ._base import ASYNC, FLUSHED, BaseActor, Flush, inline, library_class, new_flush
+from ._base import ASYNC, FLUSHED, NO_DEADLINE, BaseActor, Flush, inline, library_class, new_flush
 from ._conversations import Recovered, Recovery
 from ._ending import Ending
 from ._errors import ClientTooSlow, DenyConnection, MalformedMessage, StopActor
@@ -38,7 +38,6 @@ _MAX_REASON_BYTES = 123
 _NO_ID: Any = object()  # a frame without an "ack" key
 _DENIAL_SETTLE_TURNS = 3  # loop turns after a denial response (measured: 3 turns, no ERROR in 100)
 _SLOW_GOODBYE = 1.0  # seconds the close frame to a client given up as too slow may wait
-_NO_DEADLINE: Final = math.inf  # what _next_deadline() returns without a timer
 
 _live_connections: dict[type, int] = {}  # class -> its live connections counted against max_connections
 _refusals: dict[type, int] = {}  # class -> handshakes refused since the last one admitted
@@ -159,7 +158,7 @@ class WebsocketActor(BaseActor):
 
     _plain_idle: ClassVar[bool] = True  # idle_timeout closes (state actors: @on.idle() instead)
     _handshake_due: float = math.inf  # anyio.current_time() by which the handshake must be done
-    _idle_due: float = _NO_DEADLINE  # when a plain actor without client frames since is idle
+    _idle_due: float = NO_DEADLINE  # when a plain actor without client frames since is idle
     _holds_slot: bool = False  # counted in _live_connections
 
     def _limits_need_mailbox(self) -> bool:
@@ -226,10 +225,10 @@ class WebsocketActor(BaseActor):
             return self._handshake_due
         if state in self._receivable:
             due = self._idle_due
-            if due == _NO_DEADLINE and self._plain_idle and self.idle_timeout is not None:
+            if due == NO_DEADLINE and self._plain_idle and self.idle_timeout is not None:
                 due = self._idle_due = anyio.current_time() + self.idle_timeout  # a client that never speaks
             return due
-        return _NO_DEADLINE
+        return NO_DEADLINE
 
     def _serve_limits(self) -> None:
         """Act on a limit deadline that passed (the loop found it due)."""

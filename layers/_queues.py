@@ -223,7 +223,7 @@ class ChannelQueues:
         return queue
 
     def entry(self, message: Message, now: float, size: int) -> Entry:
-        """The entry of a group send's own copy *message*, queued as it is for every member (:meth:`put_entry`)."""
+        """The entry of a group send's own copy *message*, queued as it is for every member (:meth:`put_group`)."""
         return (now + self.expiry, message, size, copier(message))
 
     def put(self, name: str, message: Message, now: float, size: int | None = None, *, shared: bool = False) -> None:
@@ -232,7 +232,7 @@ class ChannelQueues:
         *size* is the message's :func:`message_size`, if the caller knows it already. With
         *shared*, *message* is already the layer's own copy, queued as it is for several
         channels: each taker gets its own copy then (a group send queues one
-        :meth:`entry` for all, with :meth:`put_entry`). A queue whose messages hold
+        :meth:`entry` for all, with :meth:`put_group`). A queue whose messages hold
         ``capacity_bytes`` or more takes no more; below that it takes one of any size, so
         a queue holds at most the bound plus one message.
         """
@@ -256,7 +256,7 @@ class ChannelQueues:
         full: list[str] = []
         if shared:
             entry = self.entry(message, now, size)
-            room, add = self._room, self._add  # put_entry()'s two calls, without its own per member
+            room, add = self._room, self._add  # bound once: two calls per member
             for channel in channels:
                 try:
                     add(channel, room(channel, now), entry)
@@ -269,10 +269,6 @@ class ChannelQueues:
             except ChannelFull:
                 full.append(channel)
         return full
-
-    def put_entry(self, name: str, entry: Entry, now: float) -> None:
-        """Queue a group send's :meth:`entry` on *name*; raise :class:`ChannelFull` at capacity."""
-        self._add(name, self._room(name, now), entry)
 
     def _room(self, name: str, now: float) -> ChannelQueue | None:
         """*name*'s queue once it has room for one more message (None: empty, and it may stay queueless)."""
