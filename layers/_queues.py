@@ -6,16 +6,17 @@ copies the message once; ``take`` pops from the left, skipping expired messages;
 ever scans across channels, so delivering to *n* members costs *n* appends.
 
 A group send queues one copy, *shared* by its members' queues (an entry of four,
-``(expires_at, message, size, copy)``, made once and appended to every member's queue), and
-each member's own copy is made when it takes it, by the entry's ``copy``
+``(expires_at, message, size, copy)``, made once and appended to every member's queue),
+and each member's own copy is made when it takes it, by the entry's ``copy``
 (:func:`~._validation.copier`: ``dict.copy`` for a message of immutable values): a waiting
-delivery then holds no dict and no tuple of its own.  A channel whose only waiting message is that entry, and whose
-receiver does not wait in ``receive`` (an actor watching it), keeps the entry without a
-queue at all (:class:`ChannelQueues`; the in-memory and SQLite layers): a group send to
-15,000 idle actors makes no object per member, where a tuple and a deque each were
-30,000 objects for the garbage collector to count, promote and scan while they wait (in
-process, 15,000 members, 10 bursts: generation-0 collections 731 -> 364, generation-1 67
--> 33; the SQLite layer's local group send to 15,000: 76-88 -> 24-50 ms).
+delivery then holds no dict and no tuple of its own.  A channel whose only waiting message
+is that entry, and whose receiver does not wait in ``receive`` (an actor watching it),
+keeps the entry without a queue at all (:class:`ChannelQueues`; the in-memory and SQLite
+layers): a group send to 15,000 idle actors makes no object per member, where a tuple and
+a deque each were 30,000 objects for the garbage collector to count, promote and scan
+while they wait (in process, 15,000 members, 10 bursts: generation-0 collections 731 ->
+364, generation-1 67 -> 33; the SQLite layer's local group send to 15,000: 76-88 -> 24-50
+ms).
 
 Queues belong to one event loop; an emptied queue with no waiter is dropped, so
 channels that come and go leave nothing behind.
